@@ -1,0 +1,147 @@
+"""The controller: one thread per pod plus the aggregator's keeper, fed by supervisord's events."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from supervisord.controller.events import Event
+from supervisord.controller.keeper import Keeper
+from supervisord.controller.pod import PodRunner
+from supervisord.rpc import Supervisor
+from supervisord.spec import Backoff, Stack
+
+log = logging.getLogger(__name__)
+
+
+def pod_dirs(state_dir: Path, pod: str) -> list[Path]:
+    base = state_dir / "pods" / pod
+    return [base / "logs" / "sidecars", base / "data", base / "logger"]
+
+
+class Controller:
+    def __init__(self, stack: Stack, state_dir: Path, sup: Supervisor):
+        self.stack, self.state_dir, self.sup = stack, state_dir, sup
+        self.runners = {pod.name: PodRunner(pod, stack.host, sup) for pod in stack.pods}
+        self.aggregator = Keeper("aggregator", sup, Backoff(), stack.host, stack.aggregator_port)
+        self.stopping = threading.Event()
+        self.state_file = state_dir / "controller" / "state.json"
+        self._save_lock = threading.Lock()
+        self._saved = ""
+        self._supervisord_pid: int | None = None
+
+    def prepare(self) -> None:
+        """Create the state directory tree supervisord needs before it can spawn anything."""
+        dirs = [self.state_dir / "aggregator", self.state_dir / "controller"]
+        for pod in self.stack.pods:
+            dirs += pod_dirs(self.state_dir, pod.name)
+        for d in dirs:
+            d.mkdir(parents=True, exist_ok=True)
+
+    def restore(self) -> None:
+        """After a controller restart under the same supervisord, keep operators' stops and counts."""
+        try:
+            saved = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return
+        if saved.get("supervisord_pid") != self.supervisord_pid:
+            return  # a fresh supervisord: every pod starts
+        for name, pod in saved.get("pods", {}).items():
+            runner = self.runners.get(name)
+            if runner is None:
+                continue
+            runner.restarts = int(pod.get("restarts", 0))
+            runner.last_reason = pod.get("last_reason")
+            if pod.get("desired") == "stopped":
+                runner.desired = "stopped"
+                runner.phase = runner.status = pod.get("phase", "Stopped")
+
+    @property
+    def supervisord_pid(self) -> int:
+        if self._supervisord_pid is None:
+            self._supervisord_pid = self.sup.pid()
+        return self._supervisord_pid
+
+    def save(self) -> None:
+        """Persist what must survive a controller restart; written only when it changed."""
+        data = json.dumps({"supervisord_pid": self.supervisord_pid, "pods": {
+            name: {k: s[k] for k in ("desired", "phase", "restarts", "last_reason")}
+            for name, s in ((n, r.snapshot()) for n, r in self.runners.items())}}, sort_keys=True)
+        with self._save_lock:
+            if data == self._saved:
+                return
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(data)
+            os.replace(tmp, self.state_file)
+            self._saved = data
+
+    def pods(self) -> list[dict]:
+        return [r.snapshot() for r in self.runners.values()]
+
+    def handle(self, event: Event) -> None:
+        """Called on the event-loop thread: never blocks, only dispatches."""
+        if event.name == "SUPERVISOR_STATE_CHANGE_STOPPING":
+            log.info("supervisord is shutting down: no more starts or restarts")
+            self.freeze()
+        elif event.name == "REMOTE_COMMUNICATION" and event.payload_headers.get("type") == "podvisor":
+            self.command(event.data)
+        elif event.name.startswith("PROCESS_STATE"):
+            group = event.payload_headers.get("processname", "")
+            pod_name = group.rsplit("-", 1)[0]
+            if pod_name in self.runners:
+                self.runners[pod_name].wake.set()
+
+    def command(self, data: str) -> None:
+        """'stop user op-17' / 'restart --all op-18'."""
+        words = data.split()
+        if len(words) < 2:
+            log.error("podvisor command %r: expected 'ACTION POD|--all [OP_ID]'", data)
+            return
+        action, target = words[0], words[1]
+        op_id = words[2] if len(words) > 2 else ""
+        targets = list(self.runners) if target == "--all" else [target]
+        for name in targets:
+            runner = self.runners.get(name)
+            if runner is None:
+                log.error("podvisor command %r: no pod named %r", data, name)
+                continue
+            try:
+                runner.request(action, op_id)
+            except ValueError as exc:
+                log.error("podvisor command %r: %s", data, exc)
+
+    def freeze(self) -> None:
+        for runner in self.runners.values():
+            runner.frozen = True
+            runner.wake.set()
+        self.stopping.set()
+
+    def run_pod(self, runner: PodRunner) -> None:
+        while not self.stopping.is_set():
+            try:
+                wait = runner.tick()
+                self.save()
+            except Exception:  # supervisord busy or a bug: log it and keep reconciling
+                log.exception("pod %s: reconcile step failed", runner.pod.name)
+                wait = 1.0
+            runner.wake.wait(wait)
+            runner.wake.clear()
+
+    def run_aggregator(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.aggregator.keep(self.sup.all_info()["aggregator"], time.monotonic())
+            except Exception:
+                log.exception("aggregator keeper step failed")
+            self.stopping.wait(0.5)
+
+    def start_threads(self) -> list[threading.Thread]:
+        threads = [threading.Thread(target=self.run_aggregator, name="aggregator", daemon=True)]
+        threads += [threading.Thread(target=self.run_pod, args=(r,), name=f"pod-{n}", daemon=True)
+                    for n, r in self.runners.items()]
+        for t in threads:
+            t.start()
+        return threads

@@ -1,0 +1,271 @@
+"""Render the pods spec into supervisord's stack.conf and the controller's resolved stack.pods.json.
+
+`podvisor-render` rewrites the committed files; `podvisor-render --check` exits 1 when they drift
+from the spec. The conf uses only `%(here)s`, never `%(ENV_X)s`, so it runs with no environment set.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+from supervisord import spec as specmod
+from supervisord.spec import Pod, Probe, Stack
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_SPEC = HERE / "pods.toml"
+DEFAULT_CONF = HERE / "stack.conf"
+JSON_NAME = "stack.pods.json"
+
+
+def to_dict(stack: Stack) -> dict:
+    """The spec as the TOML-shaped dict `spec.from_dict` reads back (sizes in bytes)."""
+    def probe(p: Probe) -> dict:
+        d = {k: v for k, v in dataclasses.asdict(p).items() if v not in (None, False)}
+        if p.exec:
+            d["exec"] = list(p.exec)
+        return d
+
+    pods = {}
+    for pod in stack.pods:
+        d = {
+            "service": pod.service, "command": pod.command, "port": pod.port,
+            "metrics_port": pod.metrics_port, "logger_port": pod.logger_port,
+            "restart_policy": pod.restart_policy, "grace_seconds": pod.grace_seconds,
+            "env": dict(pod.env), "backoff": dataclasses.asdict(pod.backoff), "probes": {},
+        }
+        if pod.max_restarts is not None:
+            d["max_restarts"] = pod.max_restarts
+        if pod.memory_limit_bytes is not None:
+            d["memory_limit"] = pod.memory_limit_bytes
+        for kind in ("startup", "readiness", "liveness"):
+            p = getattr(pod, f"{kind}_probe")
+            if p is not None:
+                d["probes"][kind] = probe(p)
+        pods[pod.name] = d
+    stack_d = {f.name: getattr(stack, f.name) for f in dataclasses.fields(Stack) if f.name != "pods"}
+    return {"stack": stack_d, "pods": pods}
+
+
+def _q(value: str) -> str:
+    """A supervisord environment value: double-quoted, with % doubled for its expansion pass."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+
+
+class Renderer:
+    """Builds the conf text; `state_dir` and `bin_dir` are absolute or relative to the conf's folder."""
+
+    def __init__(self, stack: Stack, bin_dir: str = "../bin"):
+        self.stack = stack
+        self.bin_dir = bin_dir
+
+    def path(self, base: str, *parts: str) -> str:
+        joined = "/".join((base.rstrip("/"),) + parts)
+        return joined.replace("%", "%%") if os.path.isabs(base) else "%(here)s/" + joined
+
+    def state(self, *parts: str) -> str:
+        return self.path(self.stack.state_dir, *parts)
+
+    def url(self, port: int) -> str:
+        return f"http://{self.stack.host}:{port}"
+
+    def command(self, command: str) -> str:
+        if "/" not in command and " " not in command:
+            return self.path(self.bin_dir, command)
+        return command.replace("%", "%%")
+
+    def env(self, pairs: dict[str, str]) -> str:
+        # Values are rendered already expanded; _q doubles % so supervisord leaves them alone,
+        # except our own %(here)s paths which must expand, hence the raw marker.
+        out = []
+        for key, value in pairs.items():
+            if isinstance(value, _Raw):
+                out.append(f'{key}="{value}"')
+            else:
+                out.append(f"{key}={_q(value)}")
+        return ",".join(out)
+
+    def section(self, header: str, options: dict[str, object]) -> str:
+        lines = [f"[{header}]"] + [f"{k}={v}" for k, v in options.items()]
+        return "\n".join(lines) + "\n"
+
+    def logfiles(self, stdout: str, stderr: str | None) -> dict[str, object]:
+        opts: dict[str, object] = {
+            "stdout_logfile": stdout,
+            "stdout_logfile_maxbytes": self.stack.log_max_bytes,
+            "stdout_logfile_backups": self.stack.log_backups,
+        }
+        if stderr is None:
+            opts["redirect_stderr"] = "true"
+        else:
+            opts.update(stderr_logfile=stderr, stderr_logfile_maxbytes=self.stack.log_max_bytes,
+                        stderr_logfile_backups=self.stack.log_backups)
+        return opts
+
+    def program(self, name: str, command: str, priority: int, stopwaitsecs: float, env: dict,
+                logs: dict[str, object], group_kill: bool = False) -> str:
+        opts: dict[str, object] = {
+            "command": command,
+            "priority": priority,
+            # The controller starts and restarts everything (ordered start, backoff with jitter);
+            # supervisord's own autostart/autorestart would race it.
+            "autostart": "false",
+            "autorestart": "false",
+            "startsecs": 0,
+            "startretries": 0,
+            "stopsignal": "TERM",
+            "stopwaitsecs": int(stopwaitsecs + 0.999),
+            "exitcodes": 0,
+        }
+        if group_kill:
+            opts.update(stopasgroup="true", killasgroup="true")
+        opts.update(logs)
+        opts["environment"] = self.env(env)
+        return self.section(f"program:{name}", opts)
+
+    def pod_env(self, pod: Pod) -> dict[str, str]:
+        return {"POD_NAME": pod.name, "SERVICE_NAME": pod.service, "ENVIRONMENT": self.stack.environment}
+
+    def app_env(self, pod: Pod) -> dict:
+        env: dict = {
+            "APP_HOST": self.stack.host, "APP_PORT": str(pod.port),
+            "APP_DB": _Raw(self.state("pods", pod.name, "data", f"{pod.name}.db")),
+            "APP_LOG_FILE": _Raw(self.state("pods", pod.name, "logs", "app.log")),
+            **self.pod_env(pod),
+        }
+        for key, value in pod.env.items():
+            env[key] = specmod.ENV_REF.sub(lambda m: self._ref(m.group(1), m.group(2)), value)
+        return env
+
+    def _ref(self, pod_name: str, what: str) -> str:
+        port = self.stack.pod(pod_name).port
+        return self.url(port) if what == "url" else str(port)
+
+    def render(self, json_path: str) -> str:
+        st = self.stack
+        parts = [
+            "; Rendered by podvisor-render from the pods spec: edit the spec and re-render, not this file.\n",
+            self.section("unix_http_server", {"file": self.state("supervisor.sock"), "chmod": "0700"}),
+            self.section("supervisord", {
+                "logfile": self.state("supervisord.log"), "logfile_maxbytes": st.log_max_bytes,
+                "logfile_backups": st.log_backups, "pidfile": self.state("supervisord.pid"),
+                "childlogdir": self.state(""), "identifier": "podvisor", "minfds": 4096,
+                "environment": 'PYTHONUNBUFFERED="1"',
+            }),
+            self.section("rpcinterface:supervisor", {
+                "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"}),
+            self.section("supervisorctl", {"serverurl": "unix://" + self.state("supervisor.sock")}),
+            # Ignored by supervisord; read by podctl to find the controller and the aggregator.
+            self.section("podvisor", {
+                "state_dir": self.state(""), "spec": json_path,
+                "controller_url": self.url(st.controller_port), "aggregator_url": self.url(st.aggregator_port),
+            }),
+            self.section("eventlistener:podvisor-controller", {
+                "command": self.command("podvisor-controller"),
+                "events": "PROCESS_STATE,SUPERVISOR_STATE_CHANGE,REMOTE_COMMUNICATION,TICK_5",
+                # supervisord drops the oldest event when the buffer is full; the controller also
+                # re-reads every state over XML-RPC, so a drop costs latency, never correctness.
+                "buffer_size": 1024, "priority": 1, "autostart": "true", "autorestart": "true",
+                "startsecs": 0, "stopwaitsecs": int(max(p.grace_seconds for p in st.pods)) + 30,
+                "stderr_logfile": self.state("controller.log"),
+                "stderr_logfile_maxbytes": st.log_max_bytes, "stderr_logfile_backups": st.log_backups,
+                "environment": self.env({
+                    "CONTROLLER_SPEC": _Raw(json_path), "CONTROLLER_HOST": st.host,
+                    "CONTROLLER_PORT": str(st.controller_port), "CONTROLLER_STATE_DIR": _Raw(self.state("controller")),
+                }),
+            }),
+            self.program("aggregator", self.command("podvisor-aggregator"), 10, 30, {
+                "AGGREGATOR_HOST": st.host, "AGGREGATOR_PORT": str(st.aggregator_port),
+                "AGGREGATOR_DB": _Raw(self.state("aggregator", "logs.db")),
+                "AGGREGATOR_TOKEN_FILE": _Raw(self.state("aggregator", "token")),
+                "AGGREGATOR_CONTROLLER_URL": self.url(st.controller_port),
+                "AGGREGATOR_METRICS_URLS": ",".join(f"{p.name}={self.url(p.metrics_port)}" for p in st.pods),
+            }, self.logfiles(self.state("aggregator", "aggregator.log"), None)),
+        ]
+        for pod in st.pods:
+            parts.extend(self.pod_programs(pod))
+        return "\n".join(parts)
+
+    def pod_programs(self, pod: Pod) -> list[str]:
+        st, progs = self.stack, pod.programs
+        logs = ("pods", pod.name, "logs")
+        sidecar_logs = (*logs, "sidecars")
+        logger_env = {
+            **self.pod_env(pod), "LOGGER_LOG_DIR": _Raw(self.state(*logs)),
+            "LOGGER_STATE_DIR": _Raw(self.state("pods", pod.name, "logger")),
+            "LOGGER_AGGREGATOR_URL": self.url(st.aggregator_port),
+            "LOGGER_TOKEN_FILE": _Raw(self.state("aggregator", "token")),
+            "LOGGER_HOST": st.host, "LOGGER_PORT": str(pod.logger_port),
+            "LOGGER_APP_PROGRAM": progs["app"], "LOGGER_GRACE_SECONDS": str(pod.grace_seconds),
+        }
+        metrics_env = {
+            **self.pod_env(pod), "METRICS_HOST": st.host, "METRICS_PORT": str(pod.metrics_port),
+            "METRICS_TARGET_URL": self.url(pod.port) + "/metrics",
+            "METRICS_LOGGER_URL": self.url(pod.logger_port) + "/metrics",
+            "METRICS_CONTROLLER_URL": self.url(st.controller_port),
+            "METRICS_APP_PROGRAM": progs["app"],
+        }
+        if pod.memory_limit_bytes:
+            metrics_env["METRICS_MEMORY_LIMIT_BYTES"] = str(pod.memory_limit_bytes)
+        # Stop order on supervisord shutdown is reverse priority, one program at a time: apps (300)
+        # first, then sidecars (100), the aggregator (10), the controller (1) last.
+        return [
+            self.program(progs["logger"], self.command("podvisor-logger"), 100, pod.grace_seconds + 10, logger_env,
+                         self.logfiles(self.state(*sidecar_logs, "logger.log"), None)),
+            self.program(progs["metrics"], self.command("podvisor-metrics"), 100, 10, metrics_env,
+                         self.logfiles(self.state(*sidecar_logs, "metrics.log"), None)),
+            self.program(progs["app"], self.command(pod.command), 300, pod.grace_seconds, self.app_env(pod),
+                         self.logfiles(self.state(*logs, "app.stdout.log"), self.state(*logs, "app.stderr.log")),
+                         group_kill=True),
+        ]
+
+
+class _Raw(str):
+    """An environment value that holds a %(here)s expansion and must not be %-escaped."""
+
+
+def render_files(stack: Stack, conf_path: Path, bin_dir: str = "../bin") -> dict[Path, str]:
+    """The conf and the resolved JSON spec, by path; nothing is written."""
+    conf_path = Path(conf_path)
+    json_path = conf_path.with_name(JSON_NAME)
+    conf = Renderer(stack, bin_dir).render("%(here)s/" + JSON_NAME)
+    resolved = json.dumps(to_dict(stack), indent=2, sort_keys=True) + "\n"
+    return {conf_path: conf, json_path: resolved}
+
+
+def write_files(files: dict[Path, str]) -> None:
+    for path, text in files.items():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="podvisor-render", description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", default=str(DEFAULT_SPEC), help="pods spec (TOML)")
+    parser.add_argument("--out", default=str(DEFAULT_CONF), help="supervisord conf to write")
+    parser.add_argument("--bin-dir", default="../bin", help="where the process executables are (relative to the conf)")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the files on disk differ from the spec")
+    args = parser.parse_args(argv)
+    try:
+        stack = specmod.load(args.spec)
+    except specmod.SpecError as exc:
+        print(f"podvisor-render: {exc}", file=sys.stderr)
+        return 2
+    files = render_files(stack, Path(args.out), args.bin_dir)
+    if args.check:
+        stale = [str(p) for p, text in files.items() if not p.exists() or p.read_text() != text]
+        if stale:
+            print(f"podvisor-render: out of date with {args.spec}: {', '.join(stale)} (run podvisor-render)",
+                  file=sys.stderr)
+            return 1
+        return 0
+    write_files(files)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""The pods spec: one declarative TOML file from which stack.conf is rendered.
+
+`load(path)` parses and validates; every refusal is a `SpecError` whose message names the pod and
+the key (``pod 'user': key 'prot' is unknown``), so the renderer can print one clear line.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+RESTART_POLICIES = ("always", "on-failure", "never")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+class SpecError(ValueError):
+    """A spec value that cannot be used; the message is the one line an operator sees."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A Kubernetes-style probe: exactly one of http_get, tcp_socket, exec."""
+
+    http_get: str | None = None
+    tcp_socket: bool = False
+    exec: tuple[str, ...] | None = None
+    port: int | None = None
+    initial_delay_seconds: float = 0.0
+    period_seconds: float = 10.0
+    timeout_seconds: float = 1.0
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+    @property
+    def kind(self) -> str:
+        return "http_get" if self.http_get else "tcp_socket" if self.tcp_socket else "exec"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Crash-restart delays: initial * multiplier**n, capped, +-jitter, reset after a stable run."""
+
+    initial_seconds: float = 0.5
+    max_seconds: float = 30.0
+    multiplier: float = 2.0
+    jitter: float = 0.2
+    reset_after_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    service: str
+    command: str
+    port: int
+    metrics_port: int
+    logger_port: int
+    restart_policy: str = "always"
+    max_restarts: int | None = None
+    memory_limit_bytes: int | None = None
+    grace_seconds: float = 20.0
+    env: dict[str, str] = field(default_factory=dict)
+    startup_probe: Probe | None = None
+    readiness_probe: Probe | None = None
+    liveness_probe: Probe | None = None
+    backoff: Backoff = Backoff()
+
+    @property
+    def programs(self) -> dict[str, str]:
+        """supervisord program names by role."""
+        return {"app": f"{self.name}-app", "logger": f"{self.name}-logger", "metrics": f"{self.name}-metrics"}
+
+
+@dataclass(frozen=True)
+class Stack:
+    pods: tuple[Pod, ...]
+    environment: str = "production"
+    state_dir: str = "../var"
+    host: str = "127.0.0.1"
+    aggregator_port: int = 8080
+    controller_port: int = 9100
+    log_max_bytes: int = 10 * 1024**2
+    log_backups: int = 5
+
+    def pod(self, name: str) -> Pod:
+        for pod in self.pods:
+            if pod.name == name:
+                return pod
+        raise KeyError(name)
+
+
+def parse_size(value: Any, where: str) -> int:
+    """'256MB', '1GiB', 1048576 -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    m = _SIZE.match(str(value)) if isinstance(value, str) else None
+    if not m:
+        raise SpecError(f"{where}: {value!r} is not a size such as '256MB'")
+    unit = (m.group(2) or "").upper().rstrip("B").rstrip("I")
+    size = int(float(m.group(1)) * _SIZE_UNITS[unit])
+    if size <= 0:
+        raise SpecError(f"{where}: {value!r} must be more than 0 bytes")
+    return size
+
+
+def _check_keys(table: dict, allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise SpecError(f"{where}: key {key!r} is unknown (expected one of {', '.join(sorted(allowed))})")
+
+
+def _typed(table: dict, key: str, kind: type | tuple, where: str, default: Any = None) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise SpecError(f"{where}: key {key!r} must be {names}, got {value!r}")
+    return value
+
+
+def _port(table: dict, key: str, where: str, default: int | None = None) -> int:
+    value = _typed(table, key, int, where, default)
+    if value is None:
+        raise SpecError(f"{where}: key {key!r} is missing")
+    if not 1 <= value <= 65535:
+        raise SpecError(f"{where}: key {key!r} must be a port 1-65535, got {value}")
+    return value
+
+
+def _positive(table: dict, key: str, where: str, default: float, integer: bool = False) -> Any:
+    value = _typed(table, key, int if integer else (int, float), where, default)
+    if value < 0 or (integer and value < 1):
+        raise SpecError(f"{where}: key {key!r} must be {'at least 1' if integer else '>= 0'}, got {value}")
+    return value
+
+
+def _probe(table: Any, where: str) -> Probe:
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: must be a table")
+    _check_keys(table, {f.name for f in fields(Probe)}, where)
+    kinds = [k for k in ("http_get", "tcp_socket", "exec") if table.get(k)]
+    if len(kinds) != 1:
+        raise SpecError(f"{where}: needs exactly one of http_get, tcp_socket, exec")
+    http_get = _typed(table, "http_get", str, where)
+    if http_get is not None and not http_get.startswith("/"):
+        raise SpecError(f"{where}: key 'http_get' must be a path starting with '/', got {http_get!r}")
+    command = _typed(table, "exec", list, where)
+    if command is not None and (not command or not all(isinstance(a, str) for a in command)):
+        raise SpecError(f"{where}: key 'exec' must be a non-empty list of strings")
+    return Probe(
+        http_get=http_get,
+        tcp_socket=_typed(table, "tcp_socket", bool, where, False),
+        exec=tuple(command) if command else None,
+        port=_port(table, "port", where) if "port" in table else None,
+        initial_delay_seconds=_positive(table, "initial_delay_seconds", where, 0.0),
+        period_seconds=_positive(table, "period_seconds", where, 10.0),
+        timeout_seconds=_positive(table, "timeout_seconds", where, 1.0),
+        success_threshold=_positive(table, "success_threshold", where, 1, integer=True),
+        failure_threshold=_positive(table, "failure_threshold", where, 3, integer=True),
+    )
+
+
+def _backoff(table: Any, where: str) -> Backoff:
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: must be a table")
+    _check_keys(table, {f.name for f in fields(Backoff)}, where)
+    values = {f.name: _positive(table, f.name, where, f.default) for f in fields(Backoff)}
+    if values["multiplier"] < 1:
+        raise SpecError(f"{where}: key 'multiplier' must be >= 1, got {values['multiplier']}")
+    if not 0 <= values["jitter"] < 1:
+        raise SpecError(f"{where}: key 'jitter' must be in [0, 1), got {values['jitter']}")
+    return Backoff(**values)
+
+
+_POD_KEYS = {
+    "service", "command", "port", "metrics_port", "logger_port", "restart_policy", "max_restarts",
+    "memory_limit", "grace_seconds", "env", "probes", "backoff",
+}
+
+
+def _pod(name: str, table: Any) -> Pod:
+    where = f"pod {name!r}"
+    if not _NAME.match(name):
+        raise SpecError(f"{where}: name must be lowercase letters, digits and '-', starting with a letter")
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: must be a table")
+    _check_keys(table, _POD_KEYS, where)
+    command = _typed(table, "command", str, where)
+    if not command or not command.strip():
+        raise SpecError(f"{where}: key 'command' is missing")
+    policy = _typed(table, "restart_policy", str, where, "always")
+    if policy not in RESTART_POLICIES:
+        raise SpecError(f"{where}: key 'restart_policy' must be one of {', '.join(RESTART_POLICIES)}, got {policy!r}")
+    env = _typed(table, "env", dict, where, {})
+    for key, value in env.items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key) or not isinstance(value, str | int | float):
+            raise SpecError(f"{where}: env {key!r} must be a NAME = string pair")
+    probes = _typed(table, "probes", dict, where, {})
+    _check_keys(probes, {"startup", "readiness", "liveness"}, f"{where} probes")
+    max_restarts = _typed(table, "max_restarts", int, where)
+    if max_restarts is not None and max_restarts < 0:
+        raise SpecError(f"{where}: key 'max_restarts' must be >= 0, got {max_restarts}")
+    memory = table.get("memory_limit")
+    return Pod(
+        name=name,
+        service=_typed(table, "service", str, where, f"{name}-service"),
+        command=command.strip(),
+        port=_port(table, "port", where),
+        metrics_port=_port(table, "metrics_port", where),
+        logger_port=_port(table, "logger_port", where),
+        restart_policy=policy,
+        max_restarts=max_restarts,
+        memory_limit_bytes=None if memory is None else parse_size(memory, f"{where}: key 'memory_limit'"),
+        grace_seconds=_positive(table, "grace_seconds", where, 20.0),
+        env={k: str(v) for k, v in env.items()},
+        startup_probe=_probe(probes["startup"], f"{where} probes.startup") if "startup" in probes else None,
+        readiness_probe=_probe(probes["readiness"], f"{where} probes.readiness") if "readiness" in probes else None,
+        liveness_probe=_probe(probes["liveness"], f"{where} probes.liveness") if "liveness" in probes else None,
+        backoff=_backoff(table["backoff"], f"{where} backoff") if "backoff" in table else Backoff(),
+    )
+
+
+_STACK_KEYS = {"environment", "state_dir", "host", "aggregator_port", "controller_port", "log_max_bytes", "log_backups"}
+
+
+def from_dict(data: dict) -> Stack:
+    """Validate an already parsed spec."""
+    _check_keys(data, {"stack", "pods"}, "spec")
+    stack = _typed(data, "stack", dict, "spec", {})
+    _check_keys(stack, _STACK_KEYS, "stack")
+    pods_table = _typed(data, "pods", dict, "spec", {})
+    if not pods_table:
+        raise SpecError("spec: no pods defined (add a [pods.NAME] table)")
+    pods = tuple(_pod(name, table) for name, table in pods_table.items())
+    backups = _typed(stack, "log_backups", int, "stack", 5)
+    if backups < 1:
+        raise SpecError(f"stack: key 'log_backups' must be at least 1, got {backups}")
+    result = Stack(
+        pods=pods,
+        environment=_typed(stack, "environment", str, "stack", "production"),
+        state_dir=_typed(stack, "state_dir", str, "stack", "../var"),
+        host=_typed(stack, "host", str, "stack", "127.0.0.1"),
+        aggregator_port=_port(stack, "aggregator_port", "stack", 8080),
+        controller_port=_port(stack, "controller_port", "stack", 9100),
+        log_max_bytes=parse_size(stack.get("log_max_bytes", "10MB"), "stack: key 'log_max_bytes'"),
+        log_backups=backups,
+    )
+    _check_ports(result)
+    _check_env_refs(result)
+    return result
+
+
+ENV_REF = re.compile(r"\{([a-z][a-z0-9-]*)\.(url|port)\}")
+
+
+def _check_env_refs(stack: Stack) -> None:
+    names = {pod.name for pod in stack.pods}
+    for pod in stack.pods:
+        for key, value in pod.env.items():
+            for ref in ENV_REF.finditer(value):
+                if ref.group(1) not in names:
+                    raise SpecError(f"pod {pod.name!r}: env {key!r} refers to unknown pod {ref.group(1)!r}")
+
+
+def _check_ports(stack: Stack) -> None:
+    seen: dict[int, str] = {}
+    claims = [(stack.aggregator_port, "stack", "aggregator_port"), (stack.controller_port, "stack", "controller_port")]
+    for pod in stack.pods:
+        claims += [(pod.port, f"pod {pod.name!r}", "port"), (pod.metrics_port, f"pod {pod.name!r}", "metrics_port"),
+                   (pod.logger_port, f"pod {pod.name!r}", "logger_port")]
+    for port, owner, key in claims:
+        if port in seen:
+            raise SpecError(f"{owner}: key {key!r} port {port} clashes with {seen[port]}")
+        seen[port] = f"{owner} {key}"
+
+
+def load(path: str | Path) -> Stack:
+    """Read and validate a pods spec file."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise SpecError(f"spec {path}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"spec {path}: not valid TOML: {exc}") from exc
+    return from_dict(data)
