@@ -109,12 +109,14 @@ class StackHandle:
         env["PODVISOR_CONF"] = str(self.conf)
         return env
 
-    def start(self, timeout: float = 60.0, wait_ready: bool = True) -> StackHandle:
+    def start(self, timeout: float = 60.0, wait_ready: bool = True, argv: list[str] | None = None) -> StackHandle:
+        """Render and run supervisord in the foreground (`argv` replaces the command, e.g. a unit's ExecStart)."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         render.write_files(render.render_files(self.spec, self.conf, bin_dir()))
+        render.make_state_dirs(self.spec, self.root)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(self.conf)],
+            argv or [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(self.conf)],
             env=self.env(), stdout=open(self.root / "supervisord.out", "wb"), stderr=subprocess.STDOUT)
         if wait_ready:
             self.wait_ready(timeout)
@@ -192,8 +194,15 @@ class StackHandle:
     def token(self) -> str:
         return (self.state_dir / "aggregator" / "token").read_text().strip()
 
+    def auth(self) -> dict[str, str]:
+        """The Authorization header for the aggregator (reads need it in the VM profile)."""
+        try:
+            return {"Authorization": f"Bearer {self.token()}"}
+        except OSError:
+            return {}
+
     def logs(self, **params: Any) -> list[dict]:
-        resp = requests.get(self.aggregator_url + "/logs", params=params, timeout=5)
+        resp = requests.get(self.aggregator_url + "/logs", params=params, headers=self.auth(), timeout=5)
         resp.raise_for_status()
         return resp.json()
 

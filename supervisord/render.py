@@ -18,7 +18,6 @@ from supervisord.spec import Pod, Probe, Stack
 HERE = Path(__file__).resolve().parent
 DEFAULT_SPEC = HERE / "pods.toml"
 DEFAULT_CONF = HERE / "stack.conf"
-JSON_NAME = "stack.pods.json"
 
 
 def to_dict(stack: Stack) -> dict:
@@ -181,6 +180,7 @@ class Renderer:
                 "AGGREGATOR_HOST": st.host, "AGGREGATOR_PORT": str(st.aggregator_port),
                 "AGGREGATOR_DB": _Raw(self.state("aggregator", "logs.db")),
                 "AGGREGATOR_TOKEN_FILE": _Raw(self.state("aggregator", "token")),
+                "AGGREGATOR_READ_AUTH": st.read_auth,
                 "AGGREGATOR_CONTROLLER_URL": self.url(st.controller_port),
                 "AGGREGATOR_METRICS_URLS": ",".join(f"{p.name}={self.url(p.metrics_port)}" for p in st.pods),
             }, self.logfiles(self.state("aggregator", "aggregator.log"), None)),
@@ -227,11 +227,26 @@ class _Raw(str):
     """An environment value that holds a %(here)s expansion and must not be %-escaped."""
 
 
+def state_dirs(stack: Stack, base: Path) -> list[Path]:
+    """Every folder of the state directory; supervisord refuses a conf whose log folders are missing."""
+    dirs = [base, base / "aggregator", base / "controller"]
+    for pod in stack.pods:
+        root = base / "pods" / pod.name
+        dirs += [root / "logs" / "sidecars", root / "data", root / "logger"]
+    return dirs
+
+
+def make_state_dirs(stack: Stack, conf_dir: Path) -> None:
+    base = Path(stack.state_dir)
+    for d in state_dirs(stack, base if base.is_absolute() else conf_dir / base):
+        d.mkdir(parents=True, exist_ok=True)
+
+
 def render_files(stack: Stack, conf_path: Path, bin_dir: str = "../bin") -> dict[Path, str]:
     """The conf and the resolved JSON spec, by path; nothing is written."""
     conf_path = Path(conf_path)
-    json_path = conf_path.with_name(JSON_NAME)
-    conf = Renderer(stack, bin_dir).render("%(here)s/" + JSON_NAME)
+    json_path = conf_path.with_name(conf_path.stem + ".pods.json")  # stack.conf -> stack.pods.json
+    conf = Renderer(stack, bin_dir).render("%(here)s/" + json_path.name)
     resolved = json.dumps(to_dict(stack), indent=2, sort_keys=True) + "\n"
     return {conf_path: conf, json_path: resolved}
 
@@ -264,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     write_files(files)
+    make_state_dirs(stack, Path(args.out).resolve().parent)
     return 0
 
 

@@ -85,6 +85,7 @@ class Stack:
     controller_port: int = 9100
     log_max_bytes: int = 10 * 1024**2
     log_backups: int = 5
+    read_auth: str = "auto"  # aggregator reads: auto (open on loopback), always, never
 
     def pod(self, name: str) -> Pod:
         for pod in self.pods:
@@ -226,7 +227,8 @@ def _pod(name: str, table: Any) -> Pod:
     )
 
 
-_STACK_KEYS = {"environment", "state_dir", "host", "aggregator_port", "controller_port", "log_max_bytes", "log_backups"}
+_STACK_KEYS = {"environment", "state_dir", "host", "aggregator_port", "controller_port", "log_max_bytes",
+               "log_backups", "read_auth"}
 
 
 def from_dict(data: dict) -> Stack:
@@ -250,7 +252,10 @@ def from_dict(data: dict) -> Stack:
         controller_port=_port(stack, "controller_port", "stack", 9100),
         log_max_bytes=parse_size(stack.get("log_max_bytes", "10MB"), "stack: key 'log_max_bytes'"),
         log_backups=backups,
+        read_auth=_typed(stack, "read_auth", str, "stack", "auto"),
     )
+    if result.read_auth not in ("auto", "always", "never"):
+        raise SpecError(f"stack: key 'read_auth' must be auto, always or never, got {result.read_auth!r}")
     _check_ports(result)
     _check_env_refs(result)
     return result

@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+from supervisord import render
 from supervisord.controller.events import Event
 from supervisord.controller.keeper import Keeper
 from supervisord.controller.pod import PodRunner
@@ -15,11 +16,6 @@ from supervisord.rpc import Supervisor
 from supervisord.spec import Backoff, Stack
 
 log = logging.getLogger(__name__)
-
-
-def pod_dirs(state_dir: Path, pod: str) -> list[Path]:
-    base = state_dir / "pods" / pod
-    return [base / "logs" / "sidecars", base / "data", base / "logger"]
 
 
 class Controller:
@@ -34,11 +30,8 @@ class Controller:
         self._supervisord_pid: int | None = None
 
     def prepare(self) -> None:
-        """Create the state directory tree supervisord needs before it can spawn anything."""
-        dirs = [self.state_dir / "aggregator", self.state_dir / "controller"]
-        for pod in self.stack.pods:
-            dirs += pod_dirs(self.state_dir, pod.name)
-        for d in dirs:
+        """Recreate state folders removed while supervisord ran (it checked them at start)."""
+        for d in render.state_dirs(self.stack, self.state_dir):
             d.mkdir(parents=True, exist_ok=True)
 
     def restore(self) -> None:

@@ -1,0 +1,166 @@
+"""One scrape of the sidecar: fetch every upstream at once, enrich, add the sidecar's own families.
+
+Upstreams (the app, the logger, the controller) are fetched concurrently and waited for until the
+scrape deadline only; a late answer is abandoned, counted as a timeout, and its series are absent
+from this answer. Nothing is cached between scrapes. The sidecar's own families are built fresh for
+each scrape in a dedicated registry without default collectors, so no family appears twice: the
+app's own `process_*`/`python_*` pass through as the app's, ours are under `podvisor_`.
+
+The `podvisor_` namespace belongs to the sidecars: app families under `podvisor_target_`,
+`podvisor_pod_` or `podvisor_logger_` are dropped, and only `podvisor_logger_*` families are taken
+from the logger (its `process_*` would collide with the app's).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import quote
+
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from .exposition import FamilyList, Format, assemble, encode, enrich, format_of
+from .labels import PodLabels
+from .pod import PodStatus, PodStatusCollector, parse_pod_status
+from .scraper import Fetch, Outcome, ScrapeError, TargetHealth
+
+log = logging.getLogger(__name__)
+
+RESERVED_PREFIXES = ("podvisor_target_", "podvisor_pod_", "podvisor_logger_")
+LOGGER_PREFIX = "podvisor_logger_"
+T = TypeVar("T")
+
+
+def app_keep(name: str) -> bool:
+    return not name.startswith(RESERVED_PREFIXES)
+
+
+def logger_keep(name: str) -> bool:
+    return name.startswith(LOGGER_PREFIX)
+
+
+@dataclass(frozen=True)
+class Upstreams:
+    """URLs the sidecar fetches on each scrape; logger and controller are optional."""
+
+    app: str
+    logger: str | None = None
+    controller: str | None = None  # base URL; we GET {controller}/pods/{pod}
+
+
+class Enricher:
+    """Builds the sidecar's answer to one scrape."""
+
+    def __init__(
+        self,
+        labels: PodLabels,
+        upstreams: Upstreams,
+        fetch: Fetch,
+        collectors: Sequence[Collector] = (),
+        workers: int = 8,
+    ) -> None:
+        self.labels = labels
+        self.upstreams = upstreams
+        self._fetch = fetch
+        self._collectors = list(collectors)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="podvisor-scrape")
+        targets = ["app"] + ["logger"] * bool(upstreams.logger) + ["controller"] * bool(upstreams.controller)
+        self.health = TargetHealth(targets, labels)
+        self._controller_url = (
+            f"{upstreams.controller.rstrip('/')}/pods/{quote(labels.pod, safe='')}" if upstreams.controller else None
+        )
+        self._was_up: dict[str, bool] = {}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def render(self, out: Format, timeout: float) -> bytes:
+        """Scrape every upstream within `timeout` seconds and return the answer in format `out`."""
+        start = time.monotonic()
+        deadline = start + timeout
+        expositions = [("app", self._pool.submit(self._exposition, "app", self.upstreams.app, out, app_keep,
+                                                  deadline))]
+        if self.upstreams.logger:
+            expositions.append(("logger", self._pool.submit(
+                self._exposition, "logger", self.upstreams.logger, out, logger_keep, deadline)))
+        status_job = self._pool.submit(self._pod_status, deadline) if self._controller_url else None
+        # Local collectors (process tree, limits) run here while the upstreams answer.
+        local = [family for collector in self._collectors for family in collector.collect()]
+
+        parts: list[str] = []
+        outcomes: list[Outcome] = []
+        for target, job in expositions:
+            text, outcome = self._wait(target, job, start, deadline)
+            outcomes.append(outcome)
+            if text:
+                parts.append(text)
+        status = None
+        if status_job is not None:
+            status, outcome = self._wait("controller", status_job, start, deadline)
+            outcomes.append(outcome)
+        for outcome in outcomes:
+            self._account(outcome)
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(FamilyList(local))
+        registry.register(PodStatusCollector(status, self.labels))
+        registry.register(self.health.collector(outcomes))
+        parts.append(encode(registry, out))
+        return assemble(parts, out)
+
+    def _wait(self, target: str, job: Future[tuple[T | None, Outcome]], start: float,
+              deadline: float) -> tuple[T | None, Outcome]:
+        try:
+            return job.result(timeout=max(deadline - time.monotonic(), 0.0))
+        except FutureTimeout:
+            job.cancel()  # if it is still queued; a running fetch ends on its own socket timeout
+            return None, Outcome(target, time.monotonic() - start, "timeout", "no answer before the scrape deadline")
+
+    def _account(self, outcome: Outcome) -> None:
+        self.health.record(outcome)
+        was_up = self._was_up.get(outcome.target)
+        if outcome.up and was_up is False:
+            log.info("target %s is up again", outcome.target)
+        elif not outcome.up and was_up is not False:
+            log.warning("target %s is down (%s): %s", outcome.target, outcome.reason, outcome.detail)
+        self._was_up[outcome.target] = outcome.up
+
+    def _timed(self, target: str, deadline: float, work: Callable[[float], T]) -> tuple[T | None, Outcome]:
+        start = time.monotonic()
+        try:
+            remaining = deadline - start
+            if remaining <= 0:
+                raise ScrapeError("timeout", "no time left before the scrape deadline")
+            value = work(remaining)
+        except ScrapeError as exc:
+            return None, Outcome(target, time.monotonic() - start, exc.reason, str(exc))
+        except ValueError as exc:  # RewriteError, UnicodeDecodeError, JSON and shape errors
+            return None, Outcome(target, time.monotonic() - start, "parse", str(exc))
+        return value, Outcome(target, time.monotonic() - start)
+
+    def _exposition(self, target: str, url: str, out: Format, keep: Callable[[str], bool],
+                    deadline: float) -> tuple[str | None, Outcome]:
+        def work(remaining: float) -> str:
+            response = self._fetch(url, out.accept, remaining)
+            if response.status != 200:
+                raise ScrapeError("http_status", f"GET {url}: HTTP {response.status}")
+            body = response.body.decode("utf-8")
+            return enrich(body, format_of(response.content_type), out, self.labels, keep)
+
+        return self._timed(target, deadline, work)
+
+    def _pod_status(self, deadline: float) -> tuple[PodStatus | None, Outcome]:
+        url = self._controller_url
+        assert url is not None
+
+        def work(remaining: float) -> PodStatus:
+            response = self._fetch(url, "application/json", remaining)
+            if response.status != 200:
+                raise ScrapeError("http_status", f"GET {url}: HTTP {response.status}")
+            return parse_pod_status(response.body)
+
+        return self._timed("controller", deadline, work)

@@ -1,0 +1,127 @@
+"""Exposition formats: content negotiation, enrichment of a fetched body, encoding, assembly.
+
+The sidecar answers the Prometheus text format 0.0.4, or OpenMetrics 1.0 when the client's Accept
+header names `application/openmetrics-text` (the rule prometheus_client itself follows). Upstreams
+are asked for the same format, so the line rewriter does the work; only an upstream that ignores
+our Accept header goes through prometheus_client's parser and encoder to change format.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import exposition as text_exposition
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import exposition as om_exposition
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+from prometheus_client.registry import Collector
+
+from .labels import PodLabels
+from .rewrite import Keep, rewrite
+
+
+@dataclass(frozen=True)
+class Format:
+    """One exposition format: what we answer with and what we ask upstreams for."""
+
+    name: str
+    content_type: str
+    accept: str
+    openmetrics: bool
+
+
+TEXT = Format(
+    name="text",
+    content_type="text/plain; version=0.0.4; charset=utf-8",
+    accept="text/plain;version=0.0.4;q=1.0,*/*;q=0.1",
+    openmetrics=False,
+)
+OPENMETRICS = Format(
+    name="openmetrics",
+    content_type="application/openmetrics-text; version=1.0.0; charset=utf-8",
+    accept="application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    openmetrics=True,
+)
+EOF = "# EOF\n"
+
+
+def negotiate(accept: str | None) -> Format:
+    """OpenMetrics when the Accept header names it (with a non-zero q), else text 0.0.4."""
+    for item in (accept or "").split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        if media.lower() != "application/openmetrics-text":
+            continue
+        if _quality(params) > 0:
+            return OPENMETRICS
+    return TEXT
+
+
+def _quality(params: list[str]) -> float:
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def format_of(content_type: str | None) -> Format:
+    """The format of an upstream answer, from its Content-Type (text 0.0.4 when unsure)."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    return OPENMETRICS if media == "application/openmetrics-text" else TEXT
+
+
+def enrich(body: str, body_format: Format, out: Format, labels: PodLabels, keep: Keep | None = None) -> str:
+    """Return `body` with the pod labels added, in format `out`, without `# EOF`.
+
+    Raises ValueError (RewriteError is one) when the body is not valid exposition.
+    """
+    if body_format.openmetrics == out.openmetrics:
+        return rewrite(body, labels, openmetrics=out.openmetrics, keep=keep)
+    return _convert(body, body_format, out, labels, keep)
+
+
+class FamilyList:
+    """A collector over an already built list of families."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
+
+
+def _convert(body: str, body_format: Format, out: Format, labels: PodLabels, keep: Keep | None) -> str:
+    """Slow path for an upstream that ignored our Accept header: parse, relabel, encode."""
+    parse = parse_openmetrics if body_format.openmetrics else parse_text
+    families = []
+    for family in parse(body):
+        if keep is not None and not keep(family.name):
+            continue
+        relabelled = Metric(family.name, family.documentation, family.type, family.unit)
+        for sample in family.samples:
+            # Exemplars do not exist in the text format; timestamps are dropped as in rewrite().
+            exemplar = sample.exemplar if out.openmetrics else None
+            relabelled.samples.append(
+                sample._replace(labels=labels.merged_into(sample.labels), timestamp=None, exemplar=exemplar)
+            )
+        families.append(relabelled)
+    return encode(FamilyList(families), out)
+
+
+def encode(collector: Collector, out: Format) -> str:
+    """Encode a collector's families in format `out`, without `# EOF`."""
+    if out.openmetrics:
+        text = om_exposition.generate_latest(collector).decode("utf-8")
+        return text[: -len(EOF)] if text.endswith(EOF) else text
+    return text_exposition.generate_latest(collector).decode("utf-8")
+
+
+def assemble(parts: list[str], out: Format) -> bytes:
+    """Join enriched parts into one answer, terminated by `# EOF` for OpenMetrics."""
+    body = "".join(parts)
+    if out.openmetrics:
+        body += EOF
+    return body.encode("utf-8")

@@ -1,0 +1,91 @@
+"""The systemd unit: clean under `systemd-analyze verify`, and its ExecStart stops in order losing no line."""
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from supervisord import harness, systemd
+
+pytestmark = pytest.mark.e2e
+SUPERVISORD = Path(sys.executable).parent / "supervisord"
+
+
+def vm_spec() -> dict:
+    data = harness.load_spec_dict(None)
+    data["stack"]["read_auth"] = "always"
+    return data
+
+
+def test_unit_passes_systemd_analyze_verify_without_a_warning(tmp_path):
+    assert shutil.which("systemd-analyze"), "systemd-analyze is missing: apt-get install systemd"
+    assert SUPERVISORD.exists(), f"{SUPERVISORD} missing: pip install -e '.[test]'"
+    handle = harness.StackHandle(tmp_path, vm_spec())
+    conf = tmp_path / "stack.vm.conf"
+    unit = tmp_path / "podvisor.service"
+    unit.write_text(systemd.render_unit(handle.spec, conf, SUPERVISORD, None))
+    conf.write_text("")  # verify checks the unit, not the conf; the file just has to exist
+    proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), proc.stdout + proc.stderr
+    text = unit.read_text()
+    for line in ("KillMode=mixed", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
+                 f"ReadWritePaths={handle.spec.state_dir}", "Restart=on-failure"):
+        assert line in text
+    timeout = int(re.search(r"TimeoutStopSec=(\d+)", text).group(1))
+    assert timeout > max(p.grace_seconds for p in handle.spec.pods) + 10
+
+
+def test_install_writes_the_vm_conf_and_the_unit(tmp_path):
+    spec = tmp_path / "pods.toml"
+    spec.write_text(harness.render.DEFAULT_SPEC.read_text())
+    conf, unit = systemd.install(spec, tmp_path / "state", tmp_path / "podvisor.service", None, "/opt/bin",
+                                 SUPERVISORD)
+    assert "AGGREGATOR_READ_AUTH=\"always\"" in conf.read_text()
+    assert f"ExecStart={SUPERVISORD} -n -c {conf}" in unit.read_text()
+    assert (tmp_path / "state" / "pods" / "user" / "logs" / "sidecars").is_dir()
+
+
+def test_execstart_stopped_as_systemd_would_tears_down_in_order_and_loses_no_line(tmp_path):
+    handle = harness.StackHandle(tmp_path, vm_spec())
+    unit = systemd.render_unit(handle.spec, handle.conf, SUPERVISORD, None)
+    exec_start = re.search(r"^ExecStart=(.+)$", unit, re.M).group(1)
+    timeout = int(re.search(r"TimeoutStopSec=(\d+)", unit).group(1))
+    handle.start(argv=shlex.split(exec_start))
+    try:
+        ids = []
+        for pod, url in handle.apps.items():
+            for _ in range(20):
+                rid = f"systemd-{pod}-{uuid.uuid4().hex[:10]}"
+                assert requests.get(url + "/", headers={"X-Request-ID": rid}, timeout=5).status_code == 200
+                ids.append(rid)
+        # systemd, KillMode=mixed: SIGTERM to the main process only, SIGKILL to the rest after the timeout.
+        handle.proc.send_signal(signal.SIGTERM)
+        try:
+            code = handle.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"supervisord outlived TimeoutStopSec={timeout}\n{handle.output()}")
+        assert code == 0, handle.output()
+        assert not harness.wait_for_gone(handle.descendants, 5), "processes outlived supervisord"
+        log = (handle.state_dir / "supervisord.log").read_text()
+        for pod in handle.apps:
+            app_stop = log.index(f"stopped: {pod}-app")
+            assert app_stop < log.index(f"stopped: {pod}-logger"), "a sidecar stopped before its app"
+            assert app_stop < log.index(f"stopped: {pod}-metrics")
+        assert log.index("stopped: order-logger") < log.index("stopped: aggregator")
+    finally:
+        handle.stop(check=False)
+    handle.start()  # same state directory: what was shipped before the stop is still there
+    stored = {e.get("request_id") for e in handle.logs(limit=1000)}
+    missing = [r for r in ids if r not in stored]
+    shutdown = handle.logs(service="user", limit=1000)
+    handle.stop()
+    assert not missing, f"{len(missing)} of {len(ids)} request lines lost across the stop: {missing[:5]}"
+    assert any("shutting down" in e.get("message", "").lower() for e in shutdown), "app shutdown lines not shipped"
