@@ -5,6 +5,7 @@
 answers 200 while the sidecar itself works: a down app shows as `podvisor_target_up 0`, not as
 an error. `/health` answers 200 JSON for startup and liveness probes.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,16 +46,31 @@ class MetricsApp:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO") or "/"
         if path not in ("/metrics", "/health", "/"):
-            return _json(start_response, "404 Not Found", {"ok": False, "error": f"no such path: {path}"}, method)
+            return _json(
+                start_response, "404 Not Found", {"ok": False, "error": f"no such path: {path}"}, method
+            )
         if method not in ("GET", "HEAD"):
-            return _json(start_response, "405 Method Not Allowed", {"ok": False, "error": "use GET"}, method,
-                         [("Allow", "GET, HEAD")])
+            return _json(
+                start_response,
+                "405 Method Not Allowed",
+                {"ok": False, "error": "use GET"},
+                method,
+                [("Allow", "GET, HEAD")],
+            )
         if path == "/health":
             labels = self.enricher.labels
-            return _json(start_response, "200 OK", {
-                "ok": True, "pod": labels.pod, "service_name": labels.service_name,
-                "environment": labels.environment, "targets": self.enricher.health.targets,
-            }, method)
+            return _json(
+                start_response,
+                "200 OK",
+                {
+                    "ok": True,
+                    "pod": labels.pod,
+                    "service_name": labels.service_name,
+                    "environment": labels.environment,
+                    "targets": self.enricher.health.targets,
+                },
+                method,
+            )
         if path == "/":
             body = b"podvisor metrics sidecar: /metrics (enriched app metrics), /health\n"
             return _respond(start_response, "200 OK", "text/plain; charset=utf-8", body, method)
@@ -64,19 +80,39 @@ class MetricsApp:
             body = self.enricher.render(out, timeout)
         except Exception:
             log.exception("rendering /metrics failed")
-            return _respond(start_response, "500 Internal Server Error", "text/plain; charset=utf-8",
-                            b"metrics sidecar error, see its log\n", method)
+            return _respond(
+                start_response,
+                "500 Internal Server Error",
+                "text/plain; charset=utf-8",
+                b"metrics sidecar error, see its log\n",
+                method,
+            )
         return _respond(start_response, "200 OK", out.content_type, body, method)
 
 
-def _respond(start_response: StartResponse, status: str, content_type: str, body: bytes, method: str,
-             extra: list[tuple[str, str]] | None = None) -> list[bytes]:
-    headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")]
+def _respond(
+    start_response: StartResponse,
+    status: str,
+    content_type: str,
+    body: bytes,
+    method: str,
+    extra: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    headers = [
+        ("Content-Type", content_type),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"),
+    ]
     start_response(status, headers + (extra or []))
     return [] if method == "HEAD" else [body]
 
 
-def _json(start_response: StartResponse, status: str, data: dict[str, Any], method: str,
-          extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+def _json(
+    start_response: StartResponse,
+    status: str,
+    data: dict[str, Any],
+    method: str,
+    extra: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
     body = json.dumps(data).encode("utf-8") + b"\n"
     return _respond(start_response, status, "application/json", body, method, extra)

@@ -10,6 +10,7 @@ The `podvisor_` namespace belongs to the sidecars: app families under `podvisor_
 `podvisor_pod_` or `podvisor_logger_` are dropped, and only `podvisor_logger_*` families are taken
 from the logger (its `process_*` would collide with the app's).
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,6 +27,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from .exposition import FamilyList, Format, assemble, encode, enrich, format_of
 from .labels import PodLabels
 from .pod import PodStatus, PodStatusCollector, parse_pod_status
+from .rewrite import Keep
 from .scraper import Fetch, Outcome, ScrapeError, TargetHealth
 
 log = logging.getLogger(__name__)
@@ -68,10 +70,15 @@ class Enricher:
         self._fetch = fetch
         self._collectors = list(collectors)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="podvisor-scrape")
-        targets = ["app"] + ["logger"] * bool(upstreams.logger) + ["controller"] * bool(upstreams.controller)
+        self._expositions: list[tuple[str, str, Keep]] = [("app", upstreams.app, app_keep)]
+        if upstreams.logger:
+            self._expositions.append(("logger", upstreams.logger, logger_keep))
+        targets = [name for name, _, _ in self._expositions] + ["controller"] * bool(upstreams.controller)
         self.health = TargetHealth(targets, labels)
         self._controller_url = (
-            f"{upstreams.controller.rstrip('/')}/pods/{quote(labels.pod, safe='')}" if upstreams.controller else None
+            f"{upstreams.controller.rstrip('/')}/pods/{quote(labels.pod, safe='')}"
+            if upstreams.controller
+            else None
         )
         self._was_up: dict[str, bool] = {}
 
@@ -82,11 +89,10 @@ class Enricher:
         """Scrape every upstream within `timeout` seconds and return the answer in format `out`."""
         start = time.monotonic()
         deadline = start + timeout
-        expositions = [("app", self._pool.submit(self._exposition, "app", self.upstreams.app, out, app_keep,
-                                                  deadline))]
-        if self.upstreams.logger:
-            expositions.append(("logger", self._pool.submit(
-                self._exposition, "logger", self.upstreams.logger, out, logger_keep, deadline)))
+        expositions = [
+            (name, self._pool.submit(self._exposition, name, url, out, keep, deadline))
+            for name, url, keep in self._expositions
+        ]
         status_job = self._pool.submit(self._pod_status, deadline) if self._controller_url else None
         # Local collectors (process tree, limits) run here while the upstreams answer.
         local = [family for collector in self._collectors for family in collector.collect()]
@@ -112,13 +118,16 @@ class Enricher:
         parts.append(encode(registry, out))
         return assemble(parts, out)
 
-    def _wait(self, target: str, job: Future[tuple[T | None, Outcome]], start: float,
-              deadline: float) -> tuple[T | None, Outcome]:
+    def _wait(
+        self, target: str, job: Future[tuple[T | None, Outcome]], start: float, deadline: float
+    ) -> tuple[T | None, Outcome]:
         try:
             return job.result(timeout=max(deadline - time.monotonic(), 0.0))
         except FutureTimeout:
             job.cancel()  # if it is still queued; a running fetch ends on its own socket timeout
-            return None, Outcome(target, time.monotonic() - start, "timeout", "no answer before the scrape deadline")
+            return None, Outcome(
+                target, time.monotonic() - start, "timeout", "no answer before the scrape deadline"
+            )
 
     def _account(self, outcome: Outcome) -> None:
         self.health.record(outcome)
@@ -142,8 +151,9 @@ class Enricher:
             return None, Outcome(target, time.monotonic() - start, "parse", str(exc))
         return value, Outcome(target, time.monotonic() - start)
 
-    def _exposition(self, target: str, url: str, out: Format, keep: Callable[[str], bool],
-                    deadline: float) -> tuple[str | None, Outcome]:
+    def _exposition(
+        self, target: str, url: str, out: Format, keep: Keep, deadline: float
+    ) -> tuple[str | None, Outcome]:
         def work(remaining: float) -> str:
             response = self._fetch(url, out.accept, remaining)
             if response.status != 200:

@@ -5,6 +5,7 @@ header names `application/openmetrics-text` (the rule prometheus_client itself f
 are asked for the same format, so the line rewriter does the work; only an upstream that ignores
 our Accept header goes through prometheus_client's parser and encoder to change format.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -108,7 +109,23 @@ def _convert(body: str, body_format: Format, out: Format, labels: PodLabels, kee
                 sample._replace(labels=labels.merged_into(sample.labels), timestamp=None, exemplar=exemplar)
             )
         families.append(relabelled)
+    if out.openmetrics:
+        families = _fold_created(families)
     return encode(FamilyList(families), out)
+
+
+def _fold_created(families: list[Metric]) -> list[Metric]:
+    """Text format writes a counter's `_created` as a gauge family of its own; OpenMetrics
+    reserves that name for the counter (histogram, summary) itself, so move the samples there."""
+    by_name = {family.name: family for family in families}
+    kept = []
+    for family in families:
+        owner = by_name.get(family.name[: -len("_created")]) if family.name.endswith("_created") else None
+        if family.type == "gauge" and owner is not None and owner.type in ("counter", "histogram", "summary"):
+            owner.samples.extend(family.samples)
+        else:
+            kept.append(family)
+    return kept
 
 
 def encode(collector: Collector, out: Format) -> str:

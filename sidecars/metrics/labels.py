@@ -6,6 +6,7 @@ already has a label of one of those names, the app's value is kept and ours is e
 Prometheus uses for label clashes with honor_labels=false, applied the other way round: the sidecar
 never overwrites what the app said about itself.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

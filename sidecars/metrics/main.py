@@ -1,4 +1,5 @@
 """`podvisor-metrics`: the metrics sidecar process (settings, wiring, waitress, signals)."""
+
 from __future__ import annotations
 
 import argparse
@@ -36,16 +37,24 @@ def pid_source_for(settings: Settings) -> PidSource:
 def build_app(settings: Settings, pid_source: PidSource | None = None) -> MetricsApp:
     """Wire the sidecar from its settings (tests pass their own pid source)."""
     labels = PodLabels(service_name=settings.service_name, environment=settings.environment, pod=settings.pod)
-    process = ProcessTreeCollector(pid_source or pid_source_for(settings), labels, settings.memory_limit_bytes)
-    upstreams = Upstreams(app=settings.target_url, logger=settings.logger_url, controller=settings.controller_url)
+    process = ProcessTreeCollector(
+        pid_source or pid_source_for(settings), labels, settings.memory_limit_bytes
+    )
+    upstreams = Upstreams(
+        app=settings.target_url, logger=settings.logger_url, controller=settings.controller_url
+    )
     enricher = Enricher(labels, upstreams, HttpFetch(), collectors=[process])
     return MetricsApp(enricher, max_timeout=settings.scrape_timeout)
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="podvisor-metrics", description=(
-        "Metrics sidecar: serves the pod's app metrics enriched with pod labels, plus process, "
-        "pod and logger metrics. Configured from the environment (see docs/interfaces.md)."))
+    parser = argparse.ArgumentParser(
+        prog="podvisor-metrics",
+        description=(
+            "Metrics sidecar: serves the pod's app metrics enriched with pod labels, plus process, "
+            "pod and logger metrics. Configured from the environment (see docs/interfaces.md)."
+        ),
+    )
     parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -56,11 +65,19 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
     app = build_app(settings)
     try:
-        server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
-                                        ident="podvisor-metrics", clear_untrusted_proxy_headers=True)
+        server = waitress.create_server(
+            app,
+            host=settings.host,
+            port=settings.port,
+            threads=settings.threads,
+            ident="podvisor-metrics",
+            clear_untrusted_proxy_headers=True,
+        )
     except OSError as exc:
-        print(f"podvisor-metrics: METRICS_PORT: cannot listen on {settings.host}:{settings.port}: {exc}",
-              file=sys.stderr)
+        print(
+            f"podvisor-metrics: METRICS_PORT: cannot listen on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
         app.enricher.close()
         return 2
 
@@ -70,8 +87,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("podvisor-metrics for pod %s listening on http://%s:%d (app %s)",
-             settings.pod, server.effective_host, server.effective_port, settings.target_url)
+    log.info(
+        "podvisor-metrics for pod %s listening on http://%s:%s (app %s)",
+        settings.pod,
+        server.effective_host,
+        server.effective_port,
+        settings.target_url,
+    )
     try:
         server.run()
     finally:

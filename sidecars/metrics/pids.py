@@ -4,10 +4,12 @@ A pid source is any callable returning the pid or None when the app is not runni
 unknown: supervisord's XML-RPC (`getProcessInfo(program)["pid"]`, 0 meaning not running) or a
 pidfile. Failures are logged once per change, not once per scrape.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,23 +39,63 @@ class _LogOnChange:
         self._last = None
 
 
-class SupervisorPidSource:
-    """The pid supervisord reports for `program`, or None when not running or unreachable."""
+class _Question:
+    """One XML-RPC question, asked on a daemon thread so a hung supervisord never blocks exit."""
 
-    def __init__(self, program: str, env: Mapping[str, str], rpc: Callable[[], Any] | None = None) -> None:
+    def __init__(self, ask: Callable[[], int]) -> None:
+        self.answered = threading.Event()
+        self.pid: int | None = None
+        self.error: Exception | None = None
+        threading.Thread(target=self._run, args=(ask,), name="podvisor-pid", daemon=True).start()
+
+    def _run(self, ask: Callable[[], int]) -> None:
+        try:
+            self.pid = ask()
+        except Exception as exc:  # xmlrpc Fault, socket errors, a malformed answer: all mean "unknown"
+            self.error = exc
+        finally:
+            self.answered.set()
+
+
+class SupervisorPidSource:
+    """The pid supervisord reports for `program`, or None when not running or unreachable.
+
+    supervisor's XML-RPC transport has no timeout, and a busy supervisord would hold a scrape
+    forever. So each question is waited for `timeout` seconds at most; while one is unanswered,
+    later scrapes wait on it instead of piling up new ones.
+    """
+
+    def __init__(
+        self,
+        program: str,
+        env: Mapping[str, str],
+        rpc: Callable[[], Any] | None = None,
+        timeout: float = 1.0,
+    ) -> None:
         self.program = program
+        self.timeout = timeout
         self._env = dict(env)
         self._rpc = rpc or (lambda: childutils.getRPCInterface(self._env))
         self._log = _LogOnChange(f"app pid via supervisord program {program!r}")
+        self._lock = threading.Lock()
+        self._asking: _Question | None = None
+
+    def _ask(self) -> int:
+        return int(self._rpc().supervisor.getProcessInfo(self.program)["pid"])
 
     def __call__(self) -> int | None:
-        try:
-            pid = int(self._rpc().supervisor.getProcessInfo(self.program)["pid"])
-        except Exception as exc:  # xmlrpc Fault, socket errors, a malformed answer: all mean "unknown"
-            self._log.failed(f"{type(exc).__name__}: {exc}")
+        with self._lock:
+            if self._asking is None or self._asking.answered.is_set():
+                self._asking = _Question(self._ask)
+            question = self._asking
+        if not question.answered.wait(self.timeout):
+            self._log.failed(f"supervisord did not answer within {self.timeout:g}s")
+            return None
+        if question.error is not None:
+            self._log.failed(f"{type(question.error).__name__}: {question.error}")
             return None
         self._log.ok()
-        return pid or None
+        return question.pid or None
 
 
 class PidfilePidSource:

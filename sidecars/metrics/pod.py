@@ -6,6 +6,7 @@ resets if the controller loses its state, which rate()/increase() treat as a cou
 kube-state-metrics exposes `kube_pod_status_phase`. When the controller cannot be asked, the
 series are absent and `podvisor_target_up{target="controller"}` says why.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,16 +59,20 @@ class PodStatusCollector:
             return
         names, values = self._labels.names(), self._labels.values()
         ready = GaugeMetricFamily(
-            "podvisor_pod_ready", "1 if the pod is Ready (app readiness passing, sidecars running).", labels=names
+            "podvisor_pod_ready",
+            "1 if the pod is Ready (app readiness passing, sidecars running).",
+            labels=names,
         )
         ready.add_metric(values, 1.0 if status.ready else 0.0)
         restarts = CounterMetricFamily(
-            "podvisor_pod_restarts", "App restarts in this pod, as counted by the lifecycle controller.",
+            "podvisor_pod_restarts",
+            "App restarts in this pod, as counted by the lifecycle controller.",
             labels=names,
         )
         restarts.add_metric(values, status.restarts)
         phase = GaugeMetricFamily(
-            "podvisor_pod_phase", "The pod's phase: 1 for the current phase, 0 for the others.",
+            "podvisor_pod_phase",
+            "The pod's phase: 1 for the current phase, 0 for the others.",
             labels=["phase", *names],
         )
         phases = PHASES if status.phase in PHASES else (*PHASES, status.phase)

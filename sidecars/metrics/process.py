@@ -10,6 +10,7 @@ label, so we expose the tree sum and include each live process's reaped children
 keeping the sum monotonic. What still makes it drop (an un-reaped or re-parented child exiting, an
 app restart) is a counter reset, which `rate()` and `increase()` handle.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -42,6 +43,8 @@ def tree_usage(pid: int) -> TreeUsage | None:
     try:
         root = psutil.Process(pid)
         with root.oneshot():
+            if root.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped: not running
+                return None
             start_time = root.create_time()
             max_fds = _fd_limit(root)
             children = root.children(recursive=True)
@@ -52,6 +55,8 @@ def tree_usage(pid: int) -> TreeUsage | None:
     for proc in [root, *children]:
         try:
             with proc.oneshot():
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    continue
                 times = proc.cpu_times()
                 memory = proc.memory_info()
                 proc_fds = proc.num_fds()
@@ -80,7 +85,9 @@ def _fd_limit(proc: psutil.Process) -> int | None:
 class ProcessTreeCollector:
     """Collector: the app tree's resources (absent while the pid is unknown) and the memory limit."""
 
-    def __init__(self, pid_source: PidSource, labels: PodLabels, memory_limit_bytes: int | None = None) -> None:
+    def __init__(
+        self, pid_source: PidSource, labels: PodLabels, memory_limit_bytes: int | None = None
+    ) -> None:
         self._pid_source = pid_source
         self._labels = labels
         self._memory_limit = memory_limit_bytes
@@ -110,16 +117,29 @@ class ProcessTreeCollector:
         )
         cpu.add_metric(values, usage.cpu_seconds)
         yield cpu
-        yield gauge("podvisor_pod_resident_memory_bytes", "Resident memory of the app's process tree.",
-                    usage.resident_bytes)
-        yield gauge("podvisor_pod_virtual_memory_bytes", "Virtual memory of the app's process tree.",
-                    usage.virtual_bytes)
-        yield gauge("podvisor_pod_open_fds", "Open file descriptors of the app's process tree.", usage.open_fds)
+        yield gauge(
+            "podvisor_pod_resident_memory_bytes",
+            "Resident memory of the app's process tree.",
+            usage.resident_bytes,
+        )
+        yield gauge(
+            "podvisor_pod_virtual_memory_bytes",
+            "Virtual memory of the app's process tree.",
+            usage.virtual_bytes,
+        )
+        yield gauge(
+            "podvisor_pod_open_fds", "Open file descriptors of the app's process tree.", usage.open_fds
+        )
         if usage.max_fds is not None:
-            yield gauge("podvisor_pod_max_fds", "Soft open file descriptor limit of the app's main process.",
-                        usage.max_fds)
+            yield gauge(
+                "podvisor_pod_max_fds",
+                "Soft open file descriptor limit of the app's main process.",
+                usage.max_fds,
+            )
         yield gauge("podvisor_pod_threads", "Threads of the app's process tree.", usage.threads)
-        yield gauge("podvisor_pod_start_time_seconds",
-                    "Start time of the app's main process since the Unix epoch; it changes on restart.",
-                    usage.start_time)
+        yield gauge(
+            "podvisor_pod_start_time_seconds",
+            "Start time of the app's main process since the Unix epoch; it changes on restart.",
+            usage.start_time,
+        )
         yield gauge("podvisor_pod_processes", "Processes in the app's process tree.", usage.processes)

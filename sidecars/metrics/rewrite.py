@@ -11,6 +11,7 @@ explicit timestamp keeps Prometheus from marking a vanished app's series stale),
 other than HELP/TYPE/UNIT are dropped. Malformed input raises RewriteError instead of being passed
 on: one bad line would make Prometheus reject the whole scrape, our own `podvisor_target_up` included.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,6 +28,13 @@ _SAMPLE = re.compile(
     rf"({_NAME})[ \t]*(?:\{{((?:{_PAIR},)*(?:{_PAIR})?[ \t]*)\}})?[ \t]*([^ \t]+)"
     r"(?:[ \t]+([^ \t#][^ \t]*))?[ \t]*(#.*)?"
 )
+# The common, canonical shape (single spaces, no escapes in values) is matched by a cheaper pattern
+# first; anything else, including every escaped value, goes through _SAMPLE.
+_SIMPLE_PAIR = r'[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"'
+_FAST_SAMPLE = re.compile(
+    rf"({_NAME})(?:\{{((?:{_SIMPLE_PAIR},)*(?:{_SIMPLE_PAIR})?)\}})?"
+    r" ([^ \t]+)(?: ([^ \t#][^ \t]*))?(?: (#.*))?"
+)
 _PAIRS = re.compile(rf"[ \t]*({_LABEL})[ \t]*=[ \t]*({_QUOTED})[ \t]*,?")
 _METRIC_NAME = re.compile(_NAME)
 
@@ -34,7 +42,6 @@ TEXT_TYPES = frozenset({"counter", "gauge", "histogram", "summary", "untyped"})
 OPENMETRICS_TYPES = frozenset(
     {"counter", "gauge", "histogram", "gaugehistogram", "stateset", "info", "summary", "unknown"}
 )
-_CLASH_HINTS = ("service_name", "environment", "pod")
 
 Keep = Callable[[str], bool]
 
@@ -58,11 +65,23 @@ class Injector:
         """Return the full label block (without braces) for a sample's original block."""
         if not group or group.isspace():
             return self.suffix
-        # Clean blocks (no blanks, no trailing comma, none of our names) are kept verbatim; the
-        # substring test has false positives (values, exported_pod) that take the exact path.
-        if " " not in group and "\t" not in group and not group.endswith(","):
-            if not any(hint in group for hint in _CLASH_HINTS):
-                return f"{group},{self.suffix}"
+        # Clean blocks (no blanks, no escapes, no trailing comma, none of our LABEL_NAMES) are kept
+        # verbatim; the substring test has false positives (values, exported_pod) that take the
+        # exact path below.
+        if (
+            " " not in group
+            and "\t" not in group
+            and "\\" not in group
+            and not group.endswith(",")
+            and "pod" not in group
+            and "environment" not in group
+            and "service_name" not in group
+        ):
+            if '",' in group:  # values hold no quote here, so '",' only ever separates pairs
+                names = [pair[: pair.index("=")] for pair in group.split('",')]
+                if len(set(names)) != len(names):
+                    raise RewriteError(lineno, "duplicate label name", line)
+            return f"{group},{self.suffix}"
         pairs = _PAIRS.findall(group)
         names = [name for name, _ in pairs]
         if len(set(names)) != len(names):
@@ -81,7 +100,7 @@ def _check_value(value: str, lineno: int, line: str) -> None:
         float(value)
     except ValueError:
         raise RewriteError(lineno, f"bad sample value {value!r}", line) from None
-    if "_" in value:  # Python's float() accepts 1_000, Prometheus does not
+    if "_" in value or value.strip() != value:  # float() accepts "1_000" and "1\r", Prometheus does not
         raise RewriteError(lineno, f"bad sample value {value!r}", line)
 
 
@@ -110,7 +129,7 @@ def rewrite(text: str, labels: PodLabels, *, openmetrics: bool, keep: Keep | Non
             if meta is not None and (keep is None or keep(meta[0])):
                 out.append(meta[1])
             continue
-        m = _SAMPLE.fullmatch(line)
+        m = _FAST_SAMPLE.fullmatch(line) or _SAMPLE.fullmatch(line)
         if m is None:
             raise RewriteError(lineno, "not a sample", line)
         name, group, value, _timestamp, exemplar = m.groups()

@@ -6,6 +6,7 @@ one increment of `podvisor_target_scrape_errors_total{reason=...}` (timeout, con
 http_status, parse). Every reason of every configured target is exposed from the start at 0, so
 `increase()` sees the first error.
 """
+
 from __future__ import annotations
 
 import threading
@@ -124,7 +125,9 @@ class ScrapeReport:
         names = ["target", *self._health.labels.names()]
         ours = self._health.labels.values()
         up = GaugeMetricFamily(
-            "podvisor_target_up", "1 if the sidecar's last fetch of the target succeeded, else 0.", labels=names
+            "podvisor_target_up",
+            "1 if the sidecar's last fetch of the target succeeded, else 0.",
+            labels=names,
         )
         duration = GaugeMetricFamily(
             "podvisor_target_scrape_duration_seconds",

@@ -2,6 +2,7 @@
 
 Bad values raise SettingsError naming the variable; main() prints that one line and exits 2.
 """
+
 from __future__ import annotations
 
 import math

@@ -29,7 +29,11 @@ class BackoffTracker:
         if self.started_at is not None and now - self.started_at >= p.reset_after_seconds:
             # A run that lasted reset_after_seconds was stable: the next crash starts a fresh series.
             self.failures = 0
-        base = min(p.max_seconds, p.initial_seconds * p.multiplier**self.failures)
+        self.started_at = None  # that run is accounted for; a refused spawn that follows is no run
+        try:
+            base = min(p.max_seconds, p.initial_seconds * p.multiplier**self.failures)
+        except OverflowError:  # ~1000 crashes in a row: long since at the cap
+            base = p.max_seconds if p.initial_seconds else 0.0
         self.failures += 1
         jittered = base * (1 + p.jitter * (2 * self.rng() - 1))
         return max(0.0, min(p.max_seconds, jittered))

@@ -40,7 +40,7 @@ class Controller:
             saved = json.loads(self.state_file.read_text())
         except (OSError, ValueError):
             return
-        if saved.get("supervisord_pid") != self.supervisord_pid:
+        if not isinstance(saved, dict) or saved.get("supervisord_pid") != self.supervisord_pid:
             return  # a fresh supervisord: every pod starts
         for name, pod in saved.get("pods", {}).items():
             runner = self.runners.get(name)

@@ -280,7 +280,8 @@ class PodRunner:
         if self.app_launched:
             self.phase, self.status = "Running", "Running"
         elif self.restarts and self.app_next_start > self.clock():
-            self.status = "CrashLoopBackOff"
+            # An OOM kill stays the visible status until the restart (kubectl shows OOMKilled too).
+            self.status = "OOMKilled" if self.last_reason == "OOMKilled" else "CrashLoopBackOff"
         elif not all(k.ready for k in self.sidecars.values()):
             self.status = "PodInitializing"
 

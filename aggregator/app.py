@@ -1,0 +1,57 @@
+"""create_app(settings): the Flask app, its state and its blueprints."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flask import Blueprint, Flask
+
+from aggregator import ingest, tail, views_logs, views_ops, views_session
+from aggregator.auth import Authenticator, derive, load_or_create_token
+from aggregator.errors import register_error_handlers
+from aggregator.metrics import Metrics, StoreCollector
+from aggregator.query import CursorCodec
+from aggregator.retention import Retention, RetentionWorker
+from aggregator.settings import Settings
+from aggregator.state import EXTENSION_KEY, AggregatorState
+from aggregator.store import Store
+
+API_BLUEPRINTS = (ingest.bp, views_logs.bp, tail.bp, views_session.bp, views_ops.bp)
+
+
+def create_app(settings: Settings, *, store: Store | None = None, token: str | None = None,
+               metrics: Metrics | None = None, start_background: bool = True,
+               blueprints: Iterable[Blueprint] = ()) -> Flask:
+    """Build the app. Opens the store and token file from `settings` unless given; pass more
+    `blueprints` (the web UI) to mount them beside the API. Call get_state().close() to stop."""
+    if token is None:
+        token = load_or_create_token(settings.token_file)
+    owns_store = store is None
+    if store is None:
+        store = Store(settings.db_path, query_timeout_ms=settings.query_timeout_ms)
+    metrics = metrics or Metrics()
+    tails = tail.TailLimiter(settings.tail_max_streams, wake=store.wake)
+    retention = Retention(store, max_age_days=settings.retention_days,
+                          max_bytes=settings.retention_bytes, metrics=metrics)
+    metrics.registry.register(StoreCollector(store, lambda: tails.active,
+                                             lambda: retention.last_used_bytes))
+    worker = None
+    if start_background and (settings.retention_days > 0 or settings.retention_bytes > 0):
+        worker = RetentionWorker(retention, settings.retention_interval)
+        worker.start()
+    state = AggregatorState(
+        settings=settings,
+        store=store,
+        auth=Authenticator(token, settings.reads_need_token),
+        metrics=metrics,
+        cursors=CursorCodec(derive(token, "podvisor-cursor")),
+        tails=tails,
+        retention=worker,
+        owns_store=owns_store,
+    )
+    app = Flask(__name__)
+    app.json.sort_keys = False  # replies keep the documented field order
+    app.extensions[EXTENSION_KEY] = state
+    register_error_handlers(app)
+    for blueprint in (*API_BLUEPRINTS, *blueprints):
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,268 @@
+"""Query parameters -> a LogQuery -> SQL, plus the opaque keyset cursor."""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.datastructures import MultiDict
+
+from aggregator.errors import ParamError
+from aggregator.timestamps import parse_time_param
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_FIELDS = 10
+MAX_TEXT = 500
+FILTER_PARAMS = frozenset({"service", "pod", "level", "request_id", "since", "until"})
+FIELD_PREFIX = "field."
+_FIELD_NAME_RE = re.compile(r"^[A-Za-z0-9_@$-]{1,64}$")
+_FTS_TOKEN_RE = re.compile(r'"([^"]*)"?|([^\s"]+)')
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """Filters shared by GET /logs, /api/v1/logs and /api/v1/tail."""
+
+    service: str | None = None
+    pod: str | None = None
+    levels: tuple[str, ...] = ()
+    request_id: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    text: str | None = None
+    fields: tuple[tuple[str, str], ...] = ()
+
+
+def _single(args: MultiDict, name: str) -> str | None:
+    values = [v for v in args.getlist(name) if v.strip() != ""]
+    if len(values) > 1:
+        raise ParamError(name, "given more than once")
+    return values[0].strip() if values else None
+
+
+def check_known(args: MultiDict, allowed: frozenset[str] | set[str]) -> None:
+    """Reject unknown parameters (typos would silently widen a query); `_x` and field.x pass."""
+    for name in args.keys():
+        if name not in allowed and not name.startswith("_") and not name.startswith(FIELD_PREFIX):
+            raise ParamError(name, "unknown parameter")
+
+
+def parse_filters(args: MultiDict, *, extended: bool = True) -> LogQuery:
+    """Read the filter parameters; `extended` adds `q` and `field.<name>` (the /api/v1 endpoints)."""
+    levels: list[str] = []
+    for raw in args.getlist("level"):
+        levels.extend(part.strip().lower() for part in raw.split(",") if part.strip())
+    since = _time_param(args, "since")
+    until = _time_param(args, "until")
+    if since is not None and until is not None and since > until:
+        raise ParamError("since", "is after until")
+    text = None
+    fields: list[tuple[str, str]] = []
+    if extended:
+        raw_text = _single(args, "q")
+        if raw_text is not None:
+            try:
+                text = fts_expression(raw_text)
+            except ValueError as exc:
+                raise ParamError("q", str(exc)) from None
+        for name in args.keys():
+            if name.startswith(FIELD_PREFIX):
+                fields.append((_field_name(name), _single(args, name) or ""))
+        if len(fields) > MAX_FIELDS:
+            raise ParamError("field", f"at most {MAX_FIELDS} field filters")
+    return LogQuery(
+        service=_single(args, "service"),
+        pod=_single(args, "pod"),
+        levels=tuple(dict.fromkeys(levels)),
+        request_id=_single(args, "request_id"),
+        since_ms=since,
+        until_ms=until,
+        text=text,
+        fields=tuple(fields),
+    )
+
+
+def parse_limit(args: MultiDict, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
+    """`limit`: a positive integer, capped at `maximum`."""
+    raw = _single(args, "limit")
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ParamError("limit", f"not an integer: {raw[:32]!r}") from None
+    if value < 1:
+        raise ParamError("limit", "must be at least 1")
+    return min(value, maximum)
+
+
+def parse_order(args: MultiDict) -> str | None:
+    """`order`: desc (newest first) or asc; None when absent."""
+    raw = _single(args, "order")
+    if raw is None:
+        return None
+    if raw.lower() not in ("asc", "desc"):
+        raise ParamError("order", "must be asc or desc")
+    return raw.lower()
+
+
+def parse_seq(args: MultiDict, name: str) -> int | None:
+    """A non-negative entry seq (rowid) such as `since_id`."""
+    raw = _single(args, name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 19:
+        raise ParamError(name, "must be a non-negative integer entry id")
+    return int(raw)
+
+
+def _time_param(args: MultiDict, name: str) -> int | None:
+    raw = _single(args, name)
+    if raw is None:
+        return None
+    try:
+        return parse_time_param(raw)
+    except ValueError:
+        raise ParamError(name, f"not an ISO 8601 time or epoch seconds: {raw[:64]!r}") from None
+
+
+def _field_name(param: str) -> str:
+    name = param[len(FIELD_PREFIX):]
+    if not _FIELD_NAME_RE.match(name):
+        raise ParamError(param, "field name must be 1-64 letters, digits, _, -, @ or $")
+    return name
+
+
+def fts_expression(text: str) -> str | None:
+    """Turn user search text into a safe FTS5 expression; None when blank.
+
+    Words are ANDed, "double quoted text" is a phrase, a trailing * on a word makes it a prefix.
+    Every term is emitted as an FTS5 string, so operators (NEAR, OR, NOT, column filters, ^)
+    in the input are searched for as words instead of being interpreted; raises ValueError when
+    nothing searchable remains.
+    """
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"longer than {MAX_TEXT} characters")
+    if not text.strip():
+        return None
+    terms = []
+    for match in _FTS_TOKEN_RE.finditer(text):
+        phrase, word = match.group(1), match.group(2)
+        prefix = False
+        if word is not None:
+            core = word.rstrip("*")
+            prefix = core != word
+        else:
+            core = phrase or ""
+        if not any(ch.isalnum() for ch in core):
+            continue
+        terms.append('"' + core + '"' + ("*" if prefix else ""))
+    if not terms:
+        raise ValueError("no words to search for")
+    return " ".join(terms)
+
+
+def service_names(service: str) -> tuple[str, ...]:
+    """Names `service` matches: itself and `<service>-service` (so `user` finds user-service)."""
+    return (service, service + "-service")
+
+
+def existing_services(conn: sqlite3.Connection, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Keep the names that occur; one name lets the index stream rows in seq order, IN cannot."""
+    found = []
+    for name in names:
+        if conn.execute("SELECT 1 FROM logs WHERE service_name = ? LIMIT 1", (name,)).fetchone():
+            found.append(name)
+    return tuple(found)
+
+
+def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: str,
+                 after: int | None, limit: int) -> tuple[str, list[Any]]:
+    """SQL returning (seq, body) of matching entries in seq order, keyset-paged after `after`."""
+    where: list[str] = []
+    params: list[Any] = []
+    if query.text:
+        # Drive the join from FTS5: it yields rowids in order (asc or desc) and honours the rowid
+        # bound, so ORDER BY ... LIMIT stops early even for a very common word.
+        source = "logs_fts CROSS JOIN logs ON logs.seq = logs_fts.rowid"
+        key = "logs_fts.rowid"
+        where.append("logs_fts MATCH ?")
+        params.append(query.text)
+    else:
+        source, key = "logs", "logs.seq"
+    if services is not None:
+        _equal_any(where, params, "logs.service_name", services)
+    if query.pod is not None:
+        _equal_any(where, params, "logs.pod", (query.pod,))
+    if query.levels:
+        _equal_any(where, params, "logs.level", query.levels)
+    if query.request_id is not None:
+        _equal_any(where, params, "logs.request_id", (query.request_id,))
+    if query.since_ms is not None:
+        where.append("logs.ts >= ?")
+        params.append(query.since_ms)
+    if query.until_ms is not None:
+        where.append("logs.ts <= ?")
+        params.append(query.until_ms)
+    for name, value in query.fields:
+        # ->> matches string values by their text; -> matches numbers, booleans and null by
+        # their JSON spelling (status=500, ok=true), so both kinds compare as the user typed them.
+        path = f'$."{name}"'
+        where.append("(logs.body ->> ? = ? OR logs.body -> ? = ?)")
+        params.extend((path, value, path, value))
+    if after is not None:
+        where.append(f"{key} {'<' if order == 'desc' else '>'} ?")
+        params.append(after)
+    sql = f"SELECT logs.seq, logs.body FROM {source}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {key} {'DESC' if order == 'desc' else 'ASC'} LIMIT ?"
+    params.append(limit)
+    return sql, params
+
+
+def _equal_any(where: list[str], params: list[Any], column: str, values: tuple[str, ...]) -> None:
+    if len(values) == 1:
+        where.append(f"{column} = ?")
+    else:
+        where.append(f"{column} IN ({', '.join('?' * len(values))})")
+    params.extend(values)
+
+
+class CursorCodec:
+    """Opaque `next` tokens: base64url of order + last seq, with an HMAC tag so edits are caught."""
+
+    TAG_BYTES = 8
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _tag(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, payload, hashlib.sha256).digest()[: self.TAG_BYTES]
+
+    def encode(self, seq: int, order: str) -> str:
+        payload = f"{order[0]}{seq}".encode()
+        return base64.urlsafe_b64encode(payload + self._tag(payload)).decode().rstrip("=")
+
+    def decode(self, token: str) -> tuple[int, str]:
+        """Return (seq, order); raise ValueError for anything this codec did not issue."""
+        if not token or len(token) > 64:
+            raise ValueError("malformed cursor")
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (binascii.Error, ValueError):
+            raise ValueError("malformed cursor") from None
+        payload, tag = raw[: -self.TAG_BYTES], raw[-self.TAG_BYTES:]
+        if len(payload) < 2 or not hmac.compare_digest(tag, self._tag(payload)):
+            raise ValueError("cursor is invalid or was altered")
+        order = {"d": "desc", "a": "asc"}.get(chr(payload[0]))
+        digits = payload[1:].decode("ascii", "replace")
+        if order is None or not digits.isdigit():
+            raise ValueError("cursor is invalid")
+        return int(digits), order

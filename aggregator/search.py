@@ -1,0 +1,52 @@
+"""Run a LogQuery against the store, mapping timeouts and FTS errors to API errors."""
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from aggregator.errors import ApiError
+from aggregator.metrics import Metrics
+from aggregator.query import LogQuery, build_select, existing_services, service_names
+from aggregator.store import QueryTimeout, Store, StoreUnavailable
+
+
+@dataclass(frozen=True)
+class Page:
+    """Matching (seq, body JSON) rows, and the highest seq stored in the same snapshot."""
+
+    rows: list[tuple[int, str]]
+    latest_id: int
+
+
+def fetch(store: Store, query: LogQuery, *, order: str, after: int | None, limit: int,
+          metrics: Metrics | None = None, endpoint: str = "api") -> Page:
+    """One page of entries in seq order; raises ApiError (400 bad search, 503 timeout or no store)."""
+    started = time.perf_counter()
+    try:
+        with store.read() as conn:
+            latest_row = conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'logs'").fetchone()
+            latest = latest_row[0] if latest_row else 0
+            services = None
+            if query.service is not None:
+                services = existing_services(conn, service_names(query.service))
+                if not services:
+                    return Page([], latest)
+            sql, params = build_select(query, services=services, order=order, after=after,
+                                       limit=limit)
+            rows = conn.execute(sql, params).fetchall()
+    except QueryTimeout:
+        if metrics is not None:
+            metrics.query_timeouts.labels(endpoint).inc()
+        raise ApiError(503, "query timed out", {"Retry-After": "1"}) from None
+    except StoreUnavailable as exc:
+        raise ApiError(503, f"store unavailable: {exc}") from None
+    except sqlite3.OperationalError as exc:
+        if "fts5" in str(exc) or "MATCH" in str(exc):
+            raise ApiError(400, f"q: not a valid search: {exc}") from None
+        raise
+    finally:
+        if metrics is not None:
+            metrics.query_seconds.labels(endpoint).observe(time.perf_counter() - started)
+    return Page(rows, latest)

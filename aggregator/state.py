@@ -1,0 +1,48 @@
+"""The per-app state every view reaches through `get_state()` (no module globals)."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from flask import current_app
+
+if TYPE_CHECKING:
+    from aggregator.auth import Authenticator
+    from aggregator.metrics import Metrics
+    from aggregator.query import CursorCodec
+    from aggregator.retention import RetentionWorker
+    from aggregator.settings import Settings
+    from aggregator.store import Store
+    from aggregator.tail import TailLimiter
+
+EXTENSION_KEY = "podvisor_aggregator"
+
+
+@dataclass
+class AggregatorState:
+    """What create_app() built: settings, store, auth, metrics and background workers."""
+
+    settings: Settings
+    store: Store
+    auth: Authenticator
+    metrics: Metrics
+    cursors: CursorCodec
+    tails: TailLimiter
+    retention: RetentionWorker | None = None
+    owns_store: bool = True
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def close(self) -> None:
+        """Stop tails and retention, then drain and close the store (if create_app opened it)."""
+        self.stopping.set()
+        self.tails.close()
+        if self.retention is not None:
+            self.retention.stop()
+        if self.owns_store:
+            self.store.close()
+
+
+def get_state() -> AggregatorState:
+    """The state of the current Flask app."""
+    return current_app.extensions[EXTENSION_KEY]

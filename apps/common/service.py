@@ -1,0 +1,97 @@
+"""The factory the three services share: hooks, error handlers, ``/``, ``/health`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.routing import IntegerConverter
+
+from apps.common import db, instrument
+from apps.common.db import Database
+from apps.common.errors import register_error_handlers
+from apps.common.metrics import AppMetrics
+from apps.common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+_EXTENSION = "podvisor.service"
+
+probes = Blueprint("probes", __name__)
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` capped at SQLite's 64-bit range: a larger id is a 404, not an OverflowError."""
+
+    def __init__(self, url_map, fixed_digits: int = 0, min: int | None = None,  # noqa: A002
+                 max: int | None = 2**63 - 1, signed: bool = False) -> None:  # noqa: A002
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+@dataclass(frozen=True)
+class Service:
+    """What the shared routes need to know about the service they run in."""
+
+    name: str
+    settings: Settings
+    database: Database
+    metrics: AppMetrics
+
+    def count(self, counter: str) -> None:
+        """Increment a business counter declared in :func:`create_service_app`."""
+        self.metrics.counters[counter].inc()
+
+
+def create_service_app(
+    import_name: str, name: str, settings: Settings, database: Database,
+    counters: Mapping[str, str] | None = None,
+) -> Flask:
+    """A Flask app with the shared plumbing; the database is created and seeded on first start.
+
+    ``counters`` maps business counter names to their help text (see :meth:`Service.count`).
+    """
+    database.initialize()
+    app = Flask(import_name)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.url_map.converters["int"] = IdConverter
+    app.json.sort_keys = False  # keep fields in the order the views build them
+    service = Service(name=name, settings=settings, database=database, metrics=AppMetrics())
+    for counter, documentation in (counters or {}).items():
+        service.metrics.add_counter(counter, documentation)
+    app.extensions[_EXTENSION] = service
+    db.install(app, database)
+    instrument.install(app, service.metrics, logging.getLogger(f"{import_name}.access"))
+    register_error_handlers(app)
+    app.register_blueprint(probes)
+    return app
+
+
+def current_service() -> Service:
+    """The service of the app serving the current request."""
+    return current_app.extensions[_EXTENSION]
+
+
+@probes.get("/")
+def hello() -> Response:
+    service = current_service()
+    log.info("root endpoint accessed")
+    return Response(f"Hello from {service.name}", mimetype="text/plain")
+
+
+@probes.get("/health")
+def health() -> tuple[Response, int]:
+    service = current_service()
+    reason = service.database.check()
+    if reason is not None:
+        log.warning("health check failed: %s", reason)
+        return jsonify({"service": service.name, "status": "unhealthy", "reason": reason}), 503
+    return jsonify({"service": service.name, "status": "healthy"}), 200
+
+
+@probes.get("/metrics")
+def metrics() -> Response:
+    body, content_type = current_service().metrics.render(request.headers.get("Accept"))
+    return Response(body, content_type=content_type)

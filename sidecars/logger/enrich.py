@@ -1,0 +1,63 @@
+"""Enrichment: the fields the logger adds to every record, and the deterministic entry id.
+
+Added: `service_name`, `environment`, `pod`, `host`, `source`, `id`, and `timestamp` when absent.
+- `id` = "{pod}:{file_key}:{offset}": the same bytes always get the same id, so re-delivery after a
+  crash or a lost checkpoint is absorbed by the store.
+- Collisions: our values win for these fields because the store indexes and routes on them; when an
+  app line already carries one of them with a different value, the app's value is kept under
+  `app_<name>` (unless the app already used that name too). Nothing the app wrote is dropped.
+- `timestamp`: the app's string is kept as is; a non-string one (e.g. epoch seconds) moves to
+  `app_timestamp` and the read time is used, since the wire format wants ISO 8601.
+- `source` is the stream's base name (`app.stdout.log` also for `app.stdout.log.1` or a spooled
+  copy), so one stream keeps one name across rotation.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+_ROTATION_SUFFIX = re.compile(r"^(?P<base>.+\.log)[.-]\d[\w.-]*$")
+
+
+def source_name(file_name: str) -> str:
+    """The stream name of a file: the live name without rotation suffix or spool prefix."""
+    match = _ROTATION_SUFFIX.match(file_name)
+    return match.group("base") if match else file_name
+
+
+def iso_utc(seconds: float) -> str:
+    """ISO 8601 UTC with milliseconds and Z, as the apps write it."""
+    stamp = datetime.fromtimestamp(seconds, UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def entry_id(pod: str, file_key: str, offset: int) -> str:
+    """The idempotency key of the line starting at `offset` of the file identified by `file_key`."""
+    return f"{pod}:{file_key}:{offset}"
+
+
+class Enricher:
+    """Adds the pod's fields to records; the wall clock is injectable for tests."""
+
+    def __init__(self, pod: str, service_name: str, environment: str, host: str,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._pod = pod
+        self._fixed = {"service_name": service_name, "environment": environment, "pod": pod, "host": host}
+        self._wall = wall
+
+    def enrich(self, record: dict[str, Any], source: str, file_key: str, offset: int) -> dict[str, Any]:
+        """Return `record` with our fields set (modified in place)."""
+        ours = dict(self._fixed, source=source, id=entry_id(self._pod, file_key, offset))
+        for name, value in ours.items():
+            if name in record and record[name] != value:
+                record.setdefault(f"app_{name}", record[name])
+            record[name] = value
+        stamp = record.get("timestamp")
+        if not isinstance(stamp, str) or not stamp:
+            if stamp is not None and stamp != "":
+                record.setdefault("app_timestamp", stamp)
+            record["timestamp"] = iso_utc(self._wall())
+        return record

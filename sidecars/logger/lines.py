@@ -1,0 +1,128 @@
+"""Line framing and decoding: bytes from a file become records, never lost, never unbounded.
+
+- A line ends at b"\\n". The bytes after the last newline are a partial line: held (and never
+  checkpointed past) until its newline arrives, or flushed as one entry once the file has been
+  rotated away and no more bytes can arrive.
+- A line longer than max_line_bytes keeps its first max_line_bytes bytes; the rest is skipped while
+  streaming (memory stays bounded) and the record says `"truncated": true, "original_bytes": n`.
+- Offsets are contiguous: each line's `end` is the next line's `offset`, so "delivered up to end"
+  is a valid resume point. Empty lines are shipped too (as empty messages) to keep that true.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    """One framed line: where it starts and ends in the file and its (maybe truncated) bytes."""
+
+    offset: int
+    end: int
+    data: bytes
+    length: int  # the line's full length without its newline
+
+    @property
+    def truncated(self) -> bool:
+        return self.length > len(self.data)
+
+
+class LineFramer:
+    """Cuts a byte stream into lines starting at byte `start` of the file."""
+
+    def __init__(self, max_line_bytes: int, start: int = 0) -> None:
+        self._max = max_line_bytes
+        self._buf = bytearray()
+        self._line_start = start
+        self._line_len = 0
+        self._pos = start
+
+    @property
+    def position(self) -> int:
+        """Offset of the next byte to feed."""
+        return self._pos
+
+    @property
+    def line_start(self) -> int:
+        """Offset just past the last emitted line: the safe resume point for this stream."""
+        return self._line_start
+
+    @property
+    def has_partial(self) -> bool:
+        return self._line_len > 0
+
+    def feed(self, chunk: bytes) -> list[RawLine]:
+        """Append bytes read at `position`; return the lines they complete."""
+        out: list[RawLine] = []
+        base = self._pos
+        i = 0
+        while True:
+            j = chunk.find(b"\n", i)
+            if j < 0:
+                self._append(chunk, i, len(chunk))
+                break
+            if self._line_len == 0 and j - i <= self._max:
+                # Fast path: a whole line inside this chunk, nothing buffered.
+                out.append(RawLine(base + i, base + j + 1, chunk[i:j], j - i))
+            else:
+                self._append(chunk, i, j)
+                out.append(RawLine(self._line_start, base + j + 1, bytes(self._buf), self._line_len))
+                self._buf.clear()
+                self._line_len = 0
+            self._line_start = base + j + 1
+            i = j + 1
+        self._pos = base + len(chunk)
+        return out
+
+    def flush(self) -> RawLine | None:
+        """Emit the held partial line (the file will not grow any more), or None."""
+        if self._line_len == 0:
+            return None
+        line = RawLine(self._line_start, self._pos, bytes(self._buf), self._line_len)
+        self._buf.clear()
+        self._line_len = 0
+        self._line_start = self._pos
+        return line
+
+    def _append(self, chunk: bytes, i: int, j: int) -> None:
+        room = self._max - len(self._buf)
+        if room > 0:
+            self._buf += chunk[i:min(j, i + room)]
+        self._line_len += j - i
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN/Infinity are not JSON; accepting them would make us emit a body the aggregator refuses.
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def decode(line: RawLine, stderr: bool) -> dict[str, Any]:
+    """Turn a framed line into a record: a JSON object is kept, anything else is wrapped."""
+    text = line.data.decode("utf-8", errors="replace")
+    if text.endswith("\r"):
+        text = text[:-1]
+    if not line.truncated and text.lstrip()[:1] == "{":
+        try:
+            obj = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            obj = None
+        if isinstance(obj, dict):
+            message = obj.get("message")
+            if message is None:
+                # The wire format needs a string message; the raw line keeps it searchable.
+                obj["message"] = text
+            elif not isinstance(message, str):
+                obj["message"] = json.dumps(message, ensure_ascii=False)
+            level = obj.get("level")
+            if not isinstance(level, str):
+                if level is not None:  # e.g. pino's numeric levels: keep them, but level must be text
+                    obj.setdefault("app_level", level)
+                obj["level"] = "error" if stderr else "info"
+            return obj
+    record: dict[str, Any] = {"message": text, "level": "error" if stderr else "info"}
+    if line.truncated:
+        record["truncated"] = True
+        record["original_bytes"] = line.length
+    return record

@@ -1,0 +1,88 @@
+"""podvisor-logger: the logging sidecar's entry point.
+
+On SIGTERM (or SIGINT), within LOGGER_GRACE_SECONDS in total:
+1. if LOGGER_APP_PROGRAM is set and SUPERVISOR_SERVER_URL is in the environment, keep tailing until
+   supervisord reports the app no longer STARTING/RUNNING/BACKOFF/STOPPING (its shutdown lines included);
+2. read every file to its end, flush the partial last lines of rotated-away files (not the live
+   file's: its writer may still finish it), ship everything and write the checkpoint;
+3. exit 0 when everything was acknowledged, or when the aggregator is unreachable (stopping the retry
+   early: nothing is lost, the checkpoint holds only what was acknowledged and the rest ships on the
+   next start); exit 1 when the deadline passes first, after saving the checkpoint and logging how
+   many lines remain.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from .appstate import AppWatcher, rpc_state
+from .metrics import LoggerMetrics
+from .pipeline import Pipeline
+from .sender import RequestsTransport
+from .server import StatusServer
+from .settings import Settings, SettingsError
+
+log = logging.getLogger("sidecars.logger")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the logging sidecar until SIGTERM; returns the exit status."""
+    argparse.ArgumentParser(prog="podvisor-logger",
+                            description="Tail a pod's logs and ship them exactly once.").parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LOGGER_LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        log.error("bad configuration: %s", exc)
+        return 2
+
+    stop = threading.Event()
+    term_at: list[float] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if not term_at:
+            term_at.append(time.monotonic())
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    metrics = LoggerMetrics()
+    try:
+        pipeline = Pipeline(settings, RequestsTransport(), metrics=metrics)
+    except OSError as exc:
+        log.error("bad configuration: LOGGER_STATE_DIR: cannot use %s: %s", settings.state_dir, exc)
+        return 2
+    try:
+        server = StatusServer(settings.host, settings.port, pipeline.health, metrics.registry).start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
+        pipeline.close()
+        return 2
+    log.info("tailing %s for pod %s, shipping to %s", settings.log_dir, settings.pod, settings.aggregator_url)
+    watcher = None
+    try:
+        pipeline.run(stop)
+        deadline = (term_at[0] if term_at else time.monotonic()) + settings.grace_seconds
+        app_running = None
+        if settings.app_program and "SUPERVISOR_SERVER_URL" in os.environ:
+            log.info("stopping: waiting for %s to stop before the last drain", settings.app_program)
+            watcher = AppWatcher(settings.app_program, rpc_state(os.environ, settings.app_program)).start()
+            app_running = watcher.running
+        status = pipeline.shutdown(deadline, app_running)
+    finally:
+        if watcher is not None:
+            watcher.close()
+        pipeline.close()
+        server.stop()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

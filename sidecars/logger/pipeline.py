@@ -1,0 +1,311 @@
+"""The loop wiring it all: scan -> read -> decode/enrich -> batch -> ship -> ack -> checkpoint.
+
+Exactly-once, by construction: an identity's offset moves only when the aggregator acknowledged
+every entry before it (batches ship in order through one sender), the checkpoint is written after
+that, and identity changes (a new file, a new generation, a copy taking over a key) are written
+before any entry carrying their key leaves. A SIGKILL anywhere therefore re-sends at most entries
+the store already has, under the same ids, which it ignores.
+Memory stays bounded: reading pauses while LOGGER_MAX_INFLIGHT_BYTES of entries await their ack,
+but scanning goes on (spooling rotated files, keeping fds) so rotation cannot outrun an outage.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from .batcher import Batcher, Item
+from .checkpoint import CheckpointStore
+from .deadletter import DeadLetter
+from .enrich import Enricher
+from .lines import RawLine, decode
+from .metrics import LoggerMetrics
+from .sender import BatchResult, Cancelled, EventWaiter, Sender, Transport, Waiter
+from .settings import Settings
+from .spool import Spool
+from .tailer import Tail, Tailer
+
+log = logging.getLogger(__name__)
+
+READ_PER_STEP = 4 * 1024 * 1024  # bytes per iteration, so scans and acks keep their pace under load
+
+
+class InlineWorker:
+    """Ships on the caller's thread: deterministic, for tests (an exception is a crash mid-send)."""
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+        self._done: list[BatchResult] = []
+
+    def ready(self) -> bool:
+        return True
+
+    def submit(self, batch: list[Item]) -> None:
+        try:
+            self._done.append(self._sender.send(batch))
+        except Cancelled as exc:
+            if exc.result is not None:
+                self._done.append(exc.result)
+
+    def results(self) -> list[BatchResult]:
+        done, self._done = self._done, []
+        return done
+
+    def stop(self) -> None:
+        pass
+
+
+class ThreadWorker:
+    """Ships on a background thread, one batch at a time (in order), with one more queued."""
+
+    def __init__(self, sender: Sender, waiter: Waiter) -> None:
+        self._sender = sender
+        self._waiter = waiter
+        self._todo: queue.Queue[list[Item]] = queue.Queue()
+        self._done: queue.Queue[BatchResult] = queue.Queue()
+        self._outstanding = 0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="logger-sender", daemon=True)
+        self._thread.start()
+
+    def ready(self) -> bool:
+        return self._outstanding < 2
+
+    def submit(self, batch: list[Item]) -> None:
+        self._outstanding += 1
+        self._todo.put(batch)
+
+    def results(self) -> list[BatchResult]:
+        done = []
+        while True:
+            try:
+                done.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        self._outstanding -= sum(1 for r in done if not r.partial)
+        return done
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if isinstance(self._waiter, EventWaiter):
+            self._waiter.cancel()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = self._todo.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            while True:
+                try:
+                    self._done.put(self._sender.send(batch))
+                    break
+                except Cancelled as exc:
+                    if exc.result is not None:
+                        exc.result.partial = True
+                        self._done.put(exc.result)
+                    return
+                except Exception:  # a bug must not lose the batch: log it and try the same batch again
+                    log.exception("unexpected error while shipping; retrying the same batch")
+                    try:
+                        self._waiter.wait(1.0)
+                    except Cancelled:
+                        return
+
+
+class Pipeline:
+    """One logger: owns the tailer, batcher, sender, checkpoint; step() is one poll iteration."""
+
+    def __init__(self, settings: Settings, transport: Transport, *, metrics: LoggerMetrics | None = None,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 waiter: Waiter | None = None, rng: Callable[[], float] = random.random,
+                 hostname: str | None = None, threaded: bool = True,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        self.metrics = metrics or LoggerMetrics()
+        self._clock = clock
+        self._sleep = sleep
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = CheckpointStore(settings.state_dir / "checkpoint.json", wall)
+        loaded = self.store.load()
+        if loaded.status != "ok":
+            self.metrics.checkpoint_recoveries.labels(loaded.status).inc()
+        self.registry = loaded.registry
+        self.deadletter = DeadLetter(settings.state_dir / "dead-letter.jsonl", wall)
+        self.spool = Spool(settings.state_dir / "spool", settings.spool_max_bytes)
+        self.tailer = Tailer(settings.log_dir, self.registry, self.spool, self.deadletter, self.metrics,
+                             max_line_bytes=settings.max_line_bytes,
+                             rotated_idle=settings.rotated_idle_seconds, clock=clock, wall=wall)
+        self.enricher = Enricher(settings.pod, settings.service_name, settings.environment,
+                                 hostname or socket.gethostname(), wall)
+        self.batcher = Batcher(settings.batch_lines, settings.batch_bytes, settings.flush_interval, clock)
+        self.waiter = waiter or EventWaiter()
+        self.sender = Sender(transport, settings.aggregator_url, settings.token_file, self.deadletter,
+                             self.metrics, self.waiter, rng)
+        self.worker = ThreadWorker(self.sender, self.waiter) if threaded else InlineWorker(self.sender)
+        self._inflight: deque[Item] = deque()  # read but not acknowledged, oldest first
+        self._inflight_bytes = 0
+        self._dirty = False
+        self._saved_at = clock()
+        self.state = "running"
+        self._health: dict[str, Any] = {}
+        self._update_gauges()
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def step(self, draining: bool = False) -> bool:
+        """One iteration; True if it did work (call again at once), False if idle (sleep a poll)."""
+        did = self._apply_results()
+        self.tailer.scan(force=draining)
+        if self.registry.changed and not self._try_save():
+            return did  # new keys must be durable before entries carrying them leave
+        room = self.settings.max_inflight_bytes - self._inflight_bytes
+        lines = self.tailer.read(min(room, READ_PER_STEP)) if room > 0 else []
+        lines += self.tailer.flush_partials(force=draining)
+        self._add(lines)
+        did = self._dispatch(force=draining) or bool(lines) or did
+        due = self._clock() - self._saved_at >= self.settings.checkpoint_interval
+        if (self._dirty or self.tailer.dirty) and due:
+            self._try_save()
+        self._update_gauges()
+        return did
+
+    def run(self, stop: threading.Event) -> None:
+        """Step until `stop` is set, sleeping a poll interval whenever there was nothing to do."""
+        while not stop.is_set():
+            if not self.step():
+                stop.wait(self.settings.poll_interval)
+
+    def shutdown(self, deadline: float, app_running: Callable[[], bool] | None = None) -> int:
+        """Drain before exit (see main.py); 0 when nothing is left unshipped that could be shipped."""
+        self.state = "waiting-for-app"
+        poll = self.settings.poll_interval
+        while app_running is not None and self._clock() < deadline and app_running():
+            if not self.step():
+                self._sleep(poll)
+        self.state = "draining"
+        if isinstance(self.waiter, EventWaiter):
+            self.waiter.wake()  # retry now, not at the end of a backoff
+        attempts = self.sender.attempts
+        while self._clock() < deadline:
+            did = self.step(draining=True)
+            if self.finished():
+                self._final_save()
+                log.info("shutdown: every line read was acknowledged by the aggregator")
+                return 0
+            if self.sender.reachable is False and self.sender.attempts > attempts:
+                self._final_save()
+                log.warning("shutdown: aggregator unreachable; %s remain unshipped; nothing is lost: "
+                            "they are still in the files and ship on the next start", self._remaining())
+                return 0
+            if not did:
+                self._sleep(min(poll, 0.05))
+        self._final_save()
+        log.error("shutdown: grace period of %.1f s over; %s remain unshipped; they are still in the files "
+                  "and ship on the next start", self.settings.grace_seconds, self._remaining())
+        return 1
+
+    def finished(self) -> bool:
+        """Everything read, no rotated partial line held, every entry acknowledged."""
+        return (not self._inflight and self.tailer.unread_bytes() == 0
+                and not self.tailer.pending_rotated_partials())
+
+    def close(self) -> None:
+        """Stop the sender and release files (no save: shutdown() and step() do that)."""
+        self.worker.stop()
+        self.tailer.close()
+
+    def health(self) -> dict[str, Any]:
+        """A snapshot for /health, safe to read from another thread."""
+        return dict(self._health, state=self.state)
+
+    def save(self) -> None:
+        """Write the checkpoint now."""
+        self.store.save(self.registry)
+        for ident in self.registry.identities.values():
+            ident.durable = ident.offset
+        self.registry.changed = self._dirty = self.tailer.dirty = False
+        self._saved_at = self._clock()
+        self.metrics.checkpoint_saves.inc()
+
+    # -- internals --------------------------------------------------------------------------------
+    def _add(self, lines: list[tuple[Tail, RawLine]]) -> None:
+        now = self._clock()
+        truncated = 0
+        for tail, raw in lines:
+            record = self.enricher.enrich(decode(raw, tail.stderr), tail.source, tail.ident.key, raw.offset)
+            item = Item(record["id"], tail.ident.key, raw.end, _dumps(record), now)
+            self.batcher.add(item)
+            self._inflight.append(item)
+            self._inflight_bytes += item.size
+            truncated += raw.truncated
+        self.metrics.lines_read.inc(len(lines))
+        self.metrics.lines_truncated.inc(truncated)
+
+    def _dispatch(self, force: bool) -> bool:
+        did = False
+        while self.worker.ready():
+            batch = self.batcher.take(force)
+            if batch is None:
+                break
+            self.worker.submit(batch)
+            did = True
+        return self._apply_results() or did
+
+    def _apply_results(self) -> bool:
+        results = self.worker.results()
+        for result in results:
+            for item in result.done:
+                item.acked = True
+                self._inflight_bytes -= item.size
+                ident = self.registry.identities.get(item.key)
+                if ident is not None and item.end > ident.offset:
+                    ident.offset = item.end
+            self._dirty = True
+        while self._inflight and self._inflight[0].acked:
+            self._inflight.popleft()
+        return bool(results)
+
+    def _try_save(self) -> bool:
+        try:
+            self.save()
+            return True
+        except OSError as exc:
+            log.error("could not write checkpoint %s: %s (will retry)", self.store.path, exc)
+            return False
+
+    def _final_save(self) -> None:
+        self._apply_results()
+        self._try_save()
+        self._update_gauges()
+
+    def _remaining(self) -> str:
+        return (f"{len(self._inflight)} lines read but unacknowledged and {self.tailer.unread_bytes()} "
+                f"bytes not yet read")
+
+    def _update_gauges(self) -> None:
+        now = self._clock()
+        lag_seconds = now - self._inflight[0].read_at if self._inflight else 0.0
+        lag_bytes = self.tailer.unshipped_bytes()
+        m = self.metrics
+        m.inflight_bytes.set(self._inflight_bytes)
+        m.lag_bytes.set(lag_bytes)
+        m.lag_seconds.set(lag_seconds)
+        m.files.set(len(self.tailer.tails))
+        self._health = {"ok": True, "pod": self.settings.pod, "files": len(self.tailer.tails),
+                        "inflight_lines": len(self._inflight), "inflight_bytes": self._inflight_bytes,
+                        "lag_bytes": lag_bytes, "lag_seconds": round(lag_seconds, 3),
+                        "spool_bytes": self.spool.used, "aggregator_reachable": self.sender.reachable}
+
+
+def _dumps(record: dict[str, Any]) -> bytes:
+    try:
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # a lone surrogate from a \\ud800 escape: escaped output stays valid
+        return json.dumps(record, separators=(",", ":")).encode()

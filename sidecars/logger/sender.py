@@ -1,0 +1,270 @@
+"""Shipping one batch to the aggregator: never dropped, retried until it is accepted or accounted for.
+
+POST {url}/logs, gzip JSON list, `Authorization: Bearer <token file>`. Outcomes:
+- 2xx: stored; entries named in the reply's `errors` go to the dead-letter file; `duplicates` counted.
+- 5xx, 429, 408, 3xx, connection errors and timeouts: retried forever, exponential backoff + jitter.
+- 401, or the token file missing (the aggregator creates it on first start): the file is re-read and
+  the request retried with backoff, logged clearly.
+- 413: the batch is split in halves; a single entry still too large is dead-lettered.
+- any other 4xx: a bug on one side; the batch is dead-lettered with the reason and logged as an error.
+The only way out without an outcome is Cancelled (shutdown deadline), carrying what was completed.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .batcher import Item
+from .deadletter import DeadLetter
+from .metrics import LoggerMetrics
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 0.2
+BACKOFF_CAP = 10.0
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes = b""
+
+
+class TransportError(Exception):
+    """The request did not get an HTTP answer (connection refused, reset, timeout)."""
+
+
+class Transport(Protocol):
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Response: ...
+
+
+class RequestsTransport:
+    """Transport over a requests.Session (keep-alive; redirects are not followed)."""
+
+    def __init__(self) -> None:
+        import requests  # imported here so unit tests with fake transports need no HTTP stack
+
+        self._requests = requests
+        self._session = requests.Session()
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Response:
+        try:
+            reply = self._session.post(url, data=body, headers=dict(headers), timeout=(3.05, timeout),
+                                       allow_redirects=False)
+        except self._requests.RequestException as exc:
+            raise TransportError(str(exc)) from exc
+        return Response(reply.status_code, reply.content)
+
+
+class Cancelled(Exception):
+    """Shipping stopped before the batch was fully handled; `result` holds what was."""
+
+    def __init__(self, result: BatchResult | None = None) -> None:
+        super().__init__("shipping cancelled")
+        self.result = result
+
+
+class Waiter(Protocol):
+    """Sleeps between retries; raises Cancelled when shipping must stop."""
+
+    def wait(self, seconds: float) -> None: ...
+
+
+class EventWaiter:
+    """Production waiter: wake() cuts the current wait short, cancel() makes waits raise Cancelled."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Event()
+        self._cancel = threading.Event()
+
+    def wait(self, seconds: float) -> None:
+        if self._cancel.is_set():
+            raise Cancelled()
+        self._wake.wait(seconds)
+        self._wake.clear()
+        if self._cancel.is_set():
+            raise Cancelled()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        self._wake.set()
+
+
+@dataclass
+class BatchResult:
+    """Every item of a batch ends up here, acknowledged: shipped (stored or duplicate) or dead-lettered."""
+
+    done: list[Item] = field(default_factory=list)
+    dead: int = 0
+    partial: bool = False  # cut short by Cancelled: the rest of the batch was not handled
+
+
+class Sender:
+    """Ships batches with the retry policy above; blocking, run it in a thread."""
+
+    def __init__(self, transport: Transport, url: str, token_file: Path, deadletter: DeadLetter,
+                 metrics: LoggerMetrics, waiter: Waiter, rng: Callable[[], float] = random.random,
+                 timeout: float = 10.0) -> None:
+        self._transport = transport
+        self._url = url.rstrip("/") + "/logs"
+        self._token_file = token_file
+        self._token: str | None = None
+        self._deadletter = deadletter
+        self._metrics = metrics
+        self._waiter = waiter
+        self._rng = rng
+        self._timeout = timeout
+        self._token_warned = False
+        self.attempts = 0
+        self.reachable: bool | None = None  # None until the first attempt; False after a connection error
+
+    def send(self, items: list[Item]) -> BatchResult:
+        """Ship `items`; returns when every one is acknowledged or dead-lettered (or raises Cancelled)."""
+        result = BatchResult()
+        try:
+            self._send_part(items, result)
+        except Cancelled:
+            raise Cancelled(result) from None
+        self._metrics.batches.inc()
+        return result
+
+    def _send_part(self, items: list[Item], result: BatchResult) -> None:
+        body = gzip.compress(b"[" + b",".join(i.payload for i in items) + b"]", compresslevel=1)
+        failures = 0
+        while True:
+            token = self._read_token()
+            if token is None:
+                # No token file yet means no aggregator has ever started: as unreachable as it gets.
+                self.attempts += 1
+                self._set_reachable(False)
+                failures = self._retry("token", failures)
+                continue
+            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip",
+                       "Authorization": f"Bearer {token}"}
+            self.attempts += 1
+            try:
+                reply = self._transport.post(self._url, body, headers, self._timeout)
+            except TransportError as exc:
+                if self.reachable is not False:
+                    log.warning("aggregator %s unreachable (%s); retrying with backoff", self._url, exc)
+                self._set_reachable(False)
+                failures = self._retry("connection", failures)
+                continue
+            if self.reachable is False:
+                log.info("aggregator %s reachable again", self._url)
+            self._set_reachable(True)
+            status = reply.status
+            if 200 <= status < 300:
+                self._accepted(items, reply.body, result)
+                return
+            if status == 401:
+                log.error("aggregator refused the token from %s (401); re-reading it and retrying",
+                          self._token_file)
+                self._token = None
+                failures = self._retry("unauthorized", failures)
+            elif status == 413 and len(items) > 1:
+                half = len(items) // 2
+                log.warning("aggregator answered 413 for %d entries; splitting the batch", len(items))
+                self._send_part(items[:half], result)
+                self._send_part(items[half:], result)
+                return
+            elif status == 413:
+                reason = f"HTTP 413: entry larger than the aggregator accepts ({_error(reply.body)})"
+                self._dead(items, reason, result)
+                return
+            elif status in (408, 429) or status >= 500 or status < 200 or 300 <= status < 400:
+                if status < 500 and status not in (408, 429):
+                    log.error("unexpected HTTP %d from %s; retrying", status, self._url)
+                failures = self._retry(str(status), failures)
+            else:
+                reason = f"HTTP {status}: {_error(reply.body)}"
+                log.error("aggregator refused a batch of %d entries (%s); dead-lettered: this is a bug "
+                          "in the logger or the aggregator", len(items), reason)
+                self._dead(items, reason, result)
+                return
+
+    def _accepted(self, items: list[Item], body: bytes, result: BatchResult) -> None:
+        reply = _json(body)
+        refused: dict[int, str] = {}
+        by_id = {item.id: n for n, item in enumerate(items)}
+        errors = reply.get("errors")
+        for error in errors if isinstance(errors, list) else []:
+            if not isinstance(error, dict):
+                continue
+            index = error.get("index")
+            if not isinstance(index, int) or not 0 <= index < len(items):
+                index = by_id.get(error.get("id"))  # type: ignore[arg-type]
+            if index is not None:
+                refused[index] = str(error.get("error", "rejected by the aggregator"))
+        for index, reason in refused.items():
+            log.error("aggregator rejected entry %s: %s (dead-lettered)", items[index].id, reason)
+            self._deadletter.entries([items[index].payload], f"rejected: {reason}")
+        duplicates = reply.get("duplicates")
+        duplicates = duplicates if isinstance(duplicates, int) and duplicates >= 0 else 0
+        kept = [item for n, item in enumerate(items) if n not in refused]
+        self._metrics.lines_duplicate.inc(duplicates)
+        self._metrics.lines_shipped.inc(max(0, len(kept) - duplicates))
+        self._metrics.bytes_shipped.inc(sum(len(item.payload) for item in kept))
+        self._metrics.lines_rejected.inc(len(refused))
+        self._metrics.lines_dead_lettered.inc(len(refused))
+        self._metrics.last_ship.set(time.time())
+        result.done.extend(items)
+        result.dead += len(refused)
+
+    def _dead(self, items: list[Item], reason: str, result: BatchResult) -> None:
+        self._deadletter.entries([item.payload for item in items], reason)
+        self._metrics.lines_dead_lettered.inc(len(items))
+        result.done.extend(items)
+        result.dead += len(items)
+
+    def _read_token(self) -> str | None:
+        if self._token is None:
+            try:
+                token = self._token_file.read_text().strip()
+            except OSError as exc:
+                if not self._token_warned:
+                    log.warning("token file %s not readable yet (%s); the aggregator creates it on first "
+                                "start; waiting and retrying", self._token_file, exc.strerror or exc)
+                    self._token_warned = True
+                return None
+            if not token:
+                return None
+            if self._token_warned:
+                log.info("token file %s found", self._token_file)
+                self._token_warned = False
+            self._token = token
+        return self._token
+
+    def _retry(self, reason: str, failures: int) -> int:
+        self._metrics.retries.labels(reason).inc()
+        delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(failures, 16))
+        self._waiter.wait(delay * (0.5 + self._rng() / 2))  # jitter: loggers of many pods don't align
+        return failures + 1
+
+    def _set_reachable(self, up: bool) -> None:
+        self.reachable = up
+        self._metrics.aggregator_up.set(1 if up else 0)
+
+
+def _json(body: bytes) -> dict:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _error(body: bytes) -> str:
+    error = _json(body).get("error")
+    return str(error) if error else body[:200].decode("utf-8", "replace") or "no details"

@@ -1,0 +1,220 @@
+"""Queries: GET /logs (plain array) and GET /api/v1/logs (filters, search, cursor pages)."""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from aggregator.app import create_app
+from aggregator.query import CursorCodec, fts_expression
+from aggregator.store import Store
+from tests.unit.test_aggregator_fixtures import (  # noqa: F401 - fixtures
+    app,
+    client,
+    entry,
+    make_settings,
+    post,
+    state_of,
+    token,
+    token_of,
+)
+
+
+def seed(client, token, entries):
+    reply = post(client, entries, token)
+    assert reply.status_code == 202 and reply.json["rejected"] == 0, reply.json
+
+
+def get(client, url):
+    reply = client.get(url)
+    assert reply.headers["Content-Type"].startswith("application/json")
+    return reply
+
+
+MIXED = [
+    entry(0, service_name="user-service", pod="user", level="INFO", request_id="r-1",
+          message="user created alice", status=201),
+    entry(1, service_name="order-service", pod="order", level="ERROR", request_id="r-1",
+          message="payment declined for order 7", status=500),
+    entry(2, service_name="product", pod="product", level="warning", request_id="r-2",
+          message="slow query on catalog", status=200, method="GET"),
+    entry(3, service_name="user-service", pod="user-2", level="error", request_id="r-3",
+          message="database timeout while saving user", status="500"),
+    entry(4, service_name="order-service", pod="order", level="info", request_id="r-4",
+          message="order 7 shipped", ok=True, timestamp="2024-05-02T00:00:00Z"),
+]
+
+
+def ids(entries):
+    return [e["id"] for e in entries]
+
+
+def test_legacy_logs_default_limit_and_chronological_order(client, token):
+    seed(client, token, [entry(i) for i in range(150)])
+    reply = get(client, "/logs")
+    assert reply.status_code == 200
+    assert isinstance(reply.json, list)
+    assert ids(reply.json) == [f"user:abc:{i}" for i in range(50, 150)]
+    assert ids(get(client, "/logs?limit=3").json) == ["user:abc:147", "user:abc:148", "user:abc:149"]
+
+
+def test_legacy_logs_limit_is_capped_and_validated(client, token):
+    seed(client, token, [entry(i) for i in range(1005)])
+    assert len(get(client, "/logs?limit=5000").json) == 1000
+    for bad in ("abc", "0", "-4"):
+        reply = get(client, f"/logs?limit={bad}")
+        assert reply.status_code == 400
+        assert reply.json["error"].startswith("limit:")
+
+
+def test_legacy_logs_filters(client, token):
+    seed(client, token, MIXED)
+    assert ids(get(client, "/logs?service=user").json) == ["user:abc:0", "user:abc:3"]
+    assert ids(get(client, "/logs?service=user-service").json) == ["user:abc:0", "user:abc:3"]
+    assert ids(get(client, "/logs?service=product").json) == ["user:abc:2"]
+    assert ids(get(client, "/logs?service=nope").json) == []
+    assert ids(get(client, "/logs?pod=order").json) == ["user:abc:1", "user:abc:4"]
+    assert ids(get(client, "/logs?level=error").json) == ["user:abc:1", "user:abc:3"]
+    assert ids(get(client, "/logs?level=ERROR").json) == ["user:abc:1", "user:abc:3"]
+    assert ids(get(client, "/logs?request_id=r-1").json) == ["user:abc:0", "user:abc:1"]
+    assert ids(get(client, "/logs?since=2024-05-02T00:00:00Z").json) == ["user:abc:4"]
+    assert ids(get(client, "/logs?until=2024-05-01T10:00:01Z").json) == ["user:abc:0", "user:abc:1"]
+    epoch = 1714521600  # 2024-05-01T00:00:00Z
+    assert ids(get(client, f"/logs?since={epoch + 86400}").json) == ["user:abc:4"]
+    assert ids(get(client, "/logs?service=order&level=info").json) == ["user:abc:4"]
+    reply = get(client, "/logs?since=yesterday")
+    assert reply.status_code == 400 and reply.json["error"].startswith("since:")
+
+
+def test_api_logs_envelope_order_and_fields(client, token):
+    seed(client, token, MIXED)
+    reply = get(client, "/api/v1/logs")
+    assert reply.status_code == 200
+    body = reply.json
+    assert body["ok"] is True and body["next"] is None and body["latest_id"] >= 5
+    assert ids(body["entries"]) == [f"user:abc:{i}" for i in (4, 3, 2, 1, 0)]
+    assert ids(get(client, "/api/v1/logs?order=asc").json["entries"]) == [
+        f"user:abc:{i}" for i in range(5)]
+    # Equality on any top-level field: numbers, strings, booleans compare as typed in the URL.
+    assert ids(get(client, "/api/v1/logs?field.status=500&order=asc").json["entries"]) == [
+        "user:abc:1", "user:abc:3"]
+    assert ids(get(client, "/api/v1/logs?field.method=GET").json["entries"]) == ["user:abc:2"]
+    assert ids(get(client, "/api/v1/logs?field.ok=true").json["entries"]) == ["user:abc:4"]
+    assert ids(get(client, "/api/v1/logs?field.status=201&field.pod=user").json["entries"]) == [
+        "user:abc:0"]
+
+
+@pytest.mark.parametrize("url, param", [
+    ("/api/v1/logs?order=sideways", "order"),
+    ("/api/v1/logs?limit=x", "limit"),
+    ("/api/v1/logs?field.bad%20name=1", "field.bad name"),
+    ("/api/v1/logs?servce=user", "servce"),
+    ("/api/v1/logs?until=soon", "until"),
+    ("/api/v1/logs?since=2024-05-02&until=2024-05-01", "since"),
+    ("/api/v1/logs?pod=a&pod=b", "pod"),
+])
+def test_api_logs_bad_parameters_are_400_naming_them(client, url, param):
+    reply = get(client, url)
+    assert reply.status_code == 400
+    assert reply.json["ok"] is False
+    assert reply.json["error"].startswith(f"{param}:")
+
+
+def test_full_text_search(client, token):
+    seed(client, token, MIXED)
+
+    def search(q, **filters):
+        reply = client.get("/api/v1/logs", query_string={"q": q, "order": "asc", **filters})
+        assert reply.status_code == 200, reply.json
+        return ids(reply.json["entries"])
+
+    assert search("order") == ["user:abc:1", "user:abc:4"]
+    assert search("ORDER 7 shipped") == ["user:abc:4"]
+    assert search('"payment declined"') == ["user:abc:1"]
+    assert search('"declined payment"') == []
+    assert search("data*") == ["user:abc:3"]
+    assert search("user", service="user") == ["user:abc:0", "user:abc:3"]
+    assert search("timeout", level="error") == ["user:abc:3"]
+
+
+@pytest.mark.parametrize("q", ['"unbalanced', "NEAR(", "*", "a OR", "message:order", "^start",
+                               "(", ")", "AND", "NOT order", "-", '""', "'", "order*  *",
+                               "x" * 600, "\u00e9t\u00e9 \U0001f600", "NEAR(a b, 2)"])
+def test_hostile_search_text_is_never_a_500(client, token, q):
+    seed(client, token, MIXED)
+    reply = client.get("/api/v1/logs", query_string={"q": q})
+    assert reply.status_code in (200, 400), reply.get_data(as_text=True)
+    assert reply.json["ok"] is (reply.status_code == 200)
+    if reply.status_code == 400:
+        assert reply.json["error"].startswith("q:")
+
+
+def test_fts_expression_quotes_every_term():
+    assert fts_expression("NEAR(a b") == '"NEAR(a" "b"'
+    assert fts_expression('say "hi there" now*') == '"say" "hi there" "now"*'
+    assert fts_expression("   ") is None
+    with pytest.raises(ValueError):
+        fts_expression("* -- ()")
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_pagination_walks_every_entry_once(client, token, order):
+    seed(client, token, [entry(i, level="error" if i % 3 == 0 else "info") for i in range(257)])
+    for extra, expected_count in (("", 257), ("&level=error", 86)):
+        seen, url, pages = [], f"/api/v1/logs?limit=25&order={order}{extra}", 0
+        while True:
+            body = get(client, url).json
+            seen.extend(ids(body["entries"]))
+            pages += 1
+            if body["next"] is None:
+                break
+            assert len(body["entries"]) == 25
+            url = f"/api/v1/logs?limit=25{extra}&cursor={body['next']}"
+        numbers = [int(i.rsplit(":", 1)[1]) for i in seen]
+        assert len(numbers) == len(set(numbers)) == expected_count
+        assert numbers == sorted(numbers, reverse=(order == "desc"))
+        assert pages == -(-expected_count // 25)
+
+
+def test_tampered_or_foreign_cursors_are_400(client, token):
+    seed(client, token, [entry(i) for i in range(10)])
+    cursor = get(client, "/api/v1/logs?limit=3").json["next"]
+    assert get(client, f"/api/v1/logs?limit=3&cursor={cursor}").status_code == 200
+    flipped = cursor[:-2] + ("A" if cursor[-2] != "A" else "B") + cursor[-1]
+    forged = CursorCodec(b"another key").encode(3, "desc")
+    plain = base64.urlsafe_b64encode(b"d3").decode()
+    for bad in (flipped, forged, plain, "!!!", "x" * 100):
+        reply = get(client, f"/api/v1/logs?cursor={bad}")
+        assert reply.status_code == 400, bad
+        assert reply.json["error"].startswith("cursor:")
+    reply = get(client, f"/api/v1/logs?order=asc&cursor={cursor}")
+    assert reply.status_code == 400
+
+
+class StepClock:
+    """Every reading is 10 s after the previous one: any query outlives its time limit."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 10.0
+        return self.now
+
+
+def test_query_timeout_is_503_json(tmp_path: Path):
+    settings = make_settings(tmp_path)
+    store = Store(settings.db_path, query_timeout_ms=2000, clock=StepClock())
+    app = create_app(settings, store=store, start_background=False)
+    client = app.test_client()
+    try:
+        seed(client, token_of(app), [entry(i, message=f"word{i} common") for i in range(2000)])
+        reply = client.get("/api/v1/logs?field.nothing=1&limit=5")
+        assert reply.status_code == 503
+        assert reply.json == {"ok": False, "error": "query timed out"}
+        metrics = client.get("/metrics").get_data(as_text=True)
+        assert 'aggregator_query_timeouts_total{endpoint="api_logs"} 1.0' in metrics
+    finally:
+        state_of(app).close()
+        store.close()

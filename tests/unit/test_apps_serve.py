@@ -1,0 +1,120 @@
+"""main() really serves, and shuts down gracefully. The only app tests that open (loopback) sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+
+from apps.common.server import GracefulServer
+
+REPO = Path(__file__).resolve().parents[2]
+DEADLINE = 20.0
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = DEADLINE,
+              proc: subprocess.Popen | None = None) -> object:
+    """Poll ``condition`` until truthy; fail at once (with the output) when ``proc`` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"process exited with {proc.returncode} while waiting for {what}\n{out}\n{err}")
+        time.sleep(0.02)  # polling interval, not synchronisation: the deadline decides
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def log_lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+@pytest.mark.parametrize(("module", "service", "signum"), [
+    ("apps.user", "user-service", signal.SIGTERM),
+    ("apps.order", "order-service", signal.SIGINT),
+])
+def test_main_serves_on_port_0_and_exits_0_on_signal(
+    tmp_path: Path, module: str, service: str, signum: signal.Signals
+) -> None:
+    log_file = tmp_path / "logs" / "app.log"
+    env = {**os.environ, "APP_PORT": "0", "APP_DB": str(tmp_path / "data" / "app.db"),
+           "APP_LOG_FILE": str(log_file), "APP_THREADS": "2", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", module], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def started() -> dict | None:
+            return next((line for line in log_lines(log_file) if " listening on " in line["message"]), None)
+
+        startup = wait_for(started, "the startup line", proc=proc)
+        port = startup["port"]
+        assert port > 0 and startup["message"] == f"{service} listening on 127.0.0.1:{port}"
+        response = requests.get(f"http://127.0.0.1:{port}/health", headers={"X-Request-ID": "probe-1"},
+                                timeout=5)
+        assert response.status_code == 200 and response.json()["status"] == "healthy"
+        assert response.headers["X-Request-ID"] == "probe-1"
+
+        proc.send_signal(signum)
+        assert proc.wait(timeout=DEADLINE) == 0, proc.communicate()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=DEADLINE)
+        proc.stdout.close()
+        proc.stderr.close()
+    messages = [line["message"] for line in log_lines(log_file)]
+    assert "GET /health 200" in messages
+    name = signal.Signals(signum).name
+    assert messages[-2:] == [f"received {name}, shutting down", "shutdown complete"]
+
+
+def test_graceful_server_finishes_in_flight_requests_then_stops_accepting() -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_app(environ, start_response):
+        entered.set()
+        release.wait(DEADLINE)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"finished"]
+
+    server = GracefulServer(slow_app, host="127.0.0.1", port=0, threads=2, ident="test",
+                            drain_seconds=DEADLINE)
+    port = server.addresses[0][1]
+    serving = threading.Thread(target=server.serve)
+    serving.start()
+    results: dict = {}
+    client = threading.Thread(target=lambda: results.update(
+        response=requests.get(f"http://127.0.0.1:{port}/", timeout=DEADLINE)))
+    try:
+        client.start()
+        assert entered.wait(DEADLINE), "the request never reached the app"
+        server.request_stop("SIGTERM")
+
+        def refused() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except ConnectionRefusedError:
+                return True
+            return False
+
+        wait_for(refused, "the listening socket to close")
+        assert serving.is_alive(), "the server stopped before its in-flight request finished"
+    finally:
+        release.set()
+        client.join(DEADLINE)
+        serving.join(DEADLINE)
+    assert not serving.is_alive()
+    assert results["response"].status_code == 200 and results["response"].text == "finished"

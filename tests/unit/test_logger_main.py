@@ -1,0 +1,112 @@
+"""Settings and the process: bad config exits 2 naming the setting; aggregator down: up, retrying, clean stop."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from sidecars.logger.settings import MIB, Settings, SettingsError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env(tmp_path, **extra):
+    env = {"POD_NAME": "user", "SERVICE_NAME": "user-service", "LOGGER_LOG_DIR": str(tmp_path / "logs"),
+           "LOGGER_STATE_DIR": str(tmp_path / "state"), "LOGGER_TOKEN_FILE": str(tmp_path / "token")}
+    env.update(extra)
+    return env
+
+
+def test_settings_defaults(tmp_path):
+    settings = Settings.from_env(_env(tmp_path))
+    assert settings.environment == "production"
+    assert settings.aggregator_url == "http://127.0.0.1:8080"
+    assert (settings.host, settings.port, settings.app_program) == ("127.0.0.1", 0, None)
+    assert (settings.batch_lines, settings.batch_bytes, settings.flush_interval) == (1000, MIB, 0.2)
+    assert (settings.poll_interval, settings.max_line_bytes, settings.grace_seconds) == (0.1, 256 * 1024, 25.0)
+    assert settings.spool_max_bytes == 256 * MIB
+
+
+@pytest.mark.parametrize("name, value", [
+    ("POD_NAME", ""), ("SERVICE_NAME", ""), ("LOGGER_LOG_DIR", ""), ("LOGGER_TOKEN_FILE", ""),
+    ("LOGGER_PORT", "70000"), ("LOGGER_PORT", "http"), ("LOGGER_BATCH_LINES", "0"),
+    ("LOGGER_FLUSH_INTERVAL", "-1"), ("LOGGER_POLL_INTERVAL", "nan"), ("LOGGER_GRACE_SECONDS", "soon"),
+    ("LOGGER_AGGREGATOR_URL", "ftp://x"), ("POD_NAME", "a:b"), ("LOGGER_MAX_LINE_BYTES", "1"),
+])
+def test_bad_settings_name_the_setting(tmp_path, name, value):
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env(_env(tmp_path, **{name: value}))
+    assert err.value.name == name and str(err.value).startswith(f"{name}: ")
+
+
+def test_bad_config_exits_2_with_one_line_naming_the_setting(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGGER_", "POD_", "SERVICE_"))}
+    env.update(_env(tmp_path, LOGGER_BATCH_BYTES="lots"))
+    proc = subprocess.run([sys.executable, "-m", "sidecars.logger.main"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "LOGGER_BATCH_BYTES" in lines[0], proc.stderr
+
+
+def _closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(predicate, proc, log, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            pytest.fail(f"logger exited early ({proc.returncode}):\n{log.read_text()}")
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting; logger output:\n{log.read_text()}")
+
+
+def test_runs_against_no_aggregator_retries_and_stops_promptly_on_sigterm(tmp_path):
+    (tmp_path / "logs" / "sidecars").mkdir(parents=True)
+    (tmp_path / "logs" / "app.log").write_text('{"message": "waiting for the aggregator"}\n')
+    (tmp_path / "token").write_text("t")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGGER_", "SUPERVISOR_"))}
+    env.update(_env(tmp_path, LOGGER_AGGREGATOR_URL=f"http://127.0.0.1:{_closed_port()}", LOGGER_PORT="0"))
+    log = tmp_path / "logger.out"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "sidecars.logger.main"], cwd=REPO, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        port = int(_wait_for(lambda: re.search(r"http://127\.0\.0\.1:(\d+)/health", log.read_text()),
+                             proc, log).group(1))
+
+        def retries():
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            match = re.search(r'podvisor_logger_retries_total\{reason="connection"\} (\S+)', text)
+            return match and float(match.group(1)) >= 2
+
+        _wait_for(retries, proc, log)
+        health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).read())
+        assert health["state"] == "running" and health["aggregator_reachable"] is False
+        assert health["inflight_lines"] == 1
+        assert proc.poll() is None, "stays up while the aggregator is down"
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0, log.read_text()
+        assert time.monotonic() - started < 5, log.read_text()
+        text = log.read_text()
+        assert "unreachable" in text and "remain unshipped" in text
+        checkpoint = json.loads((tmp_path / "state" / "checkpoint.json").read_text())
+        assert [f["offset"] for f in checkpoint["body"]["files"].values()] == [0]  # nothing acknowledged
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,206 @@
+"""Tailing: which files are read, and how rotation, truncation and rewrites keep lines exactly once.
+
+Each test drives a real Pipeline (inline sender, fake clock) over files in tmp_path and looks at what
+an in-memory aggregator stored: the observable result the product promises.
+"""
+import os
+import shutil
+
+from sidecars.logger.checkpoint import CheckpointStore
+from sidecars.logger.fakes import FakeClock, FakeWaiter, RecordingTransport, settings_for
+from sidecars.logger.pipeline import Pipeline
+
+
+class Rig:
+    """A pod log directory, a logger over it, and helpers to write, rotate, crash and restart."""
+
+    def __init__(self, tmp_path, **overrides):
+        self.logs = tmp_path / "logs"
+        (self.logs / "sidecars").mkdir(parents=True)
+        (tmp_path / "token").write_text("secret\n")
+        self.settings = settings_for(tmp_path, **overrides)
+        self.clock = FakeClock()
+        self.transport = RecordingTransport()
+        self.pipeline = None
+        self.start()
+
+    def start(self):
+        self.pipeline = Pipeline(self.settings, self.transport, clock=self.clock, wall=self.clock,
+                                 waiter=FakeWaiter(self.clock), threaded=False, hostname="host1")
+
+    def crash(self):
+        """Abandon the pipeline (no shutdown, no save), then start a new one on the same state."""
+        self.pipeline.tailer.close()  # only releases fds, as the kernel would
+        self.start()
+
+    def pump(self, steps=3):
+        for _ in range(steps):
+            self.clock.advance(1.0)
+            self.pipeline.step()
+
+    def write(self, name, text, mode="a"):
+        with open(self.logs / name, mode + "b") as f:
+            f.write(text.encode() if isinstance(text, str) else text)
+
+    def lines(self, name, first, last):
+        self.write(name, "".join(f'{{"message": "seq {n}"}}\n' for n in range(first, last)))
+
+    def messages(self):
+        return [e["message"] for e in self.transport.store.values()]
+
+    def seqs(self):
+        return sorted(int(m.split()[1]) for m in self.messages() if m.startswith("seq "))
+
+    def offset(self, name):
+        ino = os.stat(self.logs / name).st_ino
+        return next(i.offset for i in self.pipeline.registry.identities.values() if i.ino == ino)
+
+
+def test_tails_existing_and_later_files_but_not_the_sidecars_dir(tmp_path):
+    rig = Rig(tmp_path)
+    rig.write("app.log", '{"message": "first"}\n')
+    rig.write("sidecars/logger.log", "our own output\n")
+    rig.write("notes.txt", "not a log\n")
+    rig.write("app.log.2.gz", "compressed\n")
+    rig.pump()
+    assert rig.messages() == ["first"]
+    rig.write("app.stderr.log", "boom\n")
+    rig.pump()
+    assert rig.messages() == ["first", "boom"]
+    boom = list(rig.transport.store.values())[1]
+    assert boom["level"] == "error" and boom["source"] == "app.stderr.log" and boom["pod"] == "user"
+
+
+def test_partial_line_is_held_across_restart_until_its_newline(tmp_path):
+    rig = Rig(tmp_path)
+    rig.write("app.log", "complete\nhalf a li")
+    rig.pump()
+    assert rig.messages() == ["complete"]
+    assert rig.offset("app.log") == len("complete\n")  # never past a line end
+    rig.crash()
+    rig.write("app.log", "ne\n")
+    rig.pump()
+    assert rig.messages() == ["complete", "half a line"]
+    assert rig.transport.deliveries == 2
+
+
+def test_rename_rotation_under_writes_loses_and_duplicates_nothing(tmp_path):
+    rig = Rig(tmp_path)
+    seq = 0
+    for rotation in range(6):
+        rig.lines("app.stdout.log", seq, seq + 7)
+        seq += 7
+        if rotation % 2:
+            rig.pump(1)  # sometimes caught up, sometimes not, when the rename happens
+        for n in (3, 2, 1):  # supervisord-style: .2 -> .3 (deleting .3 past the backup limit), ...
+            src = rig.logs / f"app.stdout.log.{n}"
+            if src.exists():
+                if n == 3:
+                    src.unlink()
+                else:
+                    src.rename(rig.logs / f"app.stdout.log.{n + 1}")
+        (rig.logs / "app.stdout.log").rename(rig.logs / "app.stdout.log.1")
+        rig.lines("app.stdout.log", seq, seq + 3)  # the writer reopens and keeps writing
+        seq += 3
+    rig.pump(5)
+    assert rig.seqs() == list(range(seq))
+    assert rig.transport.deliveries == seq  # no entry sent twice
+    assert {e["source"] for e in rig.transport.store.values()} == {"app.stdout.log"}
+
+
+def test_copytruncate_recovers_unread_bytes_from_the_copy(tmp_path):
+    rig = Rig(tmp_path)
+    rig.lines("app.log", 0, 10)
+    rig.pump()
+    rig.lines("app.log", 10, 15)  # written but not read yet when logrotate strikes
+    shutil.copyfile(rig.logs / "app.log", rig.logs / "app.log.1")
+    os.truncate(rig.logs / "app.log", 0)
+    rig.lines("app.log", 15, 20)
+    rig.pump(4)
+    assert rig.seqs() == list(range(20))
+    assert rig.transport.deliveries == 20
+    dead = tmp_path / "state" / "dead-letter.jsonl"
+    assert not dead.exists() or dead.read_text() == ""
+
+
+def test_truncation_while_stopped_reads_new_content_from_zero(tmp_path):
+    rig = Rig(tmp_path)
+    rig.write("app.log", "banner\n" + "old line\n" * 5)
+    rig.pump()
+    rig.crash()
+    rig.write("app.log", "banner\nnew\n", mode="w")  # same first line, same inode, shorter
+    rig.start()
+    rig.pump()
+    assert rig.messages() == ["banner"] + ["old line"] * 5 + ["banner", "new"]
+    assert len(rig.transport.store) == 8  # the second banner got a new id (new generation)
+
+
+def test_rewrite_with_different_content_while_stopped_is_shipped_as_new(tmp_path):
+    rig = Rig(tmp_path)
+    rig.write("app.log", "alpha\nbeta\n")
+    rig.pump()
+    rig.crash()
+    with open(rig.logs / "app.log", "r+b") as f:  # in place: same inode, longer, other content
+        f.write(b"gamma\ndelta\nepsilon\n")
+    rig.pump()
+    assert rig.messages() == ["alpha", "beta", "gamma", "delta", "epsilon"]
+
+
+def test_delete_and_recreate_while_running(tmp_path):
+    rig = Rig(tmp_path)
+    rig.write("app.log", "one\ntwo\n")
+    rig.pump()
+    rig.write("app.log", "three\n")
+    (rig.logs / "app.log").unlink()  # the bytes written before deletion are still read via the fd
+    rig.write("app.log", "fresh\n")
+    rig.pump()
+    assert rig.messages() == ["one", "two", "three", "fresh"]
+
+
+def test_inode_reuse_is_detected_by_the_head_fingerprint(tmp_path):
+    rig = Rig(tmp_path)
+    rig.write("app.log", "old content\n" * 3)
+    rig.pump()
+    rig.crash()
+    (rig.logs / "app.log").unlink()
+    rig.write("other.log", "new file\n")
+    # Make the checkpoint claim the old identity lives at the new file's inode (a recycled inode).
+    store = CheckpointStore(tmp_path / "state" / "checkpoint.json")
+    registry = store.load().registry
+    (ident,) = registry.identities.values()
+    ident.ino = os.stat(rig.logs / "other.log").st_ino
+    store.save(registry)
+    rig.start()
+    rig.pump()
+    assert rig.messages() == ["old content"] * 3 + ["new file"]
+
+
+def test_long_lines_are_truncated_with_a_marker_and_reading_continues(tmp_path):
+    rig = Rig(tmp_path, max_line_bytes=1000)
+    rig.write("app.log", '{"message": "' + "x" * 5000 + '"}\nafter\n')
+    rig.pump()
+    long, after = rig.transport.store.values()
+    assert long["truncated"] is True and long["original_bytes"] == 5015 and len(long["message"]) == 1000
+    assert after["message"] == "after" and after["id"].endswith(":5016")
+
+
+def test_invalid_utf8_and_non_json_are_wrapped_not_fatal(tmp_path):
+    rig = Rig(tmp_path)
+    rig.write("app.log", b'\xff\xfe bad bytes\n{"message": "json", "level": "warn"}\nplain\n')
+    rig.pump()
+    assert [(e["message"], e["level"]) for e in rig.transport.store.values()] == [
+        ("\ufffd\ufffd bad bytes", "info"), ("json", "warn"), ("plain", "info")]
+
+
+def test_rotated_partial_line_is_flushed_once_idle(tmp_path):
+    rig = Rig(tmp_path, rotated_idle_seconds=5.0)
+    rig.write("app.stdout.log", "done\nno newline at the end")
+    rig.pump()
+    (rig.logs / "app.stdout.log").rename(rig.logs / "app.stdout.log.1")
+    rig.pump(2)
+    assert rig.messages() == ["done"]  # the writer could still finish the line
+    rig.pump(6)
+    assert rig.messages() == ["done", "no newline at the end"]
+    rig.crash()
+    rig.pump(8)
+    assert rig.transport.deliveries == 2  # flushed partial is checkpointed like any line
