@@ -169,7 +169,8 @@ class Renderer:
                 # re-reads every state over XML-RPC, so a drop costs latency, never correctness.
                 "buffer_size": 1024, "priority": 1, "autostart": "true", "autorestart": "true",
                 "startsecs": 0, "stopwaitsecs": int(max(p.grace_seconds for p in st.pods)) + 30,
-                "stderr_logfile": self.state("controller.log"),
+                # stdout is the event-listener protocol channel: nothing worth keeping.
+                "stdout_logfile": "NONE", "stderr_logfile": self.state("controller.log"),
                 "stderr_logfile_maxbytes": st.log_max_bytes, "stderr_logfile_backups": st.log_backups,
                 "environment": self.env({
                     "CONTROLLER_SPEC": _Raw(json_path), "CONTROLLER_HOST": st.host,

@@ -45,7 +45,7 @@ def test_hello_is_logged_enriched_and_counted_with_pod_labels(stack, pod):
 
 def test_order_spanning_three_services_is_followed_by_its_request_id(stack):
     request_id = rid()
-    users = requests.get(stack.apps["user"] + "/users", timeout=5).json()
+    users = requests.get(stack.apps["user"] + "/users", timeout=5).json()["users"]
     products = requests.get(stack.apps["product"] + "/products", timeout=5).json()["products"]
     laptop = next(p for p in products if p["name"] == "Laptop")
     resp = requests.post(stack.apps["order"] + "/orders", json={"user_id": users[0]["id"], "product_id": laptop["id"],
