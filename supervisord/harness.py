@@ -66,10 +66,18 @@ def bin_dir() -> str:
 
 
 def load_spec_dict(spec: str | Path | dict | None) -> dict:
+    """A spec as a dict; from a file, `./x` and `../x` commands become absolute (the test's
+    conf is rendered elsewhere, so they can no longer be relative to the spec's folder)."""
     if isinstance(spec, dict):
         return copy.deepcopy(spec)
-    with open(spec or render.DEFAULT_SPEC, "rb") as fh:
-        return tomllib.load(fh)
+    path = Path(spec or render.DEFAULT_SPEC).resolve()
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    for pod in data.get("pods", {}).values():
+        command = pod.get("command") if isinstance(pod, dict) else None
+        if isinstance(command, str) and command.startswith(("./", "../")):
+            pod["command"] = str(path.parent / command)
+    return data
 
 
 class StackHandle:
@@ -128,6 +136,10 @@ class StackHandle:
     def _check_alive(self) -> None:
         if not self.alive():
             raise AssertionError(f"supervisord exited with {self.proc.returncode}\n{self.output()}")
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+        """Poll `predicate` until truthy (its value is returned); on timeout fail with the stack's output."""
+        return wait_for(predicate, timeout, what, self.output)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         def ready() -> bool:

@@ -72,8 +72,12 @@ class Renderer:
         return f"http://{self.stack.host}:{port}"
 
     def command(self, command: str) -> str:
-        if "/" not in command and " " not in command:
+        """podvisor's own programs run from bin_dir; `./x` and `../x` are relative to the spec's
+        folder (where the conf is rendered); anything else is left to supervisord's PATH search."""
+        if command.startswith("podvisor-") and "/" not in command and " " not in command:
             return self.path(self.bin_dir, command)
+        if command.startswith(("./", "../")):
+            return "%(here)s/" + command.replace("%", "%%")
         return command.replace("%", "%%")
 
     def env(self, pairs: dict[str, str]) -> str:
