@@ -5,24 +5,26 @@ from collections.abc import Iterable
 
 from flask import Blueprint, Flask
 
-from aggregator import ingest, tail, views_logs, views_ops, views_session
+from aggregator import ingest, security, tail, views_logs, views_ops, views_pods, views_session
 from aggregator.auth import Authenticator, derive, load_or_create_token
 from aggregator.errors import register_error_handlers
 from aggregator.metrics import Metrics, StoreCollector
+from aggregator.pods import PodsMonitor
 from aggregator.query import CursorCodec
 from aggregator.retention import Retention, RetentionWorker
 from aggregator.settings import Settings
 from aggregator.state import EXTENSION_KEY, AggregatorState
 from aggregator.store import Store
 
-API_BLUEPRINTS = (ingest.bp, views_logs.bp, tail.bp, views_session.bp, views_ops.bp)
+API_BLUEPRINTS = (ingest.bp, views_logs.bp, tail.bp, views_session.bp, views_ops.bp, views_pods.bp)
 
 
 def create_app(settings: Settings, *, store: Store | None = None, token: str | None = None,
-               metrics: Metrics | None = None, start_background: bool = True,
-               blueprints: Iterable[Blueprint] = ()) -> Flask:
+               metrics: Metrics | None = None, pods: PodsMonitor | None = None,
+               start_background: bool = True, blueprints: Iterable[Blueprint] = ()) -> Flask:
     """Build the app. Opens the store and token file from `settings` unless given; pass more
-    `blueprints` (the web UI) to mount them beside the API. Call get_state().close() to stop."""
+    `blueprints` (the web UI) to mount them beside the API. `start_background` starts retention
+    and the pods poller. Call get_state().close() to stop."""
     if token is None:
         token = load_or_create_token(settings.token_file)
     owns_store = store is None
@@ -38,6 +40,11 @@ def create_app(settings: Settings, *, store: Store | None = None, token: str | N
     if start_background and (settings.retention_days > 0 or settings.retention_bytes > 0):
         worker = RetentionWorker(retention, settings.retention_interval)
         worker.start()
+    if pods is None:
+        pods = PodsMonitor(settings.controller_url, settings.metrics_urls,
+                           interval=settings.pods_interval)
+    if start_background:
+        pods.start()
     state = AggregatorState(
         settings=settings,
         store=store,
@@ -45,13 +52,15 @@ def create_app(settings: Settings, *, store: Store | None = None, token: str | N
         metrics=metrics,
         cursors=CursorCodec(derive(token, "podvisor-cursor")),
         tails=tails,
+        pods=pods,
         retention=worker,
         owns_store=owns_store,
     )
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the web UI blueprint serves its own files
     app.json.sort_keys = False  # replies keep the documented field order
     app.extensions[EXTENSION_KEY] = state
     register_error_handlers(app)
+    security.install(app)
     for blueprint in (*API_BLUEPRINTS, *blueprints):
         app.register_blueprint(blueprint)
     return app

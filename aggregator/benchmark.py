@@ -87,7 +87,7 @@ def timed(fn: Callable[[], object], runs: int) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aggregator.benchmark", description=__doc__)
-    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1000, help="entries per ingest request")
     parser.add_argument("--clients", type=int, default=4, help="concurrent ingest clients")
     parser.add_argument("--queries", type=int, default=200, help="runs per query kind")

@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import sys
 
+from aggregator import ui
 from aggregator.app import create_app
 from aggregator.auth import TokenFileError, load_or_create_token
 from aggregator.schema import SchemaError
@@ -16,7 +17,6 @@ from aggregator.state import EXTENSION_KEY
 from aggregator.store import Store
 
 logger = logging.getLogger("aggregator")
-
 
 
 class JsonFormatter(logging.Formatter):
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except (sqlite3.Error, SchemaError, OSError) as exc:
         logger.error("AGGREGATOR_DB %s cannot be opened: %s", settings.db_path, exc)
         return 2
-    app = create_app(settings, store=store, token=token)
+    app = create_app(settings, store=store, token=token, blueprints=(ui.bp,))
     state = app.extensions[EXTENSION_KEY]
     logger.info("store %s: %d entries, latest id %d; reads %s the token", settings.db_path,
                 store.entry_count, store.last_seq,

@@ -12,6 +12,7 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
+from aggregator import schema
 from aggregator.errors import ParamError
 from aggregator.timestamps import parse_time_param
 
@@ -182,9 +183,28 @@ def existing_services(conn: sqlite3.Connection, names: tuple[str, ...]) -> tuple
     return tuple(found)
 
 
+def seq_bounds(conn: sqlite3.Connection, query: LogQuery) -> tuple[int | None, int | None] | None:
+    """The seq range holding every entry in the query's time range (schema.logs_minutes), as
+    (lowest, highest) with None for an open end; None when no stored entry can be in the range."""
+    low = high = None
+    if query.since_ms is not None:
+        low = conn.execute(schema.SEQ_SINCE_SQL, (query.since_ms,)).fetchone()[0]
+        if low is None:
+            return None
+    if query.until_ms is not None:
+        high = conn.execute(schema.SEQ_UNTIL_SQL, (query.until_ms,)).fetchone()[0]
+        if high is None:
+            return None
+    return low, high
+
+
 def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: str,
-                 after: int | None, limit: int) -> tuple[str, list[Any]]:
-    """SQL returning (seq, body) of matching entries in seq order, keyset-paged after `after`."""
+                 after: int | None, limit: int,
+                 seq_range: tuple[int | None, int | None] = (None, None)) -> tuple[str, list[Any]]:
+    """SQL returning (seq, body) of matching entries in seq order, keyset-paged after `after`.
+
+    `seq_range` (from seq_bounds) narrows the walk to the seqs the time range can hold: the time
+    conditions alone cannot stop an index walk in seq order early."""
     where: list[str] = []
     params: list[Any] = []
     if query.text:
@@ -216,6 +236,13 @@ def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: st
         path = f'$."{name}"'
         where.append("(logs.body ->> ? = ? OR logs.body -> ? = ?)")
         params.extend((path, value, path, value))
+    low, high = seq_range
+    if low is not None:
+        where.append(f"{key} >= ?")
+        params.append(low)
+    if high is not None:
+        where.append(f"{key} <= ?")
+        params.append(high)
     if after is not None:
         where.append(f"{key} {'<' if order == 'desc' else '>'} ?")
         params.append(after)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aggregator import schema
 from aggregator.metrics import Metrics
 from aggregator.store import QueryTimeout, Store, StoreUnavailable, used_bytes
 
@@ -49,6 +50,8 @@ class Retention:
         """Delete entries older than the age limit, then oldest entries while over the size limit."""
         by_age = self._delete_by_age() if self.max_age_days > 0 else 0
         by_size = self._delete_by_size() if self.max_bytes > 0 else 0
+        if by_age or by_size:
+            self.store.write(lambda conn: conn.execute(schema.MINUTES_PRUNE_SQL).rowcount)
         used = self._used()
         self.last_used_bytes = used
         if by_age or by_size:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aggregator.errors import ApiError
 from aggregator.metrics import Metrics
-from aggregator.query import LogQuery, build_select, existing_services, service_names
+from aggregator.query import LogQuery, build_select, existing_services, seq_bounds, service_names
 from aggregator.store import QueryTimeout, Store, StoreUnavailable
 
 
@@ -33,8 +33,11 @@ def fetch(store: Store, query: LogQuery, *, order: str, after: int | None, limit
                 services = existing_services(conn, service_names(query.service))
                 if not services:
                     return Page([], latest)
+            seq_range = seq_bounds(conn, query)
+            if seq_range is None:
+                return Page([], latest)
             sql, params = build_select(query, services=services, order=order, after=after,
-                                       limit=limit)
+                                       limit=limit, seq_range=seq_range)
             rows = conn.execute(sql, params).fetchall()
     except QueryTimeout:
         if metrics is not None:

@@ -42,6 +42,7 @@ class Settings:
     tail_heartbeat: float = 15.0
     controller_url: str | None = None
     metrics_urls: tuple[tuple[str, str], ...] = field(default=())
+    pods_interval: float = 5.0
     log_level: str = "INFO"
 
     @property
@@ -83,6 +84,7 @@ class Settings:
             tail_heartbeat=r.number("AGGREGATOR_TAIL_HEARTBEAT", cls.tail_heartbeat, minimum=0.05),
             controller_url=r.url("AGGREGATOR_CONTROLLER_URL"),
             metrics_urls=r.pod_urls("AGGREGATOR_METRICS_URLS"),
+            pods_interval=r.number("AGGREGATOR_PODS_INTERVAL", cls.pods_interval, minimum=0.1),
             log_level=r.choice("AGGREGATOR_LOG_LEVEL", cls.log_level,
                                ("DEBUG", "INFO", "WARNING", "ERROR")),
         )

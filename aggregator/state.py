@@ -10,6 +10,7 @@ from flask import current_app
 if TYPE_CHECKING:
     from aggregator.auth import Authenticator
     from aggregator.metrics import Metrics
+    from aggregator.pods import PodsMonitor
     from aggregator.query import CursorCodec
     from aggregator.retention import RetentionWorker
     from aggregator.settings import Settings
@@ -29,14 +30,17 @@ class AggregatorState:
     metrics: Metrics
     cursors: CursorCodec
     tails: TailLimiter
+    pods: PodsMonitor
     retention: RetentionWorker | None = None
     owns_store: bool = True
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def close(self) -> None:
-        """Stop tails and retention, then drain and close the store (if create_app opened it)."""
+        """Stop tails, the pods poller and retention, then drain and close the store (if
+        create_app opened it)."""
         self.stopping.set()
         self.tails.close()
+        self.pods.stop()
         if self.retention is not None:
             self.retention.stop()
         if self.owns_store:

@@ -96,6 +96,7 @@ class Store:
             if stored:
                 # The only writer, inside its transaction: seq > before is exactly this insert.
                 conn.execute(schema.INDEX_NEW_SQL, (before,))
+                conn.execute(schema.MINUTES_NEW_SQL, (before,))
             return stored
 
         stored = self.write(run, timeout, weight=len(rows))

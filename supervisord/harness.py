@@ -221,6 +221,13 @@ class StackHandle:
     def pod_dir(self, pod: str) -> Path:
         return self.state_dir / "pods" / pod
 
+    def prometheus_config(self, directory: str | Path, scrape_interval: str = "1s") -> Path:
+        """Write prometheus.yml (this stack's ephemeral ports), the rules and their promtool tests
+        into `directory`; return the prometheus.yml path."""
+        from supervisord.prometheus.stack import write_stack
+        written = write_stack(directory, self.spec, scrape_interval)
+        return next(path for path in written if path.name == "prometheus.yml")
+
     def output(self, lines: int = 60) -> str:
         """The tail of supervisord's, the controller's and every process's log, for failure messages."""
         files = [self.root / "supervisord.out", self.state_dir / "supervisord.log", self.state_dir / "controller.log",

@@ -11,7 +11,6 @@ import argparse
 import configparser
 import json
 import os
-import socket
 import sys
 import time
 import uuid
@@ -22,6 +21,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from supervisord.controller.status import expected_ready
 from supervisord.rpc import SupervisorRPC
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
@@ -49,7 +49,8 @@ class Target:
             try:
                 return parser.get(section, key).replace("%(here)s", here).replace("%%", "%")
             except (configparser.NoSectionError, configparser.NoOptionError):
-                raise ValueError(f"{path}: [{section}] {key} is missing (render it with podvisor-render)") from None
+                raise ValueError(f"{path}: [{section}] {key} is missing (render it with podvisor-render)") \
+                    from None
 
         return cls(get("supervisorctl", "serverurl"), get("podvisor", "controller_url"),
                    get("podvisor", "aggregator_url"), Path(get("podvisor", "state_dir")))
@@ -70,14 +71,29 @@ def age(seconds: float) -> str:
     return f"{int(seconds)}s"
 
 
+def reason(pod: dict) -> str:
+    """The app's last reason, else the latest sidecar's (`logger: Error: exit code 1`), else nothing."""
+    if pod.get("last_reason"):
+        return pod["last_reason"]
+    for role, why in sorted((pod.get("sidecar_last_reason") or {}).items()):
+        if why:
+            return f"{role}: {why}"
+    return ""
+
+
 def table(pods: list[dict]) -> str:
+    """`kubectl get pods` style; RESTARTS counts the app's restarts (sidecars' in brackets when any)."""
     rows = [("POD", "READY", "STATUS", "RESTARTS", "AGE", "LAST REASON")]
     for p in pods:
-        rows.append((p["pod"], f'{p["containers_ready"]}/{p["containers"]}', p["status"], str(p["restarts"]),
-                     age(p["age_seconds"]), p["last_reason"] or ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "   " + r[-1]
-                     for r in rows).rstrip() + "\n"
+        restarts = str(p["restarts"])
+        sidecars = sum((p.get("sidecar_restarts") or {}).values())
+        if sidecars:
+            restarts += f" (+{sidecars} sidecar)"
+        rows.append((p["pod"], f'{p["containers_ready"]}/{p["containers"]}', p["status"], restarts,
+                     age(p["age_seconds"]), reason(p)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    return "".join(line + "\n" for line in lines)
 
 
 class Client:
@@ -92,7 +108,8 @@ class Client:
             resp.raise_for_status()
         except requests.RequestException as exc:
             self.check_supervisord()
-            raise Unreachable(f"the podvisor controller at {self.target.controller_url} did not answer: {exc}") from exc
+            raise Unreachable(f"the podvisor controller at {self.target.controller_url} did not answer: "
+                              f"{exc}") from exc
         return resp.json()["pods"]
 
     def check_supervisord(self) -> None:
@@ -101,7 +118,9 @@ class Client:
         except (OSError, xmlrpc.client.Error) as exc:
             raise Unreachable(f"cannot reach supervisord at {self.target.serverurl}: {exc}") from exc
 
-    def control(self, action: str, target: str, timeout: float) -> tuple[bool, list[str]]:
+    def control(self, action: str, target: str, timeout: float, wait: bool = True) -> tuple[bool, list[str]]:
+        """Send start/stop/restart to the controller and wait until it is done; start and restart
+        also wait (unless `wait` is false) until the pods are Ready, like `supervisorctl start`."""
         names = [p["pod"] for p in self.pods()]
         wanted = names if target == "--all" else [target]
         if target != "--all" and target not in names:
@@ -116,11 +135,34 @@ class Client:
             ops = {p["pod"]: p.get("last_op") or {} for p in self.pods()}
             done = {n: ops[n] for n in wanted if ops.get(n, {}).get("id") == op_id and ops[n].get("done")}
             if len(done) == len(wanted):
-                return all(o.get("ok") for o in done.values()), [done[n]["message"] for n in wanted]
+                break
             if time.monotonic() > deadline:
                 late = [n for n in wanted if n not in done]
                 return False, [f"timed out after {timeout:.0f}s waiting for: {', '.join(late)}"]
             time.sleep(0.1)
+        messages = [done[n]["message"] for n in wanted]
+        if not all(o.get("ok") for o in done.values()) or action == "stop" or not wait:
+            return all(o.get("ok") for o in done.values()), messages
+        ok, waiting = self.wait_ready(wanted, deadline)
+        if not ok:
+            messages.append(f"timed out after {timeout:.0f}s; not ready: {waiting}")
+        return ok, messages
+
+    def wait_ready(self, names: list[str] | None, deadline: float) -> tuple[bool, str]:
+        """Poll until every named pod (default: every pod expected to serve) is Ready, or one failed
+        for good, or the deadline passes; returns (ok, what is not ready)."""
+        while True:
+            pods = [p for p in self.pods() if (p["pod"] in names if names is not None else expected_ready(p))]
+            failed = [f'{p["pod"]} ({p["status"]})' for p in pods if p["phase"] in ("Failed", "Succeeded")]
+            if failed:
+                return False, ", ".join(failed)
+            waiting = [f'{p["pod"]} ({p["status"]} {p["containers_ready"]}/{p["containers"]})'
+                       for p in pods if not p["ready"]]
+            if not waiting:
+                return True, ""
+            if time.monotonic() > deadline:
+                return False, ", ".join(waiting)
+            time.sleep(0.2)
 
     def token(self) -> str | None:
         try:
@@ -157,8 +199,8 @@ class Client:
 
 
 def format_entry(entry: dict) -> str:
-    return f'{entry.get("timestamp", "-")} {str(entry.get("level", "-")).upper():5} [{entry.get("pod", "-")}] ' \
-           f'{entry.get("message", "")}\n'
+    level = str(entry.get("level", "-")).upper()
+    return f'{entry.get("timestamp", "-")} {level:5} [{entry.get("pod", "-")}] {entry.get("message", "")}\n'
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,15 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-c", "--conf", type=Path, default=None, help="stack.conf (default: $PODVISOR_CONF, "
                         "./supervisord/stack.conf)")
     sub = parser.add_subparsers(dest="command", required=True)
-    st = sub.add_parser("status", help="a table of pods, like kubectl get pods")
-    st.add_argument("--json", action="store_true")
-    for action in ("start", "stop", "restart"):
-        p = sub.add_parser(action, help=f"{action} a pod (app after sidecars; sidecars after app on stop)")
-        p.add_argument("pod", help="pod name or --all")
-        p.add_argument("--timeout", type=float, default=120.0)
-    w = sub.add_parser("wait", help="wait until every pod is Ready")
+    st = sub.add_parser("status", help="pods as a table like kubectl get pods (exit 3 if one is not Running)")
+    st.add_argument("pods", nargs="*", metavar="POD", help="only these pods (default: all)")
+    st.add_argument("--json", action="store_true", help="the controller's full pod status as JSON")
+    helps = {"start": "start a pod: sidecars first, the app once they answer; waits until Ready",
+             "stop": "stop a pod: the app first, its sidecars once it has exited",
+             "restart": "stop, then start, in those orders; waits until Ready"}
+    for action, text in helps.items():
+        p = sub.add_parser(action, help=text)
+        p.add_argument("pod", nargs="?", help="the pod's name")
+        p.add_argument("--all", action="store_true", help="every pod")
+        p.add_argument("--timeout", type=float, default=120.0, help="seconds (default 120)")
+        p.add_argument("--no-wait", action="store_true", help="do not wait for Ready after a start")
+    w = sub.add_parser("wait", help="wait until every pod is Ready (exit 1 on timeout or a Failed pod)")
     w.add_argument("--ready", action="store_true", required=True)
-    w.add_argument("--timeout", type=float, default=60.0)
+    w.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
     lg = sub.add_parser("logs", help="a pod's logs from the aggregator")
     lg.add_argument("pod")
     lg.add_argument("-f", "--follow", action="store_true")
@@ -185,28 +233,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, out=sys.stdout) -> int:
+    if args.command in ("start", "stop", "restart") and bool(args.pod) == args.all:
+        print(f"podctl {args.command}: name one pod or give --all", file=sys.stderr)
+        return EXIT_USAGE
     client = Client(Target.from_conf(args.conf or default_conf()))
     if args.command == "status":
         pods = client.pods()
+        unknown = [name for name in args.pods if name not in {p["pod"] for p in pods}]
+        if unknown:
+            print(f"podctl: no pod named {', '.join(map(repr, unknown))}", file=sys.stderr)
+            return EXIT_FAIL
+        if args.pods:
+            pods = [p for p in pods if p["pod"] in args.pods]
         out.write(json.dumps({"pods": pods}, indent=2) + "\n" if args.json else table(pods))
         return EXIT_OK if all(p["phase"] == "Running" for p in pods) else EXIT_NOT_RUNNING
     if args.command in ("start", "stop", "restart"):
-        ok, messages = client.control(args.command, args.pod, args.timeout)
+        ok, messages = client.control(args.command, "--all" if args.all else args.pod, args.timeout,
+                                      not args.no_wait)
         for m in messages:
             out.write(m + "\n")
         return EXIT_OK if ok else EXIT_FAIL
     if args.command == "wait":
-        deadline = time.monotonic() + args.timeout
-        while True:
-            pods = [p for p in client.pods() if p["desired"] == "running"]
-            waiting = [p["pod"] for p in pods if not p["ready"]]
-            if not waiting:
-                out.write(f"all {len(pods)} pods ready\n")
-                return EXIT_OK
-            if time.monotonic() > deadline:
-                out.write(f"timed out after {args.timeout:.0f}s; not ready: {', '.join(waiting)}\n")
-                return EXIT_FAIL
-            time.sleep(0.2)
+        ok, waiting = client.wait_ready(None, time.monotonic() + args.timeout)
+        if ok:
+            out.write(f"all {sum(expected_ready(p) for p in client.pods())} pods ready\n")
+            return EXIT_OK
+        out.write(f"not ready after {args.timeout:g}s: {waiting}\n")
+        return EXIT_FAIL
     return client.logs(args.pod, args.follow, args.level, args.since, args.limit, out)
 
 
@@ -222,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK
-    except socket.error as exc:
+    except OSError as exc:
         print(f"podctl: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
 

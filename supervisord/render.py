@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from supervisord import spec as specmod
+from supervisord.prometheus import stack as prometheus_stack
 from supervisord.spec import Pod, Probe, Stack
 
 HERE = Path(__file__).resolve().parent
@@ -40,6 +41,8 @@ def to_dict(stack: Stack) -> dict:
             d["max_restarts"] = pod.max_restarts
         if pod.memory_limit_bytes is not None:
             d["memory_limit"] = pod.memory_limit_bytes
+        if pod.logger_env:
+            d["logger_env"] = dict(pod.logger_env)
         for kind in ("startup", "readiness", "liveness"):
             p = getattr(pod, f"{kind}_probe")
             if p is not None:
@@ -205,6 +208,7 @@ class Renderer:
             "LOGGER_TOKEN_FILE": _Raw(self.state("aggregator", "token")),
             "LOGGER_HOST": st.host, "LOGGER_PORT": str(pod.logger_port),
             "LOGGER_APP_PROGRAM": progs["app"], "LOGGER_GRACE_SECONDS": str(pod.grace_seconds),
+            **pod.logger_env,  # tuning knobs (sidecars/logger/settings.py); the spec refuses the keys above
         }
         metrics_env = {
             **self.pod_env(pod), "METRICS_HOST": st.host, "METRICS_PORT": str(pod.metrics_port),
@@ -269,11 +273,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(DEFAULT_CONF), help="supervisord conf to write")
     parser.add_argument("--bin-dir", default="../bin", help="where the process executables are (relative to the conf)")
     parser.add_argument("--check", action="store_true", help="exit 1 if the files on disk differ from the spec")
+    parser.add_argument("--prometheus", metavar="DIR",
+                        help="also write prometheus.yml, alert rules and their promtool tests to DIR")
+    parser.add_argument("--scrape-interval", default="15s", help="with --prometheus: the scrape interval")
     args = parser.parse_args(argv)
     try:
         stack = specmod.load(args.spec)
     except specmod.SpecError as exc:
         print(f"podvisor-render: {exc}", file=sys.stderr)
+        return 2
+    try:
+        prometheus_stack.render_stack(stack, args.scrape_interval)
+    except ValueError as exc:
+        print(f"podvisor-render: --scrape-interval: {exc}", file=sys.stderr)
         return 2
     files = render_files(stack, Path(args.out), args.bin_dir)
     if args.check:
@@ -285,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     write_files(files)
     make_state_dirs(stack, Path(args.out).resolve().parent)
+    if args.prometheus:
+        for path in prometheus_stack.write_stack(args.prometheus, stack, args.scrape_interval):
+            print(f"wrote {path}")
     return 0
 
 

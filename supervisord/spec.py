@@ -68,6 +68,7 @@ class Pod:
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
     backoff: Backoff = Backoff()
+    logger_env: dict[str, str] = field(default_factory=dict)  # tuning knobs of the logging sidecar
 
     @property
     def programs(self) -> dict[str, str]:
@@ -181,8 +182,11 @@ def _backoff(table: Any, where: str) -> Backoff:
 
 _POD_KEYS = {
     "service", "command", "port", "metrics_port", "logger_port", "restart_policy", "max_restarts",
-    "memory_limit", "grace_seconds", "env", "probes", "backoff",
+    "memory_limit", "grace_seconds", "env", "probes", "backoff", "logger_env",
 }
+# Set by the renderer from the spec itself: a pod's logger_env may not override them.
+LOGGER_RENDERED = frozenset({"LOGGER_LOG_DIR", "LOGGER_STATE_DIR", "LOGGER_AGGREGATOR_URL", "LOGGER_TOKEN_FILE",
+                             "LOGGER_HOST", "LOGGER_PORT", "LOGGER_APP_PROGRAM", "LOGGER_GRACE_SECONDS"})
 
 
 def _pod(name: str, table: Any) -> Pod:
@@ -224,7 +228,18 @@ def _pod(name: str, table: Any) -> Pod:
         readiness_probe=_probe(probes["readiness"], f"{where} probes.readiness") if "readiness" in probes else None,
         liveness_probe=_probe(probes["liveness"], f"{where} probes.liveness") if "liveness" in probes else None,
         backoff=_backoff(table["backoff"], f"{where} backoff") if "backoff" in table else Backoff(),
+        logger_env=_logger_env(table, where),
     )
+
+
+def _logger_env(table: dict, where: str) -> dict[str, str]:
+    env = _typed(table, "logger_env", dict, where, {})
+    for key, value in env.items():
+        if not re.match(r"^LOGGER_[A-Z0-9_]+$", key) or not isinstance(value, str | int | float):
+            raise SpecError(f"{where}: logger_env {key!r} must be a LOGGER_NAME = value pair")
+        if key in LOGGER_RENDERED:
+            raise SpecError(f"{where}: logger_env {key!r} is set from the spec itself and cannot be overridden")
+    return {k: str(v) for k, v in env.items()}
 
 
 _STACK_KEYS = {"environment", "state_dir", "host", "aggregator_port", "controller_port", "log_max_bytes",

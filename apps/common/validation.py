@@ -22,6 +22,9 @@ def json_body(allowed: Iterable[str]) -> dict[str, Any]:
         body = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        # A body of a few thousand '[' fits under the size limit and exhausts the decoder's stack.
+        raise ApiError(400, "malformed JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(400, "JSON body must be an object")
     unknown = sorted(set(body) - set(allowed))

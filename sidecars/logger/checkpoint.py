@@ -1,11 +1,13 @@
 """The checkpoint: delivered offsets per file identity, written atomically and verified on load.
 
 File format: {"version": 1, "checksum": "sha256:<hex of the canonical body>", "body": {...}}.
-Writes go to a temp file, are fsynced, renamed over the old one, then the directory is fsynced, so
-a crash leaves either the old or the new checkpoint. Anything unreadable (bad JSON, zeroed or
-truncated bytes, checksum or version mismatch, malformed records) is logged, moved aside as
-checkpoint.json.corrupt-<timestamp>, and the logger starts over from byte 0 of every file: the
-store's idempotent ids absorb the re-sent entries, so a bad checkpoint costs bandwidth, not data.
+Writes go to a temp file, are fsynced, the current checkpoint becomes `checkpoint.json.prev`, the
+temp file is renamed into place and the directory is fsynced, so a crash leaves a complete checkpoint
+under one of the two names. Anything unreadable (bad JSON, zeroed or truncated bytes, checksum or
+version mismatch, malformed records) is logged and moved aside as checkpoint.json.corrupt-<timestamp>,
+and the logger recovers from the previous generation: its offsets are older, which only re-sends
+entries the store absorbs by id, and it still knows every file identity, so ids stay the same. With
+no usable generation at all, every file is read from byte 0 (see the README for what that costs).
 """
 from __future__ import annotations
 
@@ -29,9 +31,10 @@ VERSION = 1
 @dataclass(frozen=True)
 class Loaded:
     registry: IdentityRegistry
-    status: str  # "ok", "missing" or "corrupt"
+    status: str  # of checkpoint.json: "ok", "missing" or "corrupt"
     reason: str = ""
     kept_as: Path | None = None
+    generation: str = "current"  # what the registry came from: "current", "previous" or "none"
 
 
 def _canonical(body: dict[str, Any]) -> bytes:
@@ -45,23 +48,46 @@ class CheckpointStore:
         self.path = path
         self._wall = wall
 
+    @property
+    def previous(self) -> Path:
+        return self.path.with_name(self.path.name + ".prev")
+
     def load(self) -> Loaded:
-        """Read the checkpoint; never raises for bad content (it is set aside instead)."""
+        """Read the checkpoint (else its previous generation); never raises for bad content."""
+        reason, kept = "", None
+        registry = self._read(self.path)
+        if isinstance(registry, IdentityRegistry):
+            return Loaded(registry, "ok")
+        if registry is None:
+            status = "missing"
+        else:
+            status, reason = "corrupt", registry
+            kept = self._set_aside(self.path)
+            log.error("checkpoint %s is corrupt (%s); kept aside as %s", self.path, reason, kept)
+        previous = self._read(self.previous)
+        if isinstance(previous, IdentityRegistry):
+            log.warning("recovering from the previous checkpoint generation %s: entries acknowledged since "
+                        "it was written are sent again and absorbed by their ids", self.previous)
+            return Loaded(previous, status, reason, kept, "previous")
+        if isinstance(previous, str):
+            log.error("previous checkpoint %s is corrupt too (%s); kept aside as %s", self.previous, previous,
+                      self._set_aside(self.previous))
+        log.warning("no usable checkpoint at %s: reading every log file from its start "
+                    "(entries already stored are absorbed by their ids)", self.path)
+        return Loaded(IdentityRegistry(), status, reason, kept, "none")
+
+    def _read(self, path: Path) -> IdentityRegistry | str | None:
+        """The registry in `path`, None if there is no such file, or why it is unusable."""
         try:
-            raw = self.path.read_bytes()
+            raw = path.read_bytes()
         except FileNotFoundError:
-            log.warning("no checkpoint at %s: reading every log file from its start "
-                        "(entries already stored are absorbed by their ids)", self.path)
-            return Loaded(IdentityRegistry(), "missing")
+            return None
+        except OSError as exc:  # e.g. EIO, or a directory in its place: as useless as a corrupt file
+            return f"unreadable: {exc}"
         try:
-            registry = self._parse(raw)
+            return self._parse(raw)
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-            kept = self._set_aside()
-            log.error("checkpoint %s is corrupt (%s); kept aside as %s; recovering by re-reading every "
-                      "log file from its start (entries already stored are absorbed by their ids)",
-                      self.path, exc, kept)
-            return Loaded(IdentityRegistry(), "corrupt", str(exc), kept)
-        return Loaded(registry, "ok")
+            return str(exc) or type(exc).__name__
 
     def save(self, registry: IdentityRegistry) -> None:
         """Write the checkpoint atomically and durably."""
@@ -70,7 +96,11 @@ class CheckpointStore:
         data = json.dumps({"version": VERSION, "checksum": checksum, "body": body},
                           separators=(",", ":")).encode()
         tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.unlink(tmp)  # left by a crash mid-write: start afresh (and with our mode)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             view = memoryview(data)
             while view:
@@ -78,6 +108,10 @@ class CheckpointStore:
             os.fsync(fd)
         finally:
             os.close(fd)
+        try:
+            os.replace(self.path, self.previous)
+        except FileNotFoundError:
+            pass
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
 
@@ -96,19 +130,19 @@ class CheckpointStore:
             raise ValueError("checksum mismatch")
         return IdentityRegistry.from_json(body)
 
-    def _set_aside(self) -> Path | None:
+    def _set_aside(self, path: Path) -> Path | None:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._wall()))
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        target = path.with_name(f"{path.name}.corrupt-{stamp}")
         n = 1
         while target.exists():
-            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+            target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
             n += 1
         try:
-            os.replace(self.path, target)
+            os.replace(path, target)
         except OSError as exc:
-            log.error("could not move corrupt checkpoint %s aside: %s", self.path, exc)
+            log.error("could not move corrupt checkpoint %s aside: %s", path, exc)
             return None
-        _fsync_dir(self.path.parent)
+        _fsync_dir(path.parent)
         return target
 
 

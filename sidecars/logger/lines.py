@@ -7,6 +7,9 @@
   streaming (memory stays bounded) and the record says `"truncated": true, "original_bytes": n`.
 - Offsets are contiguous: each line's `end` is the next line's `offset`, so "delivered up to end"
   is a valid resume point. Empty lines are shipped too (as empty messages) to keep that true.
+- An entry bigger than LOGGER_MAX_ENTRY_BYTES as the aggregator measures it (compact JSON with
+  non-ASCII escaped, which can be up to 3x the UTF-8 size) would be refused; fit() cuts its message
+  instead and sets the same marker, so a long line is stored truncated, never dead-lettered.
 """
 from __future__ import annotations
 
@@ -126,3 +129,51 @@ def decode(line: RawLine, stderr: bool) -> dict[str, Any]:
         record["truncated"] = True
         record["original_bytes"] = line.length
     return record
+
+
+# Fields kept when an entry's other fields alone are too big to fit: ours, and the short ones the
+# store indexes. Everything else of that line survives only as (truncated) raw text in `message`.
+_KEPT = ("id", "timestamp", "level", "logger", "service_name", "environment", "pod", "host", "source",
+         "request_id")
+
+
+def entry_size(record: dict[str, Any]) -> int:
+    """Bytes of `record` as the aggregator measures an entry: compact JSON, non-ASCII escaped."""
+    return len(json.dumps(record, separators=(",", ":")))
+
+
+def fit(record: dict[str, Any], limit: int, raw_text: str, raw_length: int) -> dict[str, Any]:
+    """`record` if it fits `limit` bytes, else a copy whose message is cut to fit, marked truncated.
+
+    When the fields besides the message are too big on their own, only the fields in _KEPT (short
+    ones) stay and the message becomes the line's raw text, cut to fit."""
+    if entry_size(record) <= limit:
+        return record
+    marker = {"truncated": True, "original_bytes": record.get("original_bytes", raw_length)}
+    out = {k: v for k, v in record.items() if k not in marker}
+    for name in marker:
+        if name in record and record[name] != marker[name]:
+            out.setdefault(f"app_{name}", record[name])
+    out.update(marker, message="")
+    message = record.get("message", "")
+    if entry_size(out) > limit // 2:
+        out = {k: record[k] for k in _KEPT if isinstance(record.get(k), str) and len(record[k]) <= 256}
+        out.update(marker, message="")
+        message = raw_text
+    out["message"] = _cut(message, limit - entry_size(out))
+    return out
+
+
+def _cut(text: str, budget: int) -> str:
+    """The longest prefix of `text` whose JSON string escape is at most `budget` bytes."""
+    def escaped(n: int) -> int:
+        return len(json.dumps(text[:n])) - 2
+
+    low, high = 0, min(len(text), max(budget, 0))  # every character takes at least one byte
+    while low < high:
+        mid = (low + high + 1) // 2
+        if escaped(mid) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return text[:low]

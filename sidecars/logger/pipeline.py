@@ -25,7 +25,7 @@ from .batcher import Batcher, Item
 from .checkpoint import CheckpointStore
 from .deadletter import DeadLetter
 from .enrich import Enricher
-from .lines import RawLine, decode
+from .lines import RawLine, decode, fit
 from .metrics import LoggerMetrics
 from .sender import BatchResult, Cancelled, EventWaiter, Sender, Transport, Waiter
 from .settings import Settings
@@ -148,7 +148,8 @@ class Pipeline:
         self.batcher = Batcher(settings.batch_lines, settings.batch_bytes, settings.flush_interval, clock)
         self.waiter = waiter or EventWaiter()
         self.sender = Sender(transport, settings.aggregator_url, settings.token_file, self.deadletter,
-                             self.metrics, self.waiter, rng)
+                             self.metrics, self.waiter, rng, backoff_initial=settings.backoff_initial,
+                             backoff_max=settings.backoff_max)
         self.worker = ThreadWorker(self.sender, self.waiter) if threaded else InlineWorker(self.sender)
         self._inflight: deque[Item] = deque()  # read but not acknowledged, oldest first
         self._inflight_bytes = 0
@@ -238,9 +239,17 @@ class Pipeline:
     def _add(self, lines: list[tuple[Tail, RawLine]]) -> None:
         now = self._clock()
         truncated = 0
+        limit = self.settings.max_entry_bytes
         for tail, raw in lines:
             record = self.enricher.enrich(decode(raw, tail.stderr), tail.source, tail.ident.key, raw.offset)
-            item = Item(record["id"], tail.ident.key, raw.end, _dumps(record), now)
+            payload = _dumps(record)
+            # Escaping non-ASCII can triple the size the aggregator measures: check precisely only then.
+            if len(payload) > limit or (3 * len(payload) > limit and not payload.isascii()):
+                fitted = fit(record, limit, raw.data.decode("utf-8", errors="replace"), raw.length)
+                if fitted is not record:
+                    record, payload = fitted, _dumps(fitted)
+                    truncated += not raw.truncated
+            item = Item(record["id"], tail.ident.key, raw.end, payload, now)
             self.batcher.add(item)
             self._inflight.append(item)
             self._inflight_bytes += item.size

@@ -2,7 +2,8 @@
 
 POST {url}/logs, gzip JSON list, `Authorization: Bearer <token file>`. Outcomes:
 - 2xx: stored; entries named in the reply's `errors` go to the dead-letter file; `duplicates` counted.
-- 5xx, 429, 408, 3xx, connection errors and timeouts: retried forever, exponential backoff + jitter.
+- 5xx, 429, 408, 3xx, connection errors and timeouts: retried forever, exponential backoff + jitter
+  (LOGGER_BACKOFF_INITIAL doubling up to LOGGER_BACKOFF_MAX, each delay drawn from [50%, 100%]).
 - 401, or the token file missing (the aggregator creates it on first start): the file is re-read and
   the request retried with backoff, logged clearly.
 - 413: the batch is split in halves; a single entry still too large is dead-lettered.
@@ -115,7 +116,8 @@ class Sender:
 
     def __init__(self, transport: Transport, url: str, token_file: Path, deadletter: DeadLetter,
                  metrics: LoggerMetrics, waiter: Waiter, rng: Callable[[], float] = random.random,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, backoff_initial: float = BACKOFF_BASE,
+                 backoff_max: float = BACKOFF_CAP) -> None:
         self._transport = transport
         self._url = url.rstrip("/") + "/logs"
         self._token_file = token_file
@@ -125,6 +127,7 @@ class Sender:
         self._waiter = waiter
         self._rng = rng
         self._timeout = timeout
+        self._backoff = (backoff_initial, backoff_max)
         self._token_warned = False
         self.attempts = 0
         self.reachable: bool | None = None  # None until the first attempt; False after a connection error
@@ -248,7 +251,8 @@ class Sender:
 
     def _retry(self, reason: str, failures: int) -> int:
         self._metrics.retries.labels(reason).inc()
-        delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(failures, 16))
+        initial, cap = self._backoff
+        delay = min(cap, initial * 2 ** min(failures, 30))
         self._waiter.wait(delay * (0.5 + self._rng() / 2))  # jitter: loggers of many pods don't align
         return failures + 1
 

@@ -12,7 +12,13 @@ Tuning knobs:
   LOGGER_BATCH_BYTES          1 MiB  uncompressed JSON bytes per POST at most (one bigger entry goes alone)
   LOGGER_FLUSH_INTERVAL       0.2    seconds an entry may wait for its batch to fill
   LOGGER_POLL_INTERVAL        0.1    seconds between directory scans when idle (stat only)
-  LOGGER_MAX_LINE_BYTES       256 KiB longer lines are stored truncated, with a marker
+  LOGGER_MAX_LINE_BYTES       64 KiB longer lines are stored truncated, with a marker
+  LOGGER_MAX_ENTRY_BYTES      256 KiB largest entry (as the aggregator measures it: compact ASCII JSON);
+                                     keep it <= AGGREGATOR_MAX_ENTRY_BYTES. A bigger entry has its
+                                     message cut to fit, with the same marker, instead of being refused
+  LOGGER_BACKOFF_INITIAL      0.2    seconds before the first retry of a failed POST (doubles each time)
+  LOGGER_BACKOFF_MAX          10     seconds between retries at most; jitter spreads each delay over
+                                     [50%, 100%]; there is no retry limit
   LOGGER_SPOOL_MAX_BYTES      256 MiB disk kept alive for rotated-away unshipped data
   LOGGER_MAX_INFLIGHT_BYTES   16 MiB read-ahead bound: past it, reading pauses (the files are the buffer)
   LOGGER_ROTATED_IDLE_SECONDS 5      a rotated-away file quiet this long gets no more bytes: its
@@ -59,7 +65,10 @@ class Settings:
     batch_bytes: int = MIB
     flush_interval: float = 0.2
     poll_interval: float = 0.1
-    max_line_bytes: int = 256 * KIB
+    max_line_bytes: int = 64 * KIB
+    max_entry_bytes: int = 256 * KIB
+    backoff_initial: float = 0.2
+    backoff_max: float = 10.0
     spool_max_bytes: int = 256 * MIB
     max_inflight_bytes: int = 16 * MIB
     rotated_idle_seconds: float = 5.0
@@ -79,7 +88,7 @@ class Settings:
         log_dir = Path(_required(env, "LOGGER_LOG_DIR"))
         if state_dir.resolve() == log_dir.resolve():
             raise SettingsError("LOGGER_STATE_DIR", "must differ from LOGGER_LOG_DIR")
-        return cls(
+        settings = cls(
             pod=pod,
             service_name=_required(env, "SERVICE_NAME"),
             environment=env.get("ENVIRONMENT", "").strip() or "production",
@@ -95,12 +104,19 @@ class Settings:
             batch_bytes=_int(env, "LOGGER_BATCH_BYTES", MIB, KIB, 1024 * MIB),
             flush_interval=_float(env, "LOGGER_FLUSH_INTERVAL", 0.2, 0.0),
             poll_interval=_float(env, "LOGGER_POLL_INTERVAL", 0.1, 0.001),
-            max_line_bytes=_int(env, "LOGGER_MAX_LINE_BYTES", 256 * KIB, 64, 64 * MIB),
+            max_line_bytes=_int(env, "LOGGER_MAX_LINE_BYTES", 64 * KIB, 64, 64 * MIB),
+            max_entry_bytes=_int(env, "LOGGER_MAX_ENTRY_BYTES", 256 * KIB, 4 * KIB, 1024 * MIB),
+            backoff_initial=_float(env, "LOGGER_BACKOFF_INITIAL", 0.2, 0.001),
+            backoff_max=_float(env, "LOGGER_BACKOFF_MAX", 10.0, 0.001),
             spool_max_bytes=_int(env, "LOGGER_SPOOL_MAX_BYTES", 256 * MIB, 0, 1 << 50),
             max_inflight_bytes=_int(env, "LOGGER_MAX_INFLIGHT_BYTES", 16 * MIB, KIB, 1 << 40),
             rotated_idle_seconds=_float(env, "LOGGER_ROTATED_IDLE_SECONDS", 5.0, 0.0),
             checkpoint_interval=_float(env, "LOGGER_CHECKPOINT_INTERVAL", 1.0, 0.0),
         )
+        if settings.backoff_max < settings.backoff_initial:
+            raise SettingsError("LOGGER_BACKOFF_MAX", f"must be >= LOGGER_BACKOFF_INITIAL "
+                                f"({settings.backoff_initial}), got {settings.backoff_max}")
+        return settings
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -81,6 +81,7 @@ class Enricher:
             else None
         )
         self._was_up: dict[str, bool] = {}
+        self._reserved_seen: frozenset[str] = frozenset()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -154,14 +155,37 @@ class Enricher:
     def _exposition(
         self, target: str, url: str, out: Format, keep: Keep, deadline: float
     ) -> tuple[str | None, Outcome]:
+        dropped: set[str] = set()
+
+        def counted(name: str) -> bool:
+            if keep(name):
+                return True
+            dropped.add(name)
+            return False
+
         def work(remaining: float) -> str:
             response = self._fetch(url, out.accept, remaining)
             if response.status != 200:
                 raise ScrapeError("http_status", f"GET {url}: HTTP {response.status}")
             body = response.body.decode("utf-8")
-            return enrich(body, format_of(response.content_type), out, self.labels, keep)
+            text = enrich(body, format_of(response.content_type), out, self.labels, counted)
+            if target == "app":
+                self._report_reserved(frozenset(dropped))
+            return text
 
         return self._timed(target, deadline, work)
+
+    def _report_reserved(self, names: frozenset[str]) -> None:
+        """Say once (per change) that the app exposes families in our namespace, which are left out."""
+        if names != self._reserved_seen:
+            self._reserved_seen = names
+            if names:
+                log.warning(
+                    "the app exposes %d famil%s under podvisor_'s reserved prefixes, left out: %s",
+                    len(names),
+                    "y" if len(names) == 1 else "ies",
+                    ", ".join(sorted(names)[:10]),
+                )
 
     def _pod_status(self, deadline: float) -> tuple[PodStatus | None, Outcome]:
         url = self._controller_url

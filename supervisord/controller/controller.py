@@ -12,6 +12,7 @@ from supervisord import render
 from supervisord.controller.events import Event
 from supervisord.controller.keeper import Keeper
 from supervisord.controller.pod import PodRunner
+from supervisord.controller.procs import Reaper
 from supervisord.rpc import Supervisor
 from supervisord.spec import Backoff, Stack
 
@@ -19,9 +20,12 @@ log = logging.getLogger(__name__)
 
 
 class Controller:
-    def __init__(self, stack: Stack, state_dir: Path, sup: Supervisor):
+    def __init__(self, stack: Stack, state_dir: Path, sup: Supervisor, serverurl: str = ""):
+        """`serverurl` is supervisord's SUPERVISOR_SERVER_URL: with it, what an ended app left behind
+        is found and killed (without it, e.g. in unit tests, nothing is reaped)."""
         self.stack, self.state_dir, self.sup = stack, state_dir, sup
-        self.runners = {pod.name: PodRunner(pod, stack.host, sup) for pod in stack.pods}
+        reaper = Reaper(serverurl)
+        self.runners = {pod.name: PodRunner(pod, stack.host, sup, reaper=reaper) for pod in stack.pods}
         self.aggregator = Keeper("aggregator", sup, Backoff(), stack.host, stack.aggregator_port)
         self.stopping = threading.Event()
         self.state_file = state_dir / "controller" / "state.json"
@@ -50,7 +54,9 @@ class Controller:
             runner.last_reason = pod.get("last_reason")
             if pod.get("desired") == "stopped":
                 runner.desired = "stopped"
-                runner.phase = runner.status = pod.get("phase", "Stopped")
+                runner.phase = pod.get("phase", "Stopped")
+                default = {"Succeeded": "Completed", "Failed": "Error"}.get(runner.phase, runner.phase)
+                runner.status = pod.get("status") or default
 
     @property
     def supervisord_pid(self) -> int:
@@ -61,7 +67,7 @@ class Controller:
     def save(self) -> None:
         """Persist what must survive a controller restart; written only when it changed."""
         data = json.dumps({"supervisord_pid": self.supervisord_pid, "pods": {
-            name: {k: s[k] for k in ("desired", "phase", "restarts", "last_reason")}
+            name: {k: s[k] for k in ("desired", "phase", "status", "restarts", "last_reason")}
             for name, s in ((n, r.snapshot()) for n, r in self.runners.items())}}, sort_keys=True)
         with self._save_lock:
             if data == self._saved:
@@ -107,13 +113,14 @@ class Controller:
                 log.error("podvisor command %r: %s", data, exc)
 
     def freeze(self) -> None:
+        """supervisord stops everything itself now; the pod threads only watch (and reap) from here."""
         for runner in self.runners.values():
-            runner.frozen = True
-            runner.wake.set()
+            runner.freeze()
         self.stopping.set()
 
     def run_pod(self, runner: PodRunner) -> None:
-        while not self.stopping.is_set():
+        # Runs until the process exits (daemon thread): a frozen runner still reaps orphans.
+        while True:
             try:
                 wait = runner.tick()
                 self.save()

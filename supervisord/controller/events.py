@@ -31,7 +31,7 @@ def parse_tokens(line: str) -> dict[str, str]:
 def parse_payload(name: str, payload: str) -> tuple[dict[str, str], str]:
     """Split a payload into its header tokens and, for events that carry one, the data after '\\n'."""
     head, _, data = payload.partition("\n")
-    if name == "REMOTE_COMMUNICATION" or name.startswith("PROCESS_LOG") or name.startswith("PROCESS_COMMUNICATION"):
+    if name == "REMOTE_COMMUNICATION" or name.startswith(("PROCESS_LOG", "PROCESS_COMMUNICATION")):
         return parse_tokens(head), data
     return parse_tokens(head), ""
 

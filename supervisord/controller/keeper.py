@@ -18,6 +18,16 @@ log = logging.getLogger(__name__)
 HEALTH = Probe(http_get="/health", period_seconds=0.1, timeout_seconds=0.5, failure_threshold=1)
 
 
+def exit_reason(info: dict) -> str:
+    """Why a program that was running is not any more, in kubectl's words."""
+    code = info.get("exitstatus", 0)
+    if info["statename"] == "FATAL":
+        return f"StartError: {info.get('spawnerr') or 'spawn error'}"
+    if code == -1:  # supervisord's exit status for a process killed by a signal
+        return "Error: killed by a signal"
+    return "Completed" if code == 0 else f"Error: exit code {code}"
+
+
 class Keeper:
     def __init__(self, name: str, sup: Supervisor, backoff: Backoff, host: str, port: int | None,
                  prober: Callable[..., probes.Result] = probes.run):
@@ -28,16 +38,21 @@ class Keeper:
     def reset(self) -> None:
         self.launched = False  # started by us (or adopted) and not yet seen ending
         self.ready = False  # alive and answered /health since it started
+        self.held = False  # stopped from outside podvisor: left stopped until the pod is (re)started
         self.next_start = 0.0
         self.restarts = 0
+        self.last_reason: str | None = None
         self.backoff.reset()
 
     def start(self, now: float) -> bool:
         try:
             self.sup.start(self.name, False)
-        except Exception as exc:  # a refused spawn is retried with backoff and logged, never dropped
-            log.error("cannot start %s: %s", self.name, exc)
-            self.next_start = now + self.backoff.crashed(now)
+        except Exception as exc:  # a refused spawn is retried with backoff and counted, never dropped
+            delay = self.backoff.crashed(now)
+            self.restarts += 1
+            self.last_reason = f"StartError: {exc}"
+            log.error("cannot start %s: %s; retrying in %.2fs", self.name, exc, delay)
+            self.next_start = now + delay
             return False
         self.backoff.started(now)
         self.launched, self.ready = True, False
@@ -45,7 +60,7 @@ class Keeper:
 
     def keep(self, info: dict, now: float) -> None:
         if info["statename"] in ALIVE:
-            self.launched = True  # adopts a process an operator started
+            self.launched, self.held = True, False  # adopts a process an operator started
             if not self.ready:
                 self.ready = self.port is None or self.prober(HEALTH, self.host, self.port).ok
             return
@@ -54,12 +69,12 @@ class Keeper:
             self.launched = False
             if info["statename"] == "STOPPED":
                 log.warning("%s was stopped from outside podvisor; leaving it stopped", self.name)
-                self.next_start = float("inf")
+                self.held, self.next_start = True, float("inf")
                 return
             delay = self.backoff.crashed(now)
             self.restarts += 1
-            log.warning("%s ended (%s, exit %s); restarting it alone in %.2fs",
-                        self.name, info["statename"], info.get("exitstatus"), delay)
+            self.last_reason = exit_reason(info)
+            log.warning("%s ended (%s); restarting it alone in %.2fs", self.name, self.last_reason, delay)
             self.next_start = now + delay
         if now >= self.next_start:
             self.start(now)

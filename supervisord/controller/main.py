@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = Path(stack.state_dir)
     if not state_dir.is_absolute():
         state_dir = (settings.spec_path.parent / state_dir).resolve()
-    controller = Controller(stack, state_dir, SupervisorRPC(settings.serverurl))
+    controller = Controller(stack, state_dir, SupervisorRPC(settings.serverurl), settings.serverurl)
     controller.prepare()
     controller.restore()
     server = status.make_server(settings.host, settings.port, controller.pods)

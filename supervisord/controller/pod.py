@@ -7,18 +7,15 @@ and it is no longer alive" is exactly "it ended", however fast it died.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-import psutil
-
 from supervisord.controller import probes
 from supervisord.controller.backoff import BackoffTracker
-from supervisord.controller.keeper import Keeper
+from supervisord.controller.keeper import Keeper, exit_reason
+from supervisord.controller.procs import kill_tree, pid_alive, tree_rss
 from supervisord.rpc import ALIVE, Supervisor
 from supervisord.spec import Pod
 
@@ -26,40 +23,13 @@ log = logging.getLogger(__name__)
 
 SIDECARS = ("logger", "metrics")
 TERMINAL = ("Succeeded", "Failed", "Stopped")
+# How long past its grace period a pod may take to stop before we report it and move on
+# (supervisord has SIGKILLed the app by then; the logger gets grace + 10 s to drain).
+STOP_SLACK_SECONDS = 15.0
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (0 when it is gone)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process, its process group and every descendant (those that left the group too)."""
-    try:
-        children = psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        children = []
-    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-        try:
-            target()
-        except OSError:
-            pass
-    for child in children:
-        try:
-            child.kill()
-        except psutil.Error:
-            pass
+def _no_reaper(program: str) -> list[int]:
+    return []
 
 
 class PodRunner:
@@ -67,11 +37,16 @@ class PodRunner:
 
     def __init__(self, pod: Pod, host: str, sup: Supervisor, *, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, prober: Callable[..., probes.Result] = probes.run,
-                 memory: Callable[[int], int] = tree_rss, killer: Callable[[int], None] = kill_tree):
+                 memory: Callable[[int], int] = tree_rss, killer: Callable[[int], None] = kill_tree,
+                 reaper: Callable[[str], list[int]] = _no_reaper, alive: Callable[[int], bool] = pid_alive,
+                 pause: Callable[[float], None] | None = None):
         self.pod, self.host, self.sup = pod, host, sup
         self.clock, self.wall, self.prober, self.memory, self.killer = clock, wall, prober, memory, killer
+        self.reaper = reaper  # kills what an ended app left behind (grandchildren that left its group)
+        self.alive = alive  # whether a pid still runs: supervisord answers no questions while shutting down
+        self.pause = pause or self._pause  # waits while stopping; tests pass one that moves a fake clock
         self.programs = pod.programs
-        self.wake = threading.Event()
+        self.wake = threading.Event()  # set by supervisord's events for this pod's programs
         self.lock = threading.Lock()  # guards the fields the status endpoint reads
         self.pending_ops: list[tuple[str, str]] = []
         self.last_op: dict[str, Any] | None = None
@@ -89,9 +64,12 @@ class PodRunner:
         self.status = "PodInitializing" if desired == "running" else "Stopped"
         self.restarts = 0
         self.last_reason: str | None = None
+        self.last_exit_code: int | None = None
+        self.restart_delay: float | None = None  # the backoff chosen for the latest restart
         self.created_at = self.wall()
         self.app_launched = False  # started by us (or adopted) and not yet seen ending
         self.app_ready = False
+        self.app_held = False  # stopped from outside podvisor: left stopped until the pod is (re)started
         self.app_next_start = 0.0
         self.kill_reason: str | None = None
         self.app_pid = 0
@@ -117,12 +95,14 @@ class PodRunner:
                 self.last_op = {"id": op_id, "action": action, "done": False}
             ok, message = True, ""
             try:
+                if self.frozen:
+                    raise RuntimeError("supervisord is shutting down")
                 if action in ("stop", "restart"):
                     self.stop_pod("Stopped")
                 if action in ("start", "restart"):
                     with self.lock:
                         self._reset_epoch("running")
-                message = f"pod {self.pod.name} {action}ed" if action != "stop" else f"pod {self.pod.name} stopped"
+                message = f"pod {self.pod.name} {'stopped' if action == 'stop' else action + 'ed'}"
             except Exception as exc:  # reported to podctl through last_op, and logged
                 log.exception("pod %s: %s failed", self.pod.name, action)
                 ok, message = False, f"{type(exc).__name__}: {exc}"
@@ -130,37 +110,69 @@ class PodRunner:
                 self.last_op = {"id": op_id, "action": action, "done": True, "ok": ok, "message": message}
 
     def stop_pod(self, final_phase: str) -> None:
-        """App first (SIGTERM, grace, SIGKILL by supervisord), then the sidecars, which drain."""
+        """App first (SIGTERM to its group, grace, SIGKILL), what it left behind, then the sidecars."""
         with self.lock:
             self.desired = "stopped"
             self.phase, self.status = "Terminating", "Terminating"
             self.app_launched = False
+        # stopProcess with wait returns once the app has exited (supervisord SIGKILLs its group after
+        # stopwaitsecs = grace_seconds): only then are the sidecars signalled, so the logger sees
+        # every line the app wrote, its shutdown lines included.
         self.sup.stop(self.programs["app"], True)
+        self.reaper(self.programs["app"])
         for role in SIDECARS:
             self.sup.stop(self.programs[role], False)
-        deadline = self.clock() + self.pod.grace_seconds + 15
-        while self.clock() < deadline:
+
+        def sidecars_down() -> bool:
             infos = self.sup.all_info()
-            if not any(infos[self.programs[r]]["statename"] in ALIVE for r in SIDECARS):
-                break
-            time.sleep(0.05)
+            return not any(infos[self.programs[r]]["statename"] in ALIVE for r in SIDECARS)
+
+        if not self._wait_until(sidecars_down, self.pod.grace_seconds + STOP_SLACK_SECONDS):
+            log.error("pod %s: sidecars still running %.0fs after they were told to stop", self.pod.name,
+                      self.pod.grace_seconds + STOP_SLACK_SECONDS)
         with self.lock:
-            self.phase = self.status = final_phase if final_phase != "Stopped" else "Stopped"
-            if final_phase in ("Succeeded", "Failed"):
-                self.status = "Completed" if final_phase == "Succeeded" else self.status
+            self.phase = final_phase
+            self.status = {"Succeeded": "Completed", "Failed": "Error"}.get(final_phase, final_phase)
             self.app_ready = False
+            self.app_pid = 0
+            self.probe_states = {}
             for keeper in self.sidecars.values():
                 keeper.launched = keeper.ready = False
+
+    def _wait_until(self, done: Callable[[], bool], seconds: float) -> bool:
+        deadline = self.clock() + seconds
+        while not done():
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return False
+            self.pause(min(remaining, 0.25))
+        return True
+
+    def _pause(self, seconds: float) -> None:
+        """Until a state event of this pod's programs arrives, or `seconds` (events can be dropped)."""
+        self.wake.wait(seconds)
+        self.wake.clear()
+
+    def freeze(self) -> None:
+        """supervisord is shutting down: it stops every program itself, in priority order."""
+        with self.lock:
+            self.frozen = True
+            if self.phase not in TERMINAL:
+                self.phase = self.status = "Terminating"
+        self.wake.set()
 
     # -- the reconcile step ----------------------------------------------------------------
     def tick(self) -> float:
         """One reconcile step; returns how long the pod thread may sleep before the next."""
         self._run_ops()
-        if self.frozen or self.desired != "running":
+        if self.frozen:
+            self._watch_app_end()
+            return 0.5
+        if self.desired != "running":
             return 1.0
         now = self.clock()
         infos = self.sup.all_info()
-        for role, keeper in self.sidecars.items():
+        for keeper in self.sidecars.values():
             keeper.keep(infos[keeper.name], now)
         self._keep_app(infos[self.programs["app"]], now)
         with self.lock:
@@ -170,9 +182,22 @@ class PodRunner:
         waits += [t - now for t in starts if t > now]
         return max(0.02, min(waits))
 
+    def _watch_app_end(self) -> None:
+        """While supervisord shuts down, still leave no orphan behind an app that has ended.
+
+        supervisord refuses XML-RPC in its SHUTDOWN state, so the app's pid is watched directly."""
+        if not self.app_launched:
+            return
+        if not self.app_pid or not self.alive(self.app_pid):
+            with self.lock:
+                self.app_launched = self.app_ready = False
+                self.app_pid = 0
+            self.reaper(self.programs["app"])
+
     def _keep_app(self, info: dict, now: float) -> None:
         state = info["statename"]
         if state in ALIVE:
+            self.app_held = False
             if not self.app_launched or info["pid"] != self.app_pid:
                 self._app_started(info["pid"], now)
             self._probe_app(now)
@@ -190,9 +215,9 @@ class PodRunner:
     def _start_app(self, now: float) -> None:
         try:
             self.sup.start(self.programs["app"], False)
-        except Exception as exc:  # retried with backoff and logged, never dropped
+        except Exception as exc:  # a refused spawn is a failed start: counted, backed off, reported
             log.error("pod %s: cannot start app: %s", self.pod.name, exc)
-            self.app_next_start = now + self.app_backoff.crashed(now)
+            self._after_app(f"StartError: {exc}", True, now)
             return
         self.app_backoff.started(now)
         self.app_launched = True
@@ -214,16 +239,36 @@ class PodRunner:
 
     def _probe_app(self, now: float) -> None:
         startup = self.probe_states.get("startup")
-        kinds = ("startup",) if startup is not None and not startup.passing else ("readiness", "liveness")
-        for kind in kinds:
-            state = self.probe_states.get(kind)
-            if state is None or not state.due(now):
-                continue
-            result = self.prober(state.probe, self.host, self.pod.port)
-            state.record(result, self.clock())
+        kinds = ("startup",) if startup is not None and not startup.passing else ("liveness", "readiness")
+        due = [(kind, state) for kind in kinds
+               if (state := self.probe_states.get(kind)) is not None and state.due(now)]
+        if not due:
+            return
+        results = self._run_probes([state.probe for _, state in due])
+        for (kind, state), result in zip(due, results, strict=True):
+            # Periods run start to start, like the kubelet's: a slow probe does not stretch them.
+            state.record(result, now)
             if kind in ("startup", "liveness") and state.failed and self.kill_reason is None:
                 self._kill_app(f"{kind.capitalize()} probe failed: {result.message}")
                 return
+
+    def _run_probes(self, due: list) -> list[probes.Result]:
+        """Probes that are due together run concurrently, so a hung readiness probe cannot delay liveness."""
+        results: list[probes.Result | None] = [None] * len(due)
+
+        def run(i: int) -> None:
+            try:
+                results[i] = self.prober(due[i], self.host, self.pod.port)
+            except Exception as exc:  # a probe that raises has failed, with the reason
+                results[i] = probes.Result(False, f"probe error: {type(exc).__name__}: {exc}")
+
+        others = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(1, len(due))]
+        for t in others:
+            t.start()
+        run(0)
+        for t in others:
+            t.join()
+        return [r or probes.Result(False, "probe gave no result") for r in results]
 
     def _check_memory(self) -> None:
         limit = self.pod.memory_limit_bytes
@@ -241,20 +286,27 @@ class PodRunner:
     def _app_ended(self, info: dict, now: float) -> None:
         self.app_launched = self.app_ready = False
         self.probe_states = {}
-        code = info.get("exitstatus", 0)
-        if self.kill_reason:
-            reason, failed = self.kill_reason, True
-        elif info["statename"] == "FATAL":
-            reason, failed = f"Error: could not start: {info.get('spawnerr') or 'spawn error'}", True
-        elif info["statename"] == "STOPPED":
+        self.app_pid = 0
+        # The app's exit ends its container: whatever it left running (even outside its process
+        # group) is killed now, as a pid namespace would be, before any restart.
+        self.reaper(self.programs["app"])
+        if info["statename"] == "STOPPED" and not self.kill_reason:
             log.warning("pod %s: app was stopped from outside podvisor; leaving it stopped", self.pod.name)
             self.phase, self.status, self.app_next_start = "Stopped", "Stopped", float("inf")
+            self.app_held = True
             return
+        self.last_exit_code = info.get("exitstatus")
+        if self.kill_reason:
+            reason, failed = self.kill_reason, True
         else:
-            failed = code != 0
-            reason = f"Error: exit code {code}" if failed else "Completed"
+            reason = exit_reason(info)
+            failed = reason != "Completed"
+        self._after_app(reason, failed, now)
+
+    def _after_app(self, reason: str, failed: bool, now: float) -> None:
+        """The app ended or could not start: restart it with backoff, or end the pod, per its policy."""
         self.last_reason = reason
-        self.status = "OOMKilled" if reason == "OOMKilled" else ("Error" if failed else "Completed")
+        self.status = self._terminated_status(reason, failed)
         policy = self.pod.restart_policy
         gave_up = self.pod.max_restarts is not None and self.restarts >= self.pod.max_restarts
         if policy == "never" or (policy == "on-failure" and not failed) or gave_up:
@@ -262,13 +314,22 @@ class PodRunner:
             log.info("pod %s: app ended (%s); pod %s, draining sidecars", self.pod.name, reason, final)
             self.stop_pod(final)
             with self.lock:
-                self.status = "Completed" if final == "Succeeded" else ("BackoffLimitExceeded" if gave_up else "Error")
+                self.status = "BackoffLimitExceeded" if gave_up else self._terminated_status(reason, failed)
                 self.last_reason = reason
             return
         delay = self.app_backoff.crashed(now)
         self.restarts += 1
+        self.restart_delay = delay
         self.app_next_start = now + delay
-        log.warning("pod %s: app ended (%s); restart %d in %.2fs", self.pod.name, reason, self.restarts, delay)
+        log.warning("pod %s: app ended (%s); restart %d in %.2fs", self.pod.name, reason, self.restarts,
+                    delay)
+
+    @staticmethod
+    def _terminated_status(reason: str, failed: bool) -> str:
+        """kubectl's STATUS for a terminated app: OOMKilled, StartError, Error or Completed."""
+        if reason in ("OOMKilled",) or reason.startswith("StartError"):
+            return reason.split(":", 1)[0]
+        return "Error" if failed else "Completed"
 
     def _update_status(self) -> None:
         if self.phase in TERMINAL or self.phase == "Terminating":
@@ -283,20 +344,28 @@ class PodRunner:
             # An OOM kill stays the visible status until the restart (kubectl shows OOMKilled too).
             self.status = "OOMKilled" if self.last_reason == "OOMKilled" else "CrashLoopBackOff"
         elif not all(k.ready for k in self.sidecars.values()):
-            self.status = "PodInitializing"
+            waiting = any(not k.held and k.next_start > self.clock() for k in self.sidecars.values())
+            self.status = "Init:CrashLoopBackOff" if waiting else "PodInitializing"
 
     # -- what the status endpoint and metrics show ----------------------------------------
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             ready_count = int(self.app_ready) + sum(k.ready for k in self.sidecars.values())
             pod_ready = self.phase == "Running" and ready_count == len(self.programs)
+            held = (["app"] if self.app_held else []) + [r for r, k in self.sidecars.items() if k.held]
+            waiting = (not self.app_launched and self.phase not in TERMINAL
+                       and self.app_next_start > self.clock())
             return {
                 "pod": self.pod.name, "service": self.pod.service, "desired": self.desired,
                 "phase": self.phase, "status": self.status, "ready": pod_ready,
                 "containers_ready": ready_count, "containers": len(self.programs),
-                "restarts": self.restarts,
+                "restarts": self.restarts, "last_reason": self.last_reason,
+                "last_exit_code": self.last_exit_code,
+                "restart_delay_seconds": self.restart_delay,
+                "restart_in_seconds": max(0.0, self.app_next_start - self.clock()) if waiting else None,
                 "sidecar_restarts": {role: k.restarts for role, k in self.sidecars.items()},
-                "last_reason": self.last_reason, "created_at": self.created_at,
+                "sidecar_last_reason": {role: k.last_reason for role, k in self.sidecars.items()},
+                "held_by_operator": held, "created_at": self.created_at,
                 "age_seconds": max(0.0, self.wall() - self.created_at), "app_pid": self.app_pid or None,
                 "probes": {k: {"passing": s.passing, "last": s.last.message if s.last else None}
                            for k, s in self.probe_states.items()},

@@ -15,6 +15,13 @@ log = logging.getLogger(__name__)
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Stopped", "Terminating")
 
 
+def expected_ready(pod: dict) -> bool:
+    """Whether a pod counts for "every pod Ready": not one stopped on purpose (podctl stop, or an
+    operator's `supervisorctl stop` of one of its programs), nor one that completed. A Failed pod
+    counts: it should be serving and is not."""
+    return pod["phase"] not in ("Stopped", "Succeeded") and not pod.get("held_by_operator")
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -32,12 +39,14 @@ def render_metrics(pods: list[dict]) -> str:
     out += ["# HELP podvisor_pod_sidecar_restarts_total Sidecar restarts of the pod.",
             "# TYPE podvisor_pod_sidecar_restarts_total counter"]
     for p in pods:
+        pod = _label(p["pod"])
         for role, n in sorted(p["sidecar_restarts"].items()):
-            out.append(f'podvisor_pod_sidecar_restarts_total{{pod="{_label(p["pod"])}",sidecar="{role}"}} {n}')
+            out.append(f'podvisor_pod_sidecar_restarts_total{{pod="{pod}",sidecar="{role}"}} {n}')
     out += ["# HELP podvisor_pod_phase The pod's current phase.", "# TYPE podvisor_pod_phase gauge"]
     for p in pods:
+        pod = _label(p["pod"])
         for phase in PHASES:
-            out.append(f'podvisor_pod_phase{{pod="{_label(p["pod"])}",phase="{phase}"}} {int(p["phase"] == phase)}')
+            out.append(f'podvisor_pod_phase{{pod="{pod}",phase="{phase}"}} {int(p["phase"] == phase)}')
     return "\n".join(out) + "\n"
 
 
@@ -70,7 +79,7 @@ def make_server(host: str, port: int, pods: Callable[[], list[dict]]) -> Threadi
             elif path == "/health":
                 self._send(200, json.dumps({"status": "healthy"}))
             elif path == "/ready":
-                ready = all(p["ready"] for p in current if p["desired"] == "running")
+                ready = all(p["ready"] for p in current if expected_ready(p))
                 self._send(200 if ready else 503, json.dumps({"ready": ready}))
             else:
                 self._send(404, json.dumps({"ok": False, "error": f"no route {path!r}"}))

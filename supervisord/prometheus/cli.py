@@ -2,7 +2,10 @@
 
     python -m supervisord.prometheus --out var/prometheus --aggregator 127.0.0.1:8080 \
         --controller 127.0.0.1:9100 --pod user=127.0.0.1:9101 --pod product=127.0.0.1:9102
+    python -m supervisord.prometheus --out var/prometheus --spec supervisord/pods.toml --scrape-interval 5s
     python -m supervisord.prometheus --commit    # refresh the copies committed beside this module
+
+`podvisor-render --prometheus DIR` does the `--spec` form for the spec it renders.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from supervisord import spec as specmod
+
 from .config import CONFIG_FILENAME, RULES_FILENAME, render_config
 from .rules import render_rules
 from .ruletests import TESTS_FILENAME, render_rules_test
+from .stack import DEFAULT_SCRAPE_INTERVAL, default_timeout, stack_targets
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -51,9 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--controller", metavar="HOST:PORT", help="the lifecycle controller (scraped at /metrics)"
     )
-    parser.add_argument("--scrape-interval", default="15s")
-    parser.add_argument("--scrape-timeout", default="10s")
-    parser.add_argument("--evaluation-interval", default="15s")
+    parser.add_argument(
+        "--spec", type=Path, help="take every target from this pods spec (instead of --pod etc.)"
+    )
+    parser.add_argument("--scrape-interval", default=DEFAULT_SCRAPE_INTERVAL)
+    parser.add_argument("--scrape-timeout", help="default: 10s, or the scrape interval when shorter")
+    parser.add_argument("--evaluation-interval", help="default: the scrape interval")
     parser.add_argument(
         "--commit",
         action="store_true",
@@ -65,16 +74,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     pods = dict(args.pod)
     if len(pods) != len(args.pod):
         parser.error("--pod: the same pod is given twice")
+    aggregator, controller = args.aggregator, args.controller
     try:
+        if args.spec is not None:
+            if pods or aggregator or controller:
+                parser.error("--spec takes every target from the spec: drop --pod/--aggregator/--controller")
+            pods, aggregator, controller = stack_targets(specmod.load(args.spec))
         config = render_config(
             pods,
-            aggregator=args.aggregator,
-            controller=args.controller,
+            aggregator=aggregator,
+            controller=controller,
             scrape_interval=args.scrape_interval,
-            scrape_timeout=args.scrape_timeout,
-            evaluation_interval=args.evaluation_interval,
+            scrape_timeout=args.scrape_timeout or default_timeout(args.scrape_interval),
+            evaluation_interval=args.evaluation_interval or args.scrape_interval,
         )
-    except ValueError as exc:
+    except (ValueError, specmod.SpecError) as exc:
         print(f"{parser.prog}: {exc}", file=sys.stderr)
         return 2
     rules, tests = render_rules(), render_rules_test()

@@ -103,7 +103,8 @@ def render_config(
     return dump(
         document,
         header=(
-            "Prometheus configuration for podvisor, rendered by `python -m supervisord.prometheus`.\n"
+            "Prometheus configuration for podvisor, rendered by `podvisor-render --prometheus DIR`\n"
+            "(or `python -m supervisord.prometheus`); re-render rather than edit.\n"
             f"Job {PODS_JOB} scrapes every pod's metrics sidecar; honor_labels keeps the sidecar's\n"
             "pod labels (the target's `pod` label is the same value)."
         ),

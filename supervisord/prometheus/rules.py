@@ -12,6 +12,8 @@ from .config import PODS_JOB
 from .yamltext import dump
 
 GROUP = "podvisor"
+# Phases of a pod that is down on purpose: no "service down" alert for them.
+QUIET_PHASES = ("Stopped", "Succeeded")
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,14 @@ def alerts(t: Thresholds = Thresholds()) -> list[Alert]:
     pod = "{{ $labels.pod }}"
     svc = "{{ $labels.service_name }}"
     by = "sum by (service_name, pod)"
+    # A pod stopped on purpose (podctl stop, supervisorctl stop <pod>-app) or completed is not down.
+    on_purpose = f'unless on (pod) (podvisor_pod_phase{{phase=~"{"|".join(QUIET_PHASES)}"}} == 1)'
     return [
         Alert(
             # Two rules share this alert name; `kind` tells them apart (and promtool requires it).
             key="service-down-scrape",
             name="PodvisorServiceDown",
-            expr="up == 0",
+            expr=f"up == 0 {on_purpose}",
             for_="1m",
             severity="critical",
             labels={"kind": "scrape"},
@@ -73,13 +77,14 @@ def alerts(t: Thresholds = Thresholds()) -> list[Alert]:
                 "Every scrape of {{ $labels.instance }} (job {{ $labels.job }}) has failed for 1 minute. "
                 f"For job {PODS_JOB} that is a pod's metrics sidecar: the pod may still serve, but is "
                 "unobserved. Check the process with `supervisorctl status` and `podctl status`, and read "
-                "its log under var/ (pods/<pod>/logs/sidecars/ for sidecars)."
+                "its log under var/ (pods/<pod>/logs/sidecars/ for sidecars). Pods stopped on purpose "
+                "or completed (phase Stopped or Succeeded) do not raise it."
             ),
         ),
         Alert(
             key="service-down-app",
             name="PodvisorServiceDown",
-            expr='podvisor_target_up{target="app"} == 0',
+            expr=f'podvisor_target_up{{target="app"}} == 0 {on_purpose}',
             for_="1m",
             severity="critical",
             labels={"kind": "app"},
@@ -87,7 +92,8 @@ def alerts(t: Thresholds = Thresholds()) -> list[Alert]:
             description=(
                 f"The metrics sidecar of pod {pod} has not been able to scrape the app for 1 minute: the "
                 "app is not running, hung, or not answering /metrics (podvisor_target_scrape_errors_total "
-                f"says why). Run `podctl status {pod}` and read var/pods/{pod}/logs/app.stderr.log."
+                f"says why). Run `podctl status {pod}` and read var/pods/{pod}/logs/app.stderr.log. "
+                "An app stopped on purpose (`podctl stop`, `supervisorctl stop`) does not raise it."
             ),
         ),
         Alert(
@@ -139,7 +145,9 @@ def alerts(t: Thresholds = Thresholds()) -> list[Alert]:
         Alert(
             key="crash-looping",
             name="PodvisorCrashLooping",
-            expr=f"increase(podvisor_pod_restarts_total[10m]) > {t.restarts_in_10m}",
+            # The controller's /metrics and every metrics sidecar both expose the restart count:
+            # one alert per pod whichever source is up.
+            expr=f"max by (pod) (increase(podvisor_pod_restarts_total[10m])) > {t.restarts_in_10m}",
             for_="",
             severity="critical",
             summary=f"The app of pod {pod} is crash looping",

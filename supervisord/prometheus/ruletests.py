@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .config import PODS_JOB, RULES_FILENAME
+from .config import CONTROLLER_JOB, PODS_JOB, RULES_FILENAME
 from .rules import Alert, Thresholds, alerts
 from .yamltext import dump
 
@@ -26,6 +26,8 @@ USER = {
     "environment": "production",
 }
 PRODUCT = {**USER, "instance": "127.0.0.1:9102", "pod": "product", "service_name": "product-service"}
+ORDER = {**USER, "instance": "127.0.0.1:9103", "pod": "order", "service_name": "order-service"}
+CONTROLLER = {"job": CONTROLLER_JOB, "instance": "127.0.0.1:9100"}  # its series carry `pod` only
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,13 @@ def cases() -> list[Case]:
     user_req = {**USER, "method": "GET", "path": "/users/<id>"}
     product_req = {**PRODUCT, "method": "GET", "path": "/products/<id>"}
     return [
-        Case(  # a sidecar that cannot be scraped (up has only target labels)
+        Case(  # a sidecar that cannot be scraped (up has only target labels); order's pod was stopped
             series=(
                 ("up", _target(USER), "1 0 0 0 0 0"),
                 ("up", _target(PRODUCT), "1 1 1 1 1 1"),
+                ("up", _target(ORDER), "1 0 0 0 0 0"),
+                ("podvisor_pod_phase", {**CONTROLLER, "pod": "order", "phase": "Stopped"}, "0 1 1 1 1 1"),
+                ("podvisor_pod_phase", {**CONTROLLER, "pod": "user", "phase": "Stopped"}, "0x5"),
                 ("up", {"job": "podvisor-aggregator", "instance": "127.0.0.1:8080"}, "1 1 1 1 1 1"),
             ),
             checks=(
@@ -68,11 +73,16 @@ def cases() -> list[Case]:
                 Check("3m", "PodvisorServiceDown", (("service-down-scrape", _target(USER)),)),
             ),
         ),
-        Case(  # the app behind a working sidecar is down; a down logger is not this alert
+        Case(  # the app behind a working sidecar is down; a down logger is not this alert, nor an
+            # app stopped on purpose (order) or a completed one (product, its sidecar still draining)
             series=(
                 ("podvisor_target_up", {**USER, **target}, "0x5"),
                 ("podvisor_target_up", {**USER, "target": "logger"}, "0x5"),
-                ("podvisor_target_up", {**PRODUCT, **target}, "1x5"),
+                ("podvisor_pod_phase", {**USER, "phase": "Running"}, "1x5"),
+                ("podvisor_target_up", {**PRODUCT, **target}, "1 0 0 0 0 0"),
+                ("podvisor_pod_phase", {**CONTROLLER, "pod": "product", "phase": "Succeeded"}, "0 1 1 1 1 1"),
+                ("podvisor_target_up", {**ORDER, **target}, "1 0 0 0 0 0"),
+                ("podvisor_pod_phase", {**ORDER, "phase": "Stopped"}, "0 1 1 1 1 1"),
             ),
             checks=(
                 Check("30s", "PodvisorServiceDown"),
@@ -117,14 +127,16 @@ def cases() -> list[Case]:
                 Check("3m", "PodvisorMemoryOverLimit", (("memory-over-limit", USER),)),
             ),
         ),
-        Case(  # user restarts every minute, product restarted once
+        Case(  # user restarts every minute, product restarted once; both seen by sidecar and controller
             series=(
                 ("podvisor_pod_restarts_total", USER, "0+1x12"),
-                ("podvisor_pod_restarts_total", PRODUCT, "0 0 0 1 1 1 1 1 1 1 1 1 1"),
+                ("podvisor_pod_restarts_total", {**CONTROLLER, "pod": "user"}, "0+1x12"),
+                ("podvisor_pod_restarts_total", PRODUCT, "0 0 0 1x9"),
+                ("podvisor_pod_restarts_total", {**CONTROLLER, "pod": "product"}, "0 0 0 1x9"),
             ),
             checks=(
                 Check("2m", "PodvisorCrashLooping"),
-                Check("10m", "PodvisorCrashLooping", (("crash-looping", USER),)),
+                Check("10m", "PodvisorCrashLooping", (("crash-looping", {"pod": "user"}),)),
             ),
         ),
         Case(  # user's logger falls behind by 30 s more every minute, product's stays at 1 s

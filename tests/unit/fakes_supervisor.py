@@ -56,6 +56,7 @@ class FakeSupervisor:
         self.procs = {n: {"name": n, "group": n, "statename": "STOPPED", "pid": 0, "exitstatus": 0,
                           "spawnerr": ""} for n in names}
         self.spawn_errors: dict[str, str] = {}  # name -> spawnerr for the next starts
+        self.stuck: set[str] = set()  # names that stay STOPPING when told to stop (never exit)
         self.log: list[Entry] = []
         self._seq = itertools.count()
         self._pids = itertools.count(5000)
@@ -63,7 +64,7 @@ class FakeSupervisor:
     # -- the Supervisor protocol ---------------------------------------------------------------
     def all_info(self) -> dict[str, dict[str, Any]]:
         for name, proc in self.procs.items():
-            if proc["statename"] == "STOPPING":  # SIGTERM'd without waiting: it has exited by now
+            if proc["statename"] == "STOPPING" and name not in self.stuck:  # SIGTERM'd: it has exited by now
                 self._stopped(name)
         return {name: {**proc, "state": STATE_CODES[proc["statename"]]} for name, proc in self.procs.items()}
 
@@ -137,6 +138,11 @@ class FakeSupervisor:
         """Start calls that spawned a new process."""
         return [e for e in self.calls("start", name) if isinstance(e.detail, int)]
 
+    def pid_alive(self, pid: int) -> bool:
+        """PodRunner's `alive`: whether one of our processes runs with that pid."""
+        live = (*RUNNING_STATES, "STOPPING")
+        return any(p["pid"] == pid and p["statename"] in live for p in self.procs.values())
+
     def statename(self, name: str) -> str:
         return self.procs[name]["statename"]
 
@@ -183,6 +189,19 @@ class FakeProber:
         return result
 
 
+class FakeReaper:
+    """PodRunner's reaper: logs each call; `left[name]` are the pids it reports killing (once)."""
+
+    def __init__(self, sup: FakeSupervisor):
+        self.sup = sup
+        self.left: dict[str, list[int]] = {}
+
+    def __call__(self, program: str) -> list[int]:
+        killed = self.left.pop(program, [])
+        self.sup.note("reap", program, killed)
+        return killed
+
+
 class FakeMemory:
     """Resident bytes by pid, as the test sets them (0 for a pid it never set)."""
 
@@ -215,6 +234,7 @@ class Rig:
     sup: FakeSupervisor
     prober: FakeProber
     memory: FakeMemory
+    reaper: FakeReaper
     runners: dict[str, PodRunner] = field(default_factory=dict)
 
     @property
@@ -246,9 +266,11 @@ def rig(*pods: Pod) -> Rig:
     for pod in pods:
         ports.update({pod.port: pod.programs["app"], pod.metrics_port: pod.programs["metrics"],
                       pod.logger_port: pod.programs["logger"]})
-    prober, memory = FakeProber(sup, ports), FakeMemory()
-    result = Rig(clock, wall, sup, prober, memory)
+    prober, memory, reaper = FakeProber(sup, ports), FakeMemory(), FakeReaper(sup)
+    result = Rig(clock, wall, sup, prober, memory, reaper)
     for pod in pods:
+        # pause moves the fake clock: a wait for a stop is bounded by its deadline, never by real time
         result.runners[pod.name] = PodRunner(pod, "127.0.0.1", sup, clock=clock, wall=wall, prober=prober,
-                                             memory=memory, killer=sup.kill)
+                                             memory=memory, killer=sup.kill, reaper=reaper,
+                                             alive=sup.pid_alive, pause=clock.advance)
     return result

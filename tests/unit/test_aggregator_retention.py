@@ -1,6 +1,7 @@
 """Retention by age and by size: oldest first, FTS kept in sync, figures in /metrics."""
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -87,3 +88,39 @@ def test_retention_worker_runs_on_its_interval_and_stops(store):
     finally:
         worker.stop()
     assert metrics.retention_runs.labels("ok")._value.get() >= 1
+
+
+class _PausingStore(Store):
+    """Runs `after_write` once, on the caller's thread, right after one write committed."""
+
+    after_write = None
+
+    def write(self, fn, timeout=30.0, weight=1):
+        result = super().write(fn, timeout, weight)
+        hook, self.after_write = self.after_write, None
+        if hook is not None:
+            hook()
+        return result
+
+
+def test_ingest_is_not_blocked_by_a_retention_pass_in_progress(tmp_path: Path):
+    store = _PausingStore(str(tmp_path / "logs.db"))
+    try:
+        insert(store, [entry(i, timestamp="2024-05-01T00:00:00Z") for i in range(2000)])
+        done = threading.Event()
+
+        def ingest_meanwhile() -> None:
+            # Called after the first chunk of 100 deletions, while 1,900 old entries remain.
+            worker = threading.Thread(target=lambda: (insert(store, [entry(90_000, timestamp="2024-05-19T12:00:00Z")]),
+                                                      done.set()))
+            worker.start()
+            worker.join(10)
+
+        store.after_write = ingest_meanwhile
+        retention = Retention(store, max_age_days=7, max_bytes=0, chunk_rows=100, clock=lambda: NOW)
+        report = retention.run_once()
+        assert done.is_set(), "an insert waited for the whole retention pass"
+        assert report.deleted_by_age == 2000
+        assert stored_ids(store) == [entry(90_000)["id"]]
+    finally:
+        store.close()

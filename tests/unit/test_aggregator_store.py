@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator.schema import SchemaError
-from aggregator.store import Store, StoreUnavailable
+from aggregator.store import QueryTimeout, Store, StoreUnavailable
 from aggregator.validation import validate
 from tests.unit.test_aggregator_fixtures import (  # noqa: F401 - fixtures
     app,
@@ -145,3 +145,26 @@ def test_each_app_has_its_own_registry(tmp_path: Path):
     finally:
         for each in apps:
             state_of(each).close()
+
+
+def test_a_query_in_progress_does_not_hold_up_ingestion(store):
+    store.insert(rows([entry(i) for i in range(3)]))
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c"
+    with store.read(timeout_ms=60_000) as conn:
+        assert conn.execute("SELECT count(*) FROM logs").fetchone() == (3,)  # snapshot taken
+        cursor = conn.execute(endless)
+        assert cursor.fetchone() == (1,)  # the statement is running, its snapshot open
+        assert store.insert(rows([entry(10)]), timeout=10).stored == 1
+        assert conn.execute("SELECT count(*) FROM logs").fetchone() == (3,)  # its snapshot
+    assert store.query("SELECT count(*) FROM logs") == [(4,)]
+
+
+def test_a_runaway_query_is_cut_off_by_the_time_limit(tmp_path: Path):
+    db = Store(str(tmp_path / "logs.db"), query_timeout_ms=200)
+    try:
+        endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+        with pytest.raises(QueryTimeout):
+            db.query(endless)
+        assert db.health() is None  # the reader connection is usable again
+    finally:
+        db.close()

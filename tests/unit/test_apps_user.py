@@ -214,6 +214,8 @@ def test_create_rejects_invalid_fields(client: FlaskClient, payload: dict, fragm
     ('["username"]', "must be an object"),
     ("null", "must be an object"),
     ('{"username": NaN}', "malformed JSON"),
+    ("[" * 100_000, "nested too deeply"),  # under the size limit, past the decoder's recursion limit
+    ('{"a":' * 5_000 + "1" + "}" * 5_000, "nested too deeply"),
 ])
 def test_create_rejects_malformed_json(client: FlaskClient, data: str, fragment: str) -> None:
     response = client.post("/users", data=data, content_type="application/json")

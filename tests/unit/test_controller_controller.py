@@ -110,8 +110,8 @@ def test_a_stopped_pod_stays_stopped_across_a_controller_restart(tmp_path):
     stop_user(first)
     saved = json.loads(first.state_file.read_text())
     assert saved["supervisord_pid"] == 4242
-    assert saved["pods"]["user"] == {"desired": "stopped", "phase": "Stopped", "restarts": 4,
-                                     "last_reason": "OOMKilled"}
+    assert saved["pods"]["user"] == {"desired": "stopped", "phase": "Stopped", "status": "Stopped",
+                                     "restarts": 4, "last_reason": "OOMKilled"}
 
     second = controller(tmp_path, supervisord_pid=4242)
     second.restore()
@@ -170,3 +170,27 @@ def test_main_exits_2_with_one_line_when_misconfigured(monkeypatch, caplog):
     monkeypatch.setenv("SUPERVISOR_SERVER_URL", "unix:///x/s.sock")
     assert controller_main.main([]) == 2
     assert "CONTROLLER_SPEC is not set" in caplog.text
+
+
+@pytest.mark.parametrize("phase, status", [("Succeeded", "Completed"), ("Failed", "Error")])
+def test_a_finished_pod_is_restored_with_its_status(tmp_path, phase, status):
+    first = controller(tmp_path)
+    first.runners["user"].stop_pod(phase)  # what the runner does when the app completes or fails
+    first.save()
+
+    second = controller(tmp_path)
+    second.restore()
+    snap = second.runners["user"].snapshot()
+    assert (snap["phase"], snap["status"], snap["desired"]) == (phase, status, "stopped")
+
+
+def test_a_state_file_from_before_status_was_saved_still_restores_completed(tmp_path):
+    first = controller(tmp_path)
+    first.save()
+    saved = json.loads(first.state_file.read_text())
+    saved["pods"]["user"] = {"desired": "stopped", "phase": "Succeeded", "restarts": 0,
+                             "last_reason": "Completed"}
+    first.state_file.write_text(json.dumps(saved))
+    second = controller(tmp_path)
+    second.restore()
+    assert second.runners["user"].snapshot()["status"] == "Completed"

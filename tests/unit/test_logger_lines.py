@@ -2,7 +2,7 @@
 import json
 
 from sidecars.logger.enrich import Enricher, iso_utc, source_name
-from sidecars.logger.lines import LineFramer, RawLine, decode
+from sidecars.logger.lines import LineFramer, RawLine, decode, entry_size, fit
 
 
 def test_framer_holds_partial_line_until_newline():
@@ -85,3 +85,40 @@ def test_source_name_strips_rotation_suffixes():
     assert source_name("app.log-20240101") == "app.log"
     assert source_name("app.log") == "app.log"
     assert iso_utc(0.001) == "1970-01-01T00:00:00.001Z"
+
+
+def _aggregator_size(record):
+    # The aggregator's own measure (aggregator/validation.py): compact JSON, non-ASCII escaped.
+    return len(json.dumps(json.loads(json.dumps(record, ensure_ascii=False)), separators=(",", ":")))
+
+
+def test_fit_leaves_an_entry_within_the_limit_alone():
+    record = {"id": "p:k:0", "message": "hello"}
+    assert fit(record, 4096, "hello", 5) is record
+    assert entry_size(record) == _aggregator_size(record)
+
+
+def test_fit_cuts_a_non_ascii_message_to_what_the_aggregator_will_accept():
+    record = {"id": "p:k:0", "message": "\u00e9\u4e2d\U0001f600" * 3000, "level": "info"}
+    assert len(json.dumps(record, ensure_ascii=False).encode()) < 40_000 < _aggregator_size(record)
+    fitted = fit(record, 40_000, "raw", 123)
+    assert 40_000 - 12 <= _aggregator_size(fitted) <= 40_000  # as full as escaping allows
+    assert fitted["truncated"] is True and fitted["original_bytes"] == 123
+    assert record["message"].startswith(fitted["message"]) and fitted["level"] == "info"
+
+
+def test_fit_wraps_the_raw_text_when_other_fields_are_too_big():
+    record = {"id": "p:k:0", "message": "short", "stack": "frame\n" * 5000, "service_name": "user-service",
+              "request_id": "r1", "timestamp": "2024-01-01T00:00:00.000Z"}
+    raw = json.dumps(record)
+    fitted = fit(record, 8192, raw, len(raw))
+    assert _aggregator_size(fitted) <= 8192
+    assert "stack" not in fitted and fitted["message"] == raw[: len(fitted["message"])]
+    assert (fitted["id"], fitted["service_name"], fitted["request_id"]) == ("p:k:0", "user-service", "r1")
+    assert fitted["truncated"] is True and fitted["original_bytes"] == len(raw)
+
+
+def test_fit_keeps_an_app_field_named_like_the_marker():
+    record = {"id": "p:k:0", "message": "m" * 10_000, "truncated": "no"}
+    fitted = fit(record, 4096, "", 10_020)
+    assert fitted["truncated"] is True and fitted["app_truncated"] == "no"

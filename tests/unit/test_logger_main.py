@@ -30,8 +30,16 @@ def test_settings_defaults(tmp_path):
     assert settings.aggregator_url == "http://127.0.0.1:8080"
     assert (settings.host, settings.port, settings.app_program) == ("127.0.0.1", 0, None)
     assert (settings.batch_lines, settings.batch_bytes, settings.flush_interval) == (1000, MIB, 0.2)
-    assert (settings.poll_interval, settings.max_line_bytes, settings.grace_seconds) == (0.1, 256 * 1024, 25.0)
+    assert (settings.poll_interval, settings.max_line_bytes, settings.grace_seconds) == (0.1, 64 * 1024, 25.0)
+    assert (settings.max_entry_bytes, settings.backoff_initial, settings.backoff_max) == (256 * 1024, 0.2, 10.0)
     assert settings.spool_max_bytes == 256 * MIB
+
+
+def test_tuning_knobs_are_read(tmp_path):
+    settings = Settings.from_env(_env(tmp_path, LOGGER_BACKOFF_INITIAL="0.05", LOGGER_BACKOFF_MAX="0.5",
+                                      LOGGER_MAX_ENTRY_BYTES="65536", LOGGER_BATCH_LINES="50"))
+    assert (settings.backoff_initial, settings.backoff_max) == (0.05, 0.5)
+    assert (settings.max_entry_bytes, settings.batch_lines) == (65536, 50)
 
 
 @pytest.mark.parametrize("name, value", [
@@ -39,6 +47,7 @@ def test_settings_defaults(tmp_path):
     ("LOGGER_PORT", "70000"), ("LOGGER_PORT", "http"), ("LOGGER_BATCH_LINES", "0"),
     ("LOGGER_FLUSH_INTERVAL", "-1"), ("LOGGER_POLL_INTERVAL", "nan"), ("LOGGER_GRACE_SECONDS", "soon"),
     ("LOGGER_AGGREGATOR_URL", "ftp://x"), ("POD_NAME", "a:b"), ("LOGGER_MAX_LINE_BYTES", "1"),
+    ("LOGGER_BACKOFF_INITIAL", "0"), ("LOGGER_BACKOFF_MAX", "0.1"), ("LOGGER_MAX_ENTRY_BYTES", "100"),
 ])
 def test_bad_settings_name_the_setting(tmp_path, name, value):
     with pytest.raises(SettingsError) as err:

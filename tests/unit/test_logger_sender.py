@@ -1,15 +1,17 @@
-"""Batching and shipping: limits, retries with backoff, 413 splits, dead letters, tokens; nothing dropped."""
+"""Shipping a batch: retries with backoff, 413 splits, dead letters, tokens; nothing dropped, no sockets."""
 import gzip
 import json
 import logging
 
 from prometheus_client import CollectorRegistry
 
-from sidecars.logger.batcher import Batcher, Item, body_size
+from sidecars.logger.batcher import Item
 from sidecars.logger.deadletter import DeadLetter
-from sidecars.logger.fakes import FakeClock, FakeWaiter, RecordingTransport, unreachable
+from sidecars.logger.fakes import FakeWaiter, RecordingTransport, unreachable
 from sidecars.logger.metrics import LoggerMetrics
-from sidecars.logger.sender import BACKOFF_CAP, Response, Sender
+import pytest
+
+from sidecars.logger.sender import BACKOFF_CAP, Cancelled, Response, Sender
 
 
 def _item(n, size=10):
@@ -17,50 +19,14 @@ def _item(n, size=10):
     return Item(f"p:k:{n}", "k", n + 1, payload, 0.0)
 
 
-# -- batcher ---------------------------------------------------------------------------------------
-def test_batch_cut_by_count():
-    batcher = Batcher(max_lines=3, max_bytes=1 << 20, max_age=60, clock=FakeClock())
-    for n in range(7):
-        batcher.add(_item(n))
-    assert [i.id for i in batcher.take()] == ["p:k:0", "p:k:1", "p:k:2"]
-    assert len(batcher.take()) == 3
-    assert batcher.take() is None  # one left, not full, not old
-    assert len(batcher.take(force=True)) == 1 and len(batcher) == 0 and batcher.bytes == 0
-
-
-def test_batch_cut_by_bytes_and_oversized_entry_goes_alone():
-    items = [_item(n, size=100) for n in range(5)]
-    limit = body_size(items[:2]) + 5
-    batcher = Batcher(max_lines=1000, max_bytes=limit, max_age=60, clock=FakeClock())
-    for item in items:
-        batcher.add(item)
-    first = batcher.take()
-    assert len(first) == 2 and body_size(first) <= limit
-    huge = Batcher(max_lines=1000, max_bytes=50, max_age=60, clock=FakeClock())
-    huge.add(_item(0, size=500))
-    huge.add(_item(1))
-    assert [i.id for i in huge.take()] == ["p:k:0"]
-
-
-def test_batch_cut_by_age_of_the_oldest_entry():
-    clock = FakeClock()
-    batcher = Batcher(max_lines=1000, max_bytes=1 << 20, max_age=0.2, clock=clock)
-    batcher.add(_item(0))
-    clock.advance(0.1)
-    batcher.add(_item(1))
-    assert batcher.take() is None
-    clock.advance(0.15)
-    assert len(batcher.take()) == 2
-
-
 # -- sender ----------------------------------------------------------------------------------------
-def _sender(tmp_path, transport, token="s3cret", waiter=None):
+def _sender(tmp_path, transport, token="s3cret", waiter=None, **backoff):
     if token is not None:
         (tmp_path / "token").write_text(token + "\n")
     metrics = LoggerMetrics(CollectorRegistry())
     waiter = waiter or FakeWaiter()
     sender = Sender(transport, "http://agg:8080/", tmp_path / "token", DeadLetter(tmp_path / "dead.jsonl"),
-                    metrics, waiter, rng=lambda: 1.0)
+                    metrics, waiter, rng=lambda: 1.0, **backoff)
     return sender, metrics, waiter
 
 
@@ -184,3 +150,86 @@ def test_other_4xx_dead_letters_the_batch_and_logs_an_error(tmp_path, caplog):
     assert [d["reason"] for d in _dead(tmp_path)] == ["HTTP 400: bad gzip"] * 2
     assert "refused a batch" in caplog.text
     assert _value(metrics, "lines_dead_lettered_total") == 2
+
+
+def test_backoff_knobs_set_the_first_delay_and_the_cap(tmp_path):
+    transport = RecordingTransport([Response(503)] * 6)
+    sender, _, waiter = _sender(tmp_path, transport, backoff_initial=0.05, backoff_max=0.3)
+    sender.send([_item(0)])
+    assert waiter.delays == [0.05, 0.1, 0.2, 0.3, 0.3, 0.3]
+
+
+def test_redirects_and_timeouts_are_retried_not_followed_or_dropped(tmp_path):
+    transport = RecordingTransport([Response(302), Response(408), Response(307)])
+    sender, metrics, waiter = _sender(tmp_path, transport)
+    result = sender.send([_item(0)])
+    assert len(transport.requests) == 4 and list(transport.store) == ["p:k:0"]
+    assert len(result.done) == 1 and result.dead == 0 and len(waiter.delays) == 3
+
+
+def test_reachability_is_tracked_for_health_and_the_up_gauge(tmp_path):
+    transport = RecordingTransport([unreachable(), unreachable()])
+    seen = []
+    sender, metrics, waiter = _sender(tmp_path, transport)
+    waiter.wait = lambda seconds: seen.append((sender.reachable, _value(metrics, "aggregator_up")))
+    assert sender.reachable is None
+    sender.send([_item(0)])
+    assert seen == [(False, 0.0), (False, 0.0)]
+    assert sender.reachable is True and _value(metrics, "aggregator_up") == 1.0
+    assert sender.attempts == 3
+
+
+def test_cancel_during_retries_returns_what_was_completed(tmp_path):
+    def too_big(entries):
+        return Response(413, b'{"ok": false, "error": "too big"}') if len(entries) > 2 else None
+
+    transport = RecordingTransport()
+    original = transport.post
+
+    def post(url, body, headers, timeout):
+        entries = json.loads(gzip.decompress(body))
+        if len(entries) > 2:
+            return too_big(entries)
+        if entries[0]["id"] == "p:k:2":
+            return Response(503)  # the second half cannot be delivered before the deadline
+        return original(url, body, headers, timeout)
+
+    transport.post = post
+    sender, _, _ = _sender(tmp_path, transport, waiter=FakeWaiter(cancel_after=2))
+    with pytest.raises(Cancelled) as exc:
+        sender.send([_item(n) for n in range(4)])
+    result = exc.value.result
+    assert [item.id for item in result.done] == ["p:k:0", "p:k:1"]  # acknowledged, in order
+    assert sorted(transport.store) == ["p:k:0", "p:k:1"]
+
+
+def test_a_2xx_without_a_readable_body_still_counts_as_stored(tmp_path):
+    transport = RecordingTransport([Response(202, b"accepted")])
+    sender, metrics, _ = _sender(tmp_path, transport)
+    result = sender.send([_item(0), _item(1)])
+    assert len(result.done) == 2 and result.dead == 0 and _dead(tmp_path) == []
+    assert _value(metrics, "lines_shipped_total") == 2
+
+
+def test_errors_are_matched_by_id_when_the_index_is_missing(tmp_path):
+    reply = {"ok": True, "received": 2, "stored": 1, "duplicates": 0, "rejected": 1,
+             "errors": [{"id": "p:k:1", "error": "timestamp is not ISO 8601"}, "junk", {"index": 99}]}
+    transport = RecordingTransport([Response(202, json.dumps(reply).encode())])
+    sender, metrics, _ = _sender(tmp_path, transport)
+    result = sender.send([_item(0), _item(1)])
+    assert result.dead == 1 and [d["id"] for d in _dead(tmp_path)] == ["p:k:1"]
+    assert _value(metrics, "lines_rejected_total") == 1 and _value(metrics, "lines_shipped_total") == 1
+
+
+def test_an_empty_token_file_is_waited_for_like_a_missing_one(tmp_path):
+    transport = RecordingTransport()
+    sender, _, waiter = _sender(tmp_path, transport, token="  ")
+    waits = []
+
+    def wait(seconds):
+        waits.append(seconds)
+        (tmp_path / "token").write_text("now\n")
+
+    waiter.wait = wait
+    sender.send([_item(0)])
+    assert len(waits) == 1 and transport.requests[0]["headers"]["Authorization"] == "Bearer now"

@@ -101,3 +101,32 @@ def test_stale_spool_temp_files_are_cleaned(tmp_path):
     pipeline = _start(tmp_path, RecordingTransport(), clock)
     _pump(pipeline, clock, 1)
     assert os.listdir(spool) == []
+
+
+def test_rotations_during_an_outage_are_spooled_past_the_backup_limit_and_ship_later(tmp_path):
+    logs, spool = _setup(tmp_path)
+    clock = FakeClock()
+    pipeline = _start(tmp_path, Down(), clock, max_inflight_bytes=2048)  # reading stalls: bytes stay unread
+    seq = 0
+    for rotation in range(6):
+        _write(logs / "app.stdout.log", seq, seq + 200)
+        seq += 200
+        _pump(pipeline, clock, 1)
+        for n in (2, 1):  # backups=2: the rotator deletes .2 before it shifts .1
+            src = logs / f"app.stdout.log.{n}"
+            if src.exists():
+                src.unlink() if n == 2 else src.rename(logs / f"app.stdout.log.{n + 1}")
+        (logs / "app.stdout.log").rename(logs / "app.stdout.log.1")
+        if rotation == 3:  # the logger restarts in the middle of the outage
+            pipeline.tailer.close()
+            pipeline = _start(tmp_path, Down(), clock, max_inflight_bytes=2048)
+    _pump(pipeline, clock, 2)
+    assert len(list(spool.iterdir())) == 6  # every rotated file, the deleted ones too
+    assert _metric(pipeline, "spool_bytes") > 0
+    pipeline.tailer.close()
+    up = RecordingTransport()
+    pipeline = _start(tmp_path, up, clock)
+    _pump(pipeline, clock, 10)
+    assert sorted(int(e["message"].split()[1]) for e in up.store.values()) == list(range(seq))
+    assert len(up.store) == seq
+    assert list(spool.iterdir()) == [] and not (tmp_path / "state" / "dead-letter.jsonl").exists()

@@ -3,7 +3,9 @@
 Each test drives a real Pipeline (inline sender, fake clock) over files in tmp_path and looks at what
 an in-memory aggregator stored: the observable result the product promises.
 """
+import json
 import os
+import random
 import shutil
 
 from sidecars.logger.checkpoint import CheckpointStore
@@ -204,3 +206,115 @@ def test_rotated_partial_line_is_flushed_once_idle(tmp_path):
     rig.crash()
     rig.pump(8)
     assert rig.transport.deliveries == 2  # flushed partial is checkpointed like any line
+
+
+def test_logrotate_create_while_the_writer_still_holds_the_old_file(tmp_path):
+    rig = Rig(tmp_path)
+    seq = 0
+    writer = open(rig.logs / "app.log", "ab", buffering=0)
+
+    def emit(n):
+        nonlocal seq
+        for _ in range(n):
+            writer.write(f'{{"message": "seq {seq}"}}\n'.encode())
+            seq += 1
+
+    for rotation in range(8):
+        emit(5)
+        if rotation % 3 == 0:
+            rig.pump(1)
+        for n in (3, 2, 1):  # logrotate `rotate 3` + `create`: shift, rename, create an empty file
+            src = rig.logs / f"app.log.{n}"
+            if src.exists():
+                src.unlink() if n == 3 else src.rename(rig.logs / f"app.log.{n + 1}")
+        (rig.logs / "app.log").rename(rig.logs / "app.log.1")
+        (rig.logs / "app.log").touch()
+        if rotation % 2:
+            rig.pump(1)
+        emit(3)  # the app writes to the renamed file until its postrotate signal makes it reopen
+        if rotation % 2 == 0:
+            rig.pump(1)
+        writer.close()
+        writer = open(rig.logs / "app.log", "ab", buffering=0)
+    writer.close()
+    rig.pump(8)
+    assert rig.seqs() == list(range(seq))
+    assert rig.transport.deliveries == seq
+
+
+def test_repeated_copytruncate_with_partial_reads_and_crashes(tmp_path):
+    rng = random.Random(7)
+    rig = Rig(tmp_path, max_inflight_bytes=1024)  # reading lags behind: truncations cut unread bytes
+    seq = 0
+    for _ in range(12):
+        rig.lines("app.log", seq, seq + (n := rng.randint(1, 60)))
+        seq += n
+        if rng.random() < 0.5:
+            rig.pump(1)
+        for n in (3, 2, 1):
+            src = rig.logs / f"app.log.{n}"
+            if src.exists():
+                src.unlink() if n == 3 else src.rename(rig.logs / f"app.log.{n + 1}")
+        shutil.copyfile(rig.logs / "app.log", rig.logs / "app.log.1")
+        os.truncate(rig.logs / "app.log", 0)
+        if rng.random() < 0.5:
+            rig.pump(1)
+        if rng.random() < 0.3:
+            rig.crash()
+    rig.pump(20)
+    assert rig.seqs() == list(range(seq))
+    assert len(rig.transport.store) == seq
+    assert not (tmp_path / "state" / "dead-letter.jsonl").exists()
+
+
+def test_several_files_keep_their_own_offsets_across_a_crash(tmp_path):
+    rig = Rig(tmp_path)
+    names = ["app.log", "app.stdout.log", "app.stderr.log"]
+    for first in range(0, 30, 10):
+        for name in names:
+            rig.lines(name, first + 1000 * names.index(name), first + 10 + 1000 * names.index(name))
+        rig.pump(1)
+        rig.crash()
+    rig.pump(2)
+    expected = sorted(n + 1000 * k for k in range(3) for n in range(30))
+    assert rig.seqs() == expected and rig.transport.deliveries == 90
+    assert [rig.offset(name) for name in names] == [(rig.logs / name).stat().st_size for name in names]
+    sources = {e["source"] for e in rig.transport.store.values()}
+    assert sources == set(names)
+
+
+def test_a_file_deleted_before_it_was_read_is_reported_lost_not_silently(tmp_path):
+    rig = Rig(tmp_path)
+    rig.lines("app.stdout.log", 0, 5)
+    rig.pump()
+    rig.lines("app.stdout.log", 5, 9)
+    rig.pipeline.tailer.scan()  # seen (and checkpointed as seen), not read or shipped yet
+    rig.pipeline.save()
+    size = (rig.logs / "app.stdout.log").stat().st_size
+    acknowledged = rig.offset("app.stdout.log")
+    rig.pipeline.tailer.close()  # killed; the rotator works while the logger is down
+    (rig.logs / "app.stdout.log").rename(rig.logs / "app.stdout.log.1")
+    (rig.logs / "app.stdout.log.1").unlink()
+    rig.start()
+    rig.pump(3)
+    assert rig.seqs() == list(range(5))
+    (record,) = [json.loads(line) for line in (tmp_path / "state" / "dead-letter.jsonl").read_text().splitlines()]
+    assert record["lost"] is True and (record["start"], record["end"]) == (acknowledged, size)
+    assert record["source"] == "app.stdout.log" and "deleted" in record["reason"]
+    lost = rig.pipeline.metrics.registry.get_sample_value("podvisor_logger_lost_bytes_total")
+    assert lost == size - acknowledged
+    rig.pump(3)
+    assert len((tmp_path / "state" / "dead-letter.jsonl").read_text().splitlines()) == 1  # reported once
+
+
+def test_a_1_mib_line_is_stored_truncated_within_the_entry_limit(tmp_path):
+    rig = Rig(tmp_path, max_line_bytes=64 * 1024, max_entry_bytes=16 * 1024)
+    line = '{"seq": 0, "message": "' + "\u00e9" * (512 * 1024) + '"}'  # 1 MiB of UTF-8, 6x when escaped
+    rig.write("app.log", line + '\n{"message": "after"}\n')
+    rig.pump()
+    big, after = rig.transport.store.values()
+    assert big["truncated"] is True and big["original_bytes"] == len(line.encode())
+    assert big["message"].startswith('{"seq": 0, "message": "\u00e9\u00e9')
+    assert len(json.dumps(big, separators=(",", ":"))) <= 16 * 1024
+    assert after["message"] == "after"
+    assert rig.pipeline.metrics.registry.get_sample_value("podvisor_logger_lines_truncated_total") == 1

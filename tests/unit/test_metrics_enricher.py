@@ -203,15 +203,23 @@ def test_logger_families_merge_with_pod_labels_and_own_up(upstreams: FakeUpstrea
     assert value(fams, "podvisor_target_up", target="app") == 1 and "http_requests" in fams
 
 
-def test_app_families_in_the_sidecar_namespace_are_dropped(upstreams: FakeUpstreams) -> None:
+def test_app_families_in_the_sidecar_namespace_are_dropped(
+    upstreams: FakeUpstreams, caplog: pytest.LogCaptureFixture
+) -> None:
     registry = CollectorRegistry()
     Gauge("podvisor_target_up", "Impostor.", registry=registry).set(42)
     Gauge("podvisor_pod_ready", "Impostor.", registry=registry).set(42)
     Gauge("podvisor_app_custom", "An app may use other podvisor_ names.", registry=registry).set(3)
     upstreams.routes[APP] = serving(registry)
-    fams = families(make(upstreams).render(TEXT, 5.0))
+    enricher = make(upstreams)
+    with caplog.at_level("WARNING", logger="sidecars.metrics.enricher"):
+        fams = families(enricher.render(TEXT, 5.0))
+        enricher.render(TEXT, 5.0)
     assert value(fams, "podvisor_target_up", target="app") == 1
     assert "podvisor_pod_ready" not in fams and value(fams, "podvisor_app_custom") == 3
+    # not dropped silently: one warning naming them, not one per scrape
+    warnings = [r.getMessage() for r in caplog.records if "reserved" in r.getMessage()]
+    assert len(warnings) == 1 and "podvisor_pod_ready, podvisor_target_up" in warnings[0], warnings
 
 
 def controller(status: int, body: object) -> Handler:

@@ -21,6 +21,7 @@ from sidecars.metrics.labels import PodLabels
 from sidecars.metrics.process import ProcessTreeCollector
 from sidecars.metrics.scraper import Response, ScrapeError
 from supervisord.prometheus import Thresholds, render_config, render_rules
+from supervisord.prometheus import rules as rules_module
 from supervisord.prometheus.cli import PACKAGE_DIR
 
 POD = PodLabels(service_name="user-service", environment="production", pod="user")
@@ -144,3 +145,14 @@ def test_rule_unit_tests_catch_a_rule_that_would_not_fire(changed: Thresholds, t
     (tmp_path / "podvisor.rules.yml").write_text(render_rules(changed))
     result = promtool("test", "rules", "rules_test.yml", cwd=tmp_path)
     assert result.returncode != 0 and "FAILED" in result.stdout + result.stderr
+
+
+def test_rule_unit_tests_catch_alerts_for_pods_stopped_on_purpose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the Stopped/Succeeded exception the committed tests see unwanted service-down alerts."""
+    monkeypatch.setattr(rules_module, "QUIET_PHASES", ("NoSuchPhase",))
+    shutil.copy(PACKAGE_DIR / "rules_test.yml", tmp_path / "rules_test.yml")
+    (tmp_path / "podvisor.rules.yml").write_text(rules_module.render_rules())
+    result = promtool("test", "rules", "rules_test.yml", cwd=tmp_path)
+    assert result.returncode != 0 and "PodvisorServiceDown" in result.stdout + result.stderr

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from supervisord import render
+from supervisord import spec as specmod
 from supervisord.prometheus import alerts, render_config, render_rules, render_rules_test
 from supervisord.prometheus.cli import PACKAGE_DIR, main
 from supervisord.prometheus.config import duration_seconds
+from supervisord.prometheus.stack import render_stack
 from supervisord.prometheus.yamltext import dump, scalar
 
 PODS = {"user": "127.0.0.1:9101", "product": "127.0.0.1:9102"}
@@ -127,3 +130,68 @@ def test_cli_rejects_bad_arguments(argv: list[str], tmp_path: Path) -> None:
 def test_cli_reports_bad_address_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--out", str(tmp_path), "--pod", "user=localhost"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def _default_stack():
+    return specmod.load(render.DEFAULT_SPEC)
+
+
+def test_stack_files_scrape_every_sidecar_the_aggregator_and_the_controller() -> None:
+    stack = _default_stack()
+    files = render_stack(stack)
+    assert sorted(files) == ["podvisor.rules.yml", "prometheus.yml", "rules_test.yml"]
+    pods = {pod.name: f"{stack.host}:{pod.metrics_port}" for pod in stack.pods}
+    assert files["prometheus.yml"] == render_config(
+        pods,
+        aggregator=f"{stack.host}:{stack.aggregator_port}",
+        controller=f"{stack.host}:{stack.controller_port}",
+    )
+    assert files["podvisor.rules.yml"] == render_rules() and files["rules_test.yml"] == render_rules_test()
+
+
+@pytest.mark.parametrize(
+    "interval, timeout, evaluation", [("15s", "10s", "15s"), ("1s", "1s", "1s"), ("1m", "10s", "1m")]
+)
+def test_stack_scrape_timeout_follows_the_interval(interval: str, timeout: str, evaluation: str) -> None:
+    text = render_stack(_default_stack(), interval)["prometheus.yml"]
+    assert (
+        f'scrape_interval: "{interval}"\n  scrape_timeout: "{timeout}"\n  evaluation_interval: "{evaluation}"'
+        in text
+    )
+
+
+def test_cli_spec_takes_the_targets_from_the_pods_spec(tmp_path: Path) -> None:
+    assert main(["--out", str(tmp_path), "--spec", str(render.DEFAULT_SPEC), "--scrape-interval", "5s"]) == 0
+    assert (tmp_path / "prometheus.yml").read_text() == render_stack(_default_stack(), "5s")["prometheus.yml"]
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--spec", str(render.DEFAULT_SPEC), "--pod", "user=127.0.0.1:1"])
+
+
+def test_cli_reports_an_unreadable_spec_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--out", str(tmp_path), "--spec", str(tmp_path / "missing.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.toml" in err
+
+
+def test_podvisor_render_writes_the_prometheus_files_for_the_stack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "conf" / "stack.conf"
+    conf.parent.mkdir()
+    prom = tmp_path / "prom"
+    assert render.main(["--out", str(conf), "--prometheus", str(prom), "--scrape-interval", "2s"]) == 0
+    expected = render_stack(_default_stack(), "2s")
+    assert {p.name: p.read_text() for p in prom.iterdir()} == expected
+    assert conf.exists() and "wrote" in capsys.readouterr().out
+
+
+def test_podvisor_render_refuses_a_bad_interval_before_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "stack.conf"
+    argv = ["--out", str(conf), "--prometheus", str(tmp_path / "p"), "--scrape-interval", "0s"]
+    assert render.main(argv) == 2
+    assert "--scrape-interval" in capsys.readouterr().err
+    assert not conf.exists() and not (tmp_path / "p").exists()

@@ -1,0 +1,148 @@
+// Shared by the UI pages: DOM building that only ever creates text nodes, the JSON API client,
+// and the session (sign in with the token once, HttpOnly cookie, CSRF header on changes).
+// Log content must never become markup: nothing here or in the pages uses innerHTML.
+
+export class AuthRequired extends Error {}
+
+export class ApiFailure extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+const session = { csrf: null, csrfHeader: "X-CSRF-Token" };
+
+// el("td", {class: "msg", title: t}, "text", otherNode): strings are appended as text nodes.
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children) append(node, child);
+  return node;
+}
+
+function append(node, child) {
+  if (child === undefined || child === null || child === false) return;
+  if (Array.isArray(child)) child.forEach((c) => append(node, c));
+  else if (child instanceof Node) node.appendChild(child);
+  else node.appendChild(document.createTextNode(String(child)));
+}
+
+export function setText(id, text) {
+  const node = document.getElementById(id);
+  node.textContent = text || "";
+  return node;
+}
+
+export function showError(message) {
+  const node = setText("error", message);
+  node.hidden = !message;
+}
+
+export async function api(path, { method = "GET", body } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && session.csrf) headers[session.csrfHeader] = session.csrf;
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+    cache: "no-store",
+  });
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  const message = (data && data.error) || `HTTP ${response.status}`;
+  if (response.status === 401) throw new AuthRequired(message);
+  if (!response.ok || !data || data.ok === false) throw new ApiFailure(response.status, message);
+  return data;
+}
+
+function renderSession(info) {
+  session.csrf = info.csrf_token || null;
+  session.csrfHeader = info.csrf_header || "X-CSRF-Token";
+  const box = document.getElementById("session");
+  box.replaceChildren();
+  if (info.via === "cookie") {
+    box.append(
+      el("span", { class: "who" }, "Signed in"),
+      el("button", { type: "button", id: "logout", class: "secondary small", onclick: logout }, "Sign out"),
+    );
+  } else if (!info.read_auth_required) {
+    box.append(el("span", { class: "who open", title: "AGGREGATOR_READ_AUTH lets reads through without the token on loopback" }, "Reads open (loopback)"));
+  }
+}
+
+async function logout() {
+  try {
+    await api("/api/v1/session", { method: "DELETE" });
+  } catch (error) {
+    showError(`Sign out failed: ${error.message}`);
+    return;
+  }
+  window.location.reload();
+}
+
+function showLogin(run) {
+  document.getElementById("main").hidden = true;
+  const section = document.getElementById("login");
+  const form = document.getElementById("login-form");
+  const input = document.getElementById("login-token");
+  const error = document.getElementById("login-error");
+  section.hidden = false;
+  input.focus();
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    try {
+      const info = await api("/api/v1/session", { method: "POST", body: { token: input.value.trim() } });
+      input.value = "";
+      section.hidden = true;
+      renderSession({ ...info, read_auth_required: true });
+      showMain(run);
+    } catch (failure) {
+      error.textContent = failure instanceof AuthRequired ? "That token is not valid." : failure.message;
+      error.hidden = false;
+      input.select();
+    }
+  };
+}
+
+function showMain(run) {
+  document.getElementById("main").hidden = false;
+  run().catch((error) => handle(error, run));
+}
+
+// Errors of a page's work: a 401 means the cookie is gone or the token changed: sign in again.
+export function handle(error, run) {
+  if (error instanceof AuthRequired) {
+    showLogin(run);
+    return;
+  }
+  showError(error.message || String(error));
+}
+
+// Entry point of a page: find out whether reads need the token, ask for it if so, then run.
+export async function start(run) {
+  let info;
+  try {
+    info = await api("/api/v1/session");
+  } catch (error) {
+    document.getElementById("main").hidden = false;
+    showError(`Cannot reach the aggregator: ${error.message}`);
+    return;
+  }
+  renderSession(info);
+  if (info.read_auth_required && !info.authenticated) showLogin(run);
+  else showMain(run);
+}
