@@ -236,7 +236,7 @@ class PodsMonitor:
         samples = self._samples.get(pod)
         if samples is None:
             return None  # no metrics sidecar configured for this pod
-        points = [point for old, new in zip(samples, list(samples)[1:])
+        points = [point for old, new in zip(samples, list(samples)[1:], strict=False)
                   if (point := point_between(old, new)) is not None]
         latest = points[-1].as_dict() if points else {}
         return {

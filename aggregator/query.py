@@ -184,15 +184,15 @@ def existing_services(conn: sqlite3.Connection, names: tuple[str, ...]) -> tuple
 
 
 def seq_bounds(conn: sqlite3.Connection, query: LogQuery) -> tuple[int | None, int | None] | None:
-    """The seq range holding every entry in the query's time range (schema.logs_minutes), as
+    """The seq range holding every entry in the query's time range (schema.logs_spans), as
     (lowest, highest) with None for an open end; None when no stored entry can be in the range."""
     low = high = None
     if query.since_ms is not None:
-        low = conn.execute(schema.SEQ_SINCE_SQL, (query.since_ms,)).fetchone()[0]
+        low = conn.execute(schema.SEQ_SINCE_SQL, schema.since_ranges(query.since_ms)).fetchone()[0]
         if low is None:
             return None
     if query.until_ms is not None:
-        high = conn.execute(schema.SEQ_UNTIL_SQL, (query.until_ms,)).fetchone()[0]
+        high = conn.execute(schema.SEQ_UNTIL_SQL, schema.until_ranges(query.until_ms)).fetchone()[0]
         if high is None:
             return None
     return low, high

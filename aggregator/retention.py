@@ -51,7 +51,7 @@ class Retention:
         by_age = self._delete_by_age() if self.max_age_days > 0 else 0
         by_size = self._delete_by_size() if self.max_bytes > 0 else 0
         if by_age or by_size:
-            self.store.write(lambda conn: conn.execute(schema.MINUTES_PRUNE_SQL).rowcount)
+            self.store.write(lambda conn: conn.execute(schema.SPANS_PRUNE_SQL).rowcount)
         used = self._used()
         self.last_used_bytes = used
         if by_age or by_size:

@@ -18,12 +18,14 @@ SCHEMA_VERSION = 2
 # AFTER INSERT trigger does the same row by row at less than half the speed. Deletes (retention,
 # or anyone with the sqlite3 shell) are kept in sync by the trigger below.
 #
-# logs_minutes keeps, per minute of `ts`, the lowest and highest seq of the entries stamped in it
-# (maintained by Store.insert like the FTS index). It turns a time range into a seq range that
-# holds every matching entry, late arrivals included: entries with ts <= until all have
-# seq <= max(max_seq) of the minutes up to until's. A page filtered by pod and `until` an hour ago
-# then starts its walk of the pod index at that seq instead of scanning an hour of newer entries.
-# Deleted entries may leave a minute's figures wider than the entries left: still a valid bound.
+# logs_spans keeps, per second, per minute and per hour of `ts`, the lowest and highest seq of the
+# entries stamped in it (maintained by Store.insert like the FTS index). It turns a time range into
+# a seq range that holds every matching entry, late arrivals included: every entry with ts <= until
+# has a seq <= the highest max_seq of the spans up to until, which three short range reads find
+# (the hours before until's hour, the minutes before its minute in that hour, the seconds up to it
+# in that minute). A page filtered by pod and `until` an hour ago then starts its walk of the pod
+# index one second's worth of entries from the answer instead of scanning an hour of newer ones.
+# Deleted entries may leave a span's figures wider than the entries left: still a valid bound.
 DDL = """
 CREATE TABLE IF NOT EXISTS logs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -44,11 +46,13 @@ CREATE INDEX IF NOT EXISTS logs_level ON logs(level);
 CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(
     message, content='logs', content_rowid='seq'
 );
-CREATE TABLE IF NOT EXISTS logs_minutes (
-    minute INTEGER PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS logs_spans (
+    unit INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
     min_seq INTEGER NOT NULL,
-    max_seq INTEGER NOT NULL
-);
+    max_seq INTEGER NOT NULL,
+    PRIMARY KEY (unit, bucket)
+) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS logs_fts_delete AFTER DELETE ON logs BEGIN
     INSERT INTO logs_fts(logs_fts, rowid, message) VALUES ('delete', old.seq, old.message);
 END;
@@ -61,18 +65,66 @@ INSERT_SQL = (
 
 MAX_SEQ_SQL = "SELECT coalesce(max(seq), 0) FROM logs"
 INDEX_NEW_SQL = "INSERT INTO logs_fts(rowid, message) SELECT seq, message FROM logs WHERE seq > ?"
-# `ts / 60000` truncates; the queries use the same expression, and any monotonic bucketing works.
-MINUTES_NEW_SQL = (
-    "INSERT INTO logs_minutes (minute, min_seq, max_seq) "
-    "SELECT ts / 60000, min(seq), max(seq) FROM logs WHERE seq > ? GROUP BY ts / 60000 "
-    "ON CONFLICT(minute) DO UPDATE SET min_seq = min(min_seq, excluded.min_seq), "
+SPAN_UNITS = (1000, 60_000, 3_600_000)  # ms in a second, a minute, an hour
+
+
+def _floor_div(unit: int) -> str:
+    # SQLite's integer division truncates; floor keeps the spans of negative times aligned too.
+    return f"(CASE WHEN ts >= 0 THEN ts / {unit} ELSE (ts - {unit - 1}) / {unit} END)"
+
+
+# The seconds that entries with seq > ? fall in; Store.insert rolls them up to minutes and hours.
+SECONDS_NEW_SQL = (f"SELECT {_floor_div(1000)} AS second, min(seq), max(seq) FROM logs "
+                   "WHERE seq > ? GROUP BY second")
+SPANS_UPSERT_SQL = (
+    "INSERT INTO logs_spans (unit, bucket, min_seq, max_seq) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(unit, bucket) DO UPDATE SET min_seq = min(min_seq, excluded.min_seq), "
     "max_seq = max(max_seq, excluded.max_seq)"
 )
-MINUTES_PRUNE_SQL = (
-    "DELETE FROM logs_minutes WHERE max_seq < coalesce((SELECT min(seq) FROM logs), 1 << 62)"
+SPANS_PRUNE_SQL = (
+    "DELETE FROM logs_spans WHERE max_seq < coalesce((SELECT min(seq) FROM logs), 1 << 62)"
 )
-SEQ_UNTIL_SQL = "SELECT max(max_seq) FROM logs_minutes WHERE minute <= ? / 60000"
-SEQ_SINCE_SQL = "SELECT min(min_seq) FROM logs_minutes WHERE minute >= ? / 60000"
+_SPAN_RANGE = ("SELECT {agg}(min_seq) AS lo, {agg}(max_seq) AS hi FROM logs_spans "
+               "WHERE unit = {unit} AND bucket BETWEEN ? AND ?")
+# Highest seq an entry with ts <= until can have: params (second range, minute range, hour range).
+SEQ_UNTIL_SQL = "SELECT max(hi) FROM (" + " UNION ALL ".join(
+    _SPAN_RANGE.format(agg="max", unit=unit) for unit in SPAN_UNITS) + ")"
+# Lowest seq an entry with ts >= since can have.
+SEQ_SINCE_SQL = "SELECT min(lo) FROM (" + " UNION ALL ".join(
+    _SPAN_RANGE.format(agg="min", unit=unit) for unit in SPAN_UNITS) + ")"
+MIN_BUCKET, MAX_BUCKET = -(1 << 62), 1 << 62
+
+
+def span_rows(seconds: list[tuple[int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """SPANS_UPSERT_SQL rows for (second, min seq, max seq) triples: the seconds themselves and
+    the minutes and hours holding them (floor division keeps them aligned)."""
+    spans: dict[tuple[int, int], tuple[int, int]] = {}
+    for second, low, high in seconds:
+        for unit, bucket in ((1000, second), (60_000, second // 60), (3_600_000, second // 3600)):
+            known = spans.get((unit, bucket))
+            spans[(unit, bucket)] = (low, high) if known is None else (
+                min(known[0], low), max(known[1], high))
+    return [(unit, bucket, low, high) for (unit, bucket), (low, high) in spans.items()]
+
+
+def index_spans(conn: sqlite3.Connection, after_seq: int) -> None:
+    """Record the spans of the entries with seq > after_seq (inside the caller's transaction)."""
+    seconds = conn.execute(SECONDS_NEW_SQL, (after_seq,)).fetchall()
+    conn.executemany(SPANS_UPSERT_SQL, span_rows(seconds))
+
+
+def until_ranges(until_ms: int) -> tuple[int, ...]:
+    """SEQ_UNTIL_SQL's parameters: the seconds of until's minute up to its second, the minutes
+    of its hour before its minute, every hour before its hour."""
+    second, minute, hour = (until_ms // unit for unit in SPAN_UNITS)
+    return (minute * 60, second, hour * 60, minute - 1, MIN_BUCKET, hour - 1)
+
+
+def since_ranges(since_ms: int) -> tuple[int, ...]:
+    """SEQ_SINCE_SQL's parameters: mirror image of until_ranges."""
+    second, minute, hour = (since_ms // unit for unit in SPAN_UNITS)
+    return (second, minute * 60 + 59, minute + 1, hour * 60 + 59, hour + 1, MAX_BUCKET)
+
 
 # Row tuple order matching INSERT_SQL.
 Row = tuple[str, int, str | None, str | None, str | None, str | None, str, str]
@@ -121,8 +173,17 @@ def apply(conn: sqlite3.Connection) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if tables - {"sqlite_sequence"} and "logs" not in tables:
             raise SchemaError("database file holds other tables and no `logs`: not an aggregator store")
-    had_minutes = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE name = 'logs_minutes'").fetchone() is not None
-    # A version 1 store gains logs_minutes: index the minutes of the entries it already holds.
-    backfill = "" if had_minutes else MINUTES_NEW_SQL.replace("?", "0") + ";"
-    conn.executescript("BEGIN;" + DDL + backfill + f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+    had_spans = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = 'logs_spans'").fetchone() is not None
+    conn.executescript("BEGIN;" + DDL)  # leaves the transaction open: one commit for it all
+    try:
+        if not had_spans:
+            # A version 1 store gains logs_spans: index the times of the entries it holds (and
+            # drop logs_minutes, which a short-lived development build of version 2 kept instead).
+            index_spans(conn, 0)
+            conn.execute("DROP TABLE IF EXISTS logs_minutes")
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -14,7 +14,7 @@ from typing import Any
 
 from aggregator import schema
 from aggregator.checkpointer import Checkpointer
-from aggregator.writer import Writer, WriterBusy, WriterClosed, WriteFn
+from aggregator.writer import WriteFn, Writer, WriterBusy, WriterClosed
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class Store:
             if stored:
                 # The only writer, inside its transaction: seq > before is exactly this insert.
                 conn.execute(schema.INDEX_NEW_SQL, (before,))
-                conn.execute(schema.MINUTES_NEW_SQL, (before,))
+                schema.index_spans(conn, before)
             return stored
 
         stored = self.write(run, timeout, weight=len(rows))

@@ -28,8 +28,8 @@ class Writer:
     """A thread that runs write functions in batches, one transaction per batch.
 
     A failing function rolls its batch back and the batch is retried request by request, so it
-    fails alone; the futures resolve only after COMMIT, so an acknowledged write is durable. After every commit
-    the `changed` condition is notified with the new highest seq, which wakes tail streams.
+    fails alone; the futures resolve only after COMMIT, so an acknowledged write is durable. After
+    every commit the `changed` condition is notified with the new highest seq, which wakes tail streams.
     """
 
     def __init__(self, conn: sqlite3.Connection, *, max_batch: int = 64, queue_size: int = 1024,

@@ -149,15 +149,15 @@ class Client:
         return ok, messages
 
     def wait_ready(self, names: list[str] | None, deadline: float) -> tuple[bool, str]:
-        """Poll until every named pod (default: every pod expected to serve) is Ready, or one failed
-        for good, or the deadline passes; returns (ok, what is not ready)."""
+        """Poll until every named pod (default: every pod expected to serve) is Ready (or, for a job,
+        Succeeded), one Failed for good, or the deadline passes; returns (ok, what is not ready)."""
         while True:
             pods = [p for p in self.pods() if (p["pod"] in names if names is not None else expected_ready(p))]
-            failed = [f'{p["pod"]} ({p["status"]})' for p in pods if p["phase"] in ("Failed", "Succeeded")]
+            failed = [f'{p["pod"]} ({p["status"]})' for p in pods if p["phase"] == "Failed"]
             if failed:
                 return False, ", ".join(failed)
             waiting = [f'{p["pod"]} ({p["status"]} {p["containers_ready"]}/{p["containers"]})'
-                       for p in pods if not p["ready"]]
+                       for p in pods if not p["ready"] and p["phase"] != "Succeeded"]
             if not waiting:
                 return True, ""
             if time.monotonic() > deadline:

@@ -1,9 +1,9 @@
 """The checkpoint: delivered offsets per file identity, written atomically and verified on load.
 
 File format: {"version": 1, "checksum": "sha256:<hex of the canonical body>", "body": {...}}.
-Writes go to a temp file, are fsynced, the current checkpoint becomes `checkpoint.json.prev`, the
-temp file is renamed into place and the directory is fsynced, so a crash leaves a complete checkpoint
-under one of the two names. Anything unreadable (bad JSON, zeroed or truncated bytes, checksum or
+Writes go to a temp file, are fsynced, the current checkpoint is hard-linked as `checkpoint.json.prev`,
+the temp file is renamed over checkpoint.json and the directory is fsynced, so a crash at any point
+leaves a complete checkpoint.json (old or new) and the generation before it. Anything unreadable (bad JSON, zeroed or truncated bytes, checksum or
 version mismatch, malformed records) is logged and moved aside as checkpoint.json.corrupt-<timestamp>,
 and the logger recovers from the previous generation: its offsets are older, which only re-sends
 entries the store absorbs by id, and it still knows every file identity, so ids stay the same. With
@@ -108,10 +108,18 @@ class CheckpointStore:
             os.fsync(fd)
         finally:
             os.close(fd)
+        # The current one becomes the previous generation through a hard link, so checkpoint.json
+        # itself is never missing: a crash anywhere leaves it old or new, and .prev one older.
+        link = self.previous.with_name(self.previous.name + ".tmp")
         try:
-            os.replace(self.path, self.previous)
+            os.unlink(link)
         except FileNotFoundError:
             pass
+        try:
+            os.link(self.path, link)
+            os.replace(link, self.previous)
+        except FileNotFoundError:
+            pass  # the first save
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
 

@@ -148,8 +148,8 @@ class Pipeline:
         self.batcher = Batcher(settings.batch_lines, settings.batch_bytes, settings.flush_interval, clock)
         self.waiter = waiter or EventWaiter()
         self.sender = Sender(transport, settings.aggregator_url, settings.token_file, self.deadletter,
-                             self.metrics, self.waiter, rng, backoff_initial=settings.backoff_initial,
-                             backoff_max=settings.backoff_max)
+                             self.metrics, self.waiter, rng, timeout=settings.request_timeout,
+                             backoff_initial=settings.backoff_initial, backoff_max=settings.backoff_max)
         self.worker = ThreadWorker(self.sender, self.waiter) if threaded else InlineWorker(self.sender)
         self._inflight: deque[Item] = deque()  # read but not acknowledged, oldest first
         self._inflight_bytes = 0

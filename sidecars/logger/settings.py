@@ -19,6 +19,8 @@ Tuning knobs:
   LOGGER_BACKOFF_INITIAL      0.2    seconds before the first retry of a failed POST (doubles each time)
   LOGGER_BACKOFF_MAX          10     seconds between retries at most; jitter spreads each delay over
                                      [50%, 100%]; there is no retry limit
+  LOGGER_REQUEST_TIMEOUT      10     seconds to wait for the aggregator's answer; past it the batch is
+                                     sent again (the store absorbs it if the first one was stored)
   LOGGER_SPOOL_MAX_BYTES      256 MiB disk kept alive for rotated-away unshipped data
   LOGGER_MAX_INFLIGHT_BYTES   16 MiB read-ahead bound: past it, reading pauses (the files are the buffer)
   LOGGER_ROTATED_IDLE_SECONDS 5      a rotated-away file quiet this long gets no more bytes: its
@@ -69,6 +71,7 @@ class Settings:
     max_entry_bytes: int = 256 * KIB
     backoff_initial: float = 0.2
     backoff_max: float = 10.0
+    request_timeout: float = 10.0
     spool_max_bytes: int = 256 * MIB
     max_inflight_bytes: int = 16 * MIB
     rotated_idle_seconds: float = 5.0
@@ -108,6 +111,7 @@ class Settings:
             max_entry_bytes=_int(env, "LOGGER_MAX_ENTRY_BYTES", 256 * KIB, 4 * KIB, 1024 * MIB),
             backoff_initial=_float(env, "LOGGER_BACKOFF_INITIAL", 0.2, 0.001),
             backoff_max=_float(env, "LOGGER_BACKOFF_MAX", 10.0, 0.001),
+            request_timeout=_float(env, "LOGGER_REQUEST_TIMEOUT", 10.0, 0.1),
             spool_max_bytes=_int(env, "LOGGER_SPOOL_MAX_BYTES", 256 * MIB, 0, 1 << 50),
             max_inflight_bytes=_int(env, "LOGGER_MAX_INFLIGHT_BYTES", 16 * MIB, KIB, 1 << 40),
             rotated_idle_seconds=_float(env, "LOGGER_ROTATED_IDLE_SECONDS", 5.0, 0.0),

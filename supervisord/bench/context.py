@@ -1,4 +1,5 @@
 """What every scenario gets: the sizes, the selected scenarios, their results, stacks, progress."""
+
 from __future__ import annotations
 
 import subprocess

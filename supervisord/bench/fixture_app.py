@@ -5,6 +5,7 @@ them, /health included, so the pod's probes pass. Runs until SIGTERM.
 
     APP_PORT=3000 BENCH_SERIES=10000 python -m supervisord.bench.fixture_app
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    httpd, _thread = start_http_server(port, addr=os.environ.get("APP_HOST", "127.0.0.1"),
-                                       registry=build_registry(series))
+    httpd, _thread = start_http_server(
+        port, addr=os.environ.get("APP_HOST", "127.0.0.1"), registry=build_registry(series)
+    )
     print(f"fixture app: {series} series on port {port}", flush=True)
     stop.wait()
     httpd.shutdown()

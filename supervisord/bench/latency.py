@@ -8,8 +8,10 @@
    config does), split into one slice per run, then of the user pod's sidecars during scenario 3.
 5. App overhead: see overhead.py (same stack).
 """
+
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 import time
@@ -43,8 +45,11 @@ class Scraper:
             while True:
                 for url in self.urls:
                     try:
-                        http.get(url + "/metrics", timeout=10,
-                                 headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+                        http.get(
+                            url + "/metrics",
+                            timeout=10,
+                            headers={"Accept": "application/openmetrics-text; version=1.0.0"},
+                        )
                     except requests.RequestException:
                         pass
                 if self._stop.wait(self.interval):
@@ -60,13 +65,15 @@ class Scraper:
 
 
 def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
+    """Nearest-rank percentile: the smallest value with at least `pct`% of the values at or below it."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))]
+    return ordered[min(len(ordered), max(1, math.ceil(pct / 100 * len(ordered)))) - 1]
 
 
 def _sidecar_pids(h: StackHandle, pods: list[str]) -> dict[str, int]:
-    return {f"{pod}-{kind}": process_pid(h, f"{pod}-{kind}") for pod in pods for kind in ("logger", "metrics")}
+    return {
+        f"{pod}-{kind}": process_pid(h, f"{pod}-{kind}") for pod in pods for kind in ("logger", "metrics")
+    }
 
 
 def _worst(result: ScenarioResult, usage: dict[str, Usage], kind: str, when: str, goals: bool) -> None:
@@ -74,10 +81,12 @@ def _worst(result: ScenarioResult, usage: dict[str, Usage], kind: str, when: str
     rss_name, rss = max(mine.items(), key=lambda kv: kv[1].rss_max_bytes)
     cpu_name, cpu = max(mine.items(), key=lambda kv: kv[1].cpu_percent)
     scope = "largest of all pods" if len(mine) > 1 else f"{POD} pod"
-    result.figure(f"{kind} sidecar RSS, {when} ({scope})", "MiB",
-                  Goal("<=", 40) if goals else None).add(rss.rss_mib)
-    result.figure(f"{kind} sidecar CPU, {when} ({scope})", "% core",
-                  Goal("<=", 0.5) if goals else None).add(cpu.cpu_percent)
+    result.figure(f"{kind} sidecar RSS, {when} ({scope})", "MiB", Goal("<=", 40) if goals else None).add(
+        rss.rss_mib
+    )
+    result.figure(f"{kind} sidecar CPU, {when} ({scope})", "% core", Goal("<=", 0.5) if goals else None).add(
+        cpu.cpu_percent
+    )
 
 
 def idle(bench: Bench, h: StackHandle) -> None:
@@ -92,8 +101,10 @@ def idle(bench: Bench, h: StackHandle) -> None:
         usage = meter.stop()
         _worst(result, usage, "logger", "idle", goals=True)
         _worst(result, usage, "metrics", "idle", goals=True)
-    result.notes.append(f"idle: {sizes.idle_seconds:.0f} s in {sizes.runs} slices; no log traffic; every metrics "
-                        f"sidecar scraped every {SCRAPE_INTERVAL:.0f} s; RSS is the largest sample (every 0.25 s)")
+    result.notes.append(
+        f"idle: {sizes.idle_seconds:.0f} s in {sizes.runs} slices; no log traffic; every metrics "
+        f"sidecar scraped every {SCRAPE_INTERVAL:.0f} s; RSS is the largest sample (every 0.25 s)"
+    )
 
 
 def delivery(bench: Bench, h: StackHandle, index: int) -> None:
@@ -118,8 +129,10 @@ def delivery(bench: Bench, h: StackHandle, index: int) -> None:
     finally:
         clock.close()
     if len(clock.arrived) < written:
-        raise RuntimeError(f"only {len(clock.arrived)} of {written} lines came through the live tail within 30 s"
-                           f" (tail error: {clock.error})")
+        raise RuntimeError(
+            f"only {len(clock.arrived)} of {written} lines came through the live tail within 30 s"
+            f" (tail error: {clock.error})"
+        )
     latencies = [(clock.arrived[seq] - written_at[seq]) * 1000 for seq in written_at]
     r3 = bench.result(3)
     r3.figure("write to queryable, p50", "ms").add(percentile(latencies, 50))
@@ -137,15 +150,16 @@ def delivery(bench: Bench, h: StackHandle, index: int) -> None:
 def latency_runs(bench: Bench, h: StackHandle) -> None:
     sizes = bench.sizes
     for i in range(sizes.runs):
-        bench.say(f"3 latency run {i + 1}/{sizes.runs}: {sizes.latency_rate:,} lines/s for {sizes.latency_seconds:g} s")
+        rate = f"{sizes.latency_rate:,} lines/s for {sizes.latency_seconds:g} s"
+        bench.say(f"3 latency run {i + 1}/{sizes.runs}: {rate}")
         delivery(bench, h, i)
     bench.result(3).notes.append(
         f"{sizes.latency_rate:,} lines/s for {sizes.latency_seconds:g} s a run, written in 10 ms ticks; "
-        "latency = write (flushed) to arrival on the aggregator's live tail (SSE)")
+        "latency = write (flushed) to arrival on the aggregator's live tail (SSE)"
+    )
 
 
 def run(bench: Bench) -> None:
-    sizes = bench.sizes
     bench.say("3-5: starting the three-pod stack")
     with bench.stacks.running() as h:
         scraper = Scraper(list(h.metrics.values()), SCRAPE_INTERVAL).start()

@@ -7,6 +7,7 @@ by the stack), and times:
 - ordered stop: from SIGTERM to supervisord until supervisord has exited (apps first, sidecars
   drain and stop after them, the aggregator and the controller last).
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,13 @@ def one_run(bench: Bench, index: int) -> None:
         old = process_pid(h, f"{POD}-app")
         killed = time.monotonic()
         os.kill(old, signal.SIGKILL)
-        wait_for(lambda: h.pid(f"{POD}-app") not in (0, old) and _answers(url), 60,
-                 f"the {POD} app to answer after kill -9", h.output, interval=0.01)
+        wait_for(
+            lambda: h.pid(f"{POD}-app") not in (0, old) and _answers(url),
+            60,
+            f"the {POD} app to answer after kill -9",
+            h.output,
+            interval=0.01,
+        )
         result.figure("app answers again after kill -9", "s", Goal("<=", 2)).add(time.monotonic() - killed)
         wait_pods_ready(h)
 
@@ -66,5 +72,7 @@ def one_run(bench: Bench, index: int) -> None:
 def run(bench: Bench) -> None:
     for i in range(bench.sizes.lifecycle_runs):
         one_run(bench, i)
-    bench.result(8).notes.append("default spec (3 pods + aggregator + controller), a fresh state directory each run; "
-                                 "stop = SIGTERM to supervisord until it exits")
+    bench.result(8).notes.append(
+        "default spec (3 pods + aggregator + controller), a fresh state directory each run; "
+        "stop = SIGTERM to supervisord until it exits"
+    )

@@ -4,6 +4,7 @@ Every line is one JSON object of about 200 bytes, shaped like an app's line, car
 as `request_id` (so the store can count a run's lines through an index, and the live tail can
 follow only them) and its sequence number as `seq`.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -16,8 +17,10 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 LINE_BYTES = 200
-_TEMPLATE = ('{{"timestamp":"{ts}","level":"info","logger":"bench.writer","request_id":"{run}",'
-             '"seq":{seq},"message":"bench line {seq:08d} {pad}"}}\n')
+_TEMPLATE = (
+    '{{"timestamp":"{ts}","level":"info","logger":"bench.writer","request_id":"{run}",'
+    '"seq":{seq},"message":"bench line {seq:08d} {pad}"}}\n'
+)
 _PAD = "abcdefghijklmnopqrstuvwxyz0123456789" * 8
 
 
@@ -28,15 +31,16 @@ def iso_now() -> str:
 
 def _pad_for(run: str) -> str:
     probe = _TEMPLATE.format(ts=iso_now(), run=run, seq=0, pad="")
-    return _PAD[:max(LINE_BYTES - len(probe), 0)]
+    return _PAD[: max(LINE_BYTES - len(probe), 0)]
 
 
 def lines(run: str, start: int, count: int, pad: str | None = None) -> bytes:
     """`count` lines from sequence number `start`, one timestamp for all (cheap to make)."""
     ts = iso_now()
     pad = _pad_for(run) if pad is None else pad
-    return "".join(_TEMPLATE.format(ts=ts, run=run, seq=seq, pad=pad)
-                   for seq in range(start, start + count)).encode()
+    return "".join(
+        _TEMPLATE.format(ts=ts, run=run, seq=seq, pad=pad) for seq in range(start, start + count)
+    ).encode()
 
 
 def burst(path: Path, run: str, count: int, chunk: int = 5000) -> float:
@@ -49,8 +53,14 @@ def burst(path: Path, run: str, count: int, chunk: int = 5000) -> float:
     return time.monotonic() - started
 
 
-def steady(path: Path, run: str, rate: int, seconds: float,
-           on_written: Callable[[int, int, float], None], tick: float = 0.01) -> int:
+def steady(
+    path: Path,
+    run: str,
+    rate: int,
+    seconds: float,
+    on_written: Callable[[int, int, float], None],
+    tick: float = 0.01,
+) -> int:
     """Append `rate` lines a second for `seconds`, flushing every `tick`; calls
     on_written(first_seq, count, time.monotonic()) after each write. Returns the lines written."""
     pad = _pad_for(run)

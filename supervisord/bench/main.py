@@ -7,6 +7,7 @@ scenario, prints a table (figure, median, min, max, goal, met) and writes the sa
     podvisor-bench --quick              # under 2 minutes, smaller sizes, fewer runs
     podvisor-bench --only latency,7     # some scenarios, by number or name
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from supervisord.bench import aggregator, latency, lifecycle, metrics, overhead, pipeline
+from supervisord.bench import aggregator, latency, lifecycle, metrics, pipeline
 from supervisord.bench.context import SCENARIOS, Bench
 from supervisord.bench.report import Progress, document, table, write_json
-from supervisord.bench.sizes import MODES, for_mode
+from supervisord.bench.sizes import for_mode
 
 DEFAULT_JSON = "bench-results.json"
 
@@ -51,18 +52,37 @@ def parse_only(text: str | None) -> frozenset[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="podvisor-bench", description=__doc__.splitlines()[0],
-                                     epilog="Scenarios: " + ", ".join(f"{s.number} {s.key}" for s in SCENARIOS))
+    parser = argparse.ArgumentParser(
+        prog="podvisor-bench",
+        description=__doc__.splitlines()[0],
+        epilog="Scenarios: " + ", ".join(f"{s.number} {s.key}" for s in SCENARIOS),
+    )
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_const", dest="mode", const="quick",
-                      help="smaller sizes and fewer runs: under 2 minutes")
-    size.add_argument("--smoke", action="store_const", dest="mode", const="smoke",
-                      help="tiny sizes for the CI smoke test: checks that everything runs, figures mean nothing")
+    size.add_argument(
+        "--quick",
+        action="store_const",
+        dest="mode",
+        const="quick",
+        help="smaller sizes and fewer runs: under 2 minutes",
+    )
+    size.add_argument(
+        "--smoke",
+        action="store_const",
+        dest="mode",
+        const="smoke",
+        help="tiny sizes for the CI smoke test: checks that everything runs, figures mean nothing",
+    )
     parser.add_argument("--runs", type=int, help="runs per figure (default: 3 full, 2 quick, 1 smoke)")
     parser.add_argument("--only", metavar="SCENARIO,...", help="scenarios by number or name (default: all)")
-    parser.add_argument("--json", metavar="PATH", default=DEFAULT_JSON,
-                        help=f"where to write the JSON report (default: ./{DEFAULT_JSON})")
-    parser.add_argument("--workdir", metavar="DIR", help="keep stacks and logs here instead of a removed temp dir")
+    parser.add_argument(
+        "--json",
+        metavar="PATH",
+        default=DEFAULT_JSON,
+        help=f"where to write the JSON report (default: ./{DEFAULT_JSON})",
+    )
+    parser.add_argument(
+        "--workdir", metavar="DIR", help="keep stacks and logs here instead of a removed temp dir"
+    )
     parser.set_defaults(mode="full")
     return parser
 
@@ -82,13 +102,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be at least 1")
     if 5 in selected and shutil.which("wrk") is None:
-        print("podvisor-bench: scenario 5 needs the load tool `wrk`, not found on PATH: install it with "
-              "`sudo apt-get install -y wrk` (Debian/Ubuntu), or leave it out with --only", file=sys.stderr)
+        print(
+            "podvisor-bench: scenario 5 needs the load tool `wrk`, not found on PATH: install it with "
+            "`sudo apt-get install -y wrk` (Debian/Ubuntu), or leave it out with --only",
+            file=sys.stderr,
+        )
         return 2
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     signal.signal(signal.SIGTERM, _terminate)
     sizes = for_mode(args.mode, args.runs)
     json_path = Path(args.json).resolve()
+    if not json_path.parent.is_dir():
+        parser.error(f"--json: folder {json_path.parent} does not exist")
     keep = args.workdir is not None
     workdir = Path(args.workdir) if keep else Path(tempfile.mkdtemp(prefix="podvisor-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +134,6 @@ def main(argv: list[str] | None = None) -> int:
             progress.advance(len(mine))
             progress.show(f"done: {', '.join(str(n) for n in mine)}")
     except KeyboardInterrupt:
-        progress.close()
         print("podvisor-bench: interrupted; stacks stopped", file=sys.stderr)
         return 130
     finally:
@@ -119,12 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     write_json(json_path, doc)
     print(table(results))
     s = doc["summary"]
-    print(f"\n{s['met']}/{s['goals']} goals met, {s['errors']} scenario errors; mode {args.mode}, "
-          f"{sizes.runs} runs, {doc['duration_seconds']:.0f} s; JSON: {json_path}")
+    print(
+        f"\n{s['met']}/{s['goals']} goals met, {s['errors']} scenario errors; mode {args.mode}, "
+        f"{sizes.runs} runs, {doc['duration_seconds']:.0f} s; JSON: {json_path}"
+    )
     return 1 if s["errors"] else 0
 
-
-__all__ = ["main", "MODES"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,6 +7,7 @@ series enriched, the pod's process metrics, the logger's self-metrics, the pod s
 times `scrapes` scrapes per case and keeps their median; the goal is judged on OpenMetrics, which
 is what Prometheus asks for.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -30,13 +31,21 @@ GOALS_MS = {1000: 50.0, 10000: 300.0}
 def fixture_spec(series: tuple[int, ...]) -> dict:
     """One pod per series count; the harness fills in the ports and the state directory."""
     probe = {"tcp_socket": True, "period_seconds": 0.2, "failure_threshold": 300}
-    return {"stack": {}, "pods": {
-        f"series{count}": {
-            "service": f"fixture-{count}", "command": f"{sys.executable} -m supervisord.bench.fixture_app",
-            "port": 1, "metrics_port": 1, "logger_port": 1,
-            "env": {"BENCH_SERIES": str(count), "PYTHONPATH": str(REPO)},
-            "probes": {"startup": probe, "readiness": {"tcp_socket": True, "period_seconds": 2}},
-        } for count in series}}
+    return {
+        "stack": {},
+        "pods": {
+            f"series{count}": {
+                "service": f"fixture-{count}",
+                "command": f"{sys.executable} -m supervisord.bench.fixture_app",
+                "port": 1,
+                "metrics_port": 1,
+                "logger_port": 1,
+                "env": {"BENCH_SERIES": str(count), "PYTHONPATH": str(REPO)},
+                "probes": {"startup": probe, "readiness": {"tcp_socket": True, "period_seconds": 2}},
+            }
+            for count in series
+        },
+    }
 
 
 def _median_ms(fn: Callable[[], object], scrapes: int) -> float:
@@ -49,8 +58,15 @@ def _median_ms(fn: Callable[[], object], scrapes: int) -> float:
 
 
 def _scrape(http: requests.Session, url: str, accept: str) -> bytes:
-    response = http.get(url, timeout=30, headers={"Accept": accept, "Accept-Encoding": "identity",
-                                                  "X-Prometheus-Scrape-Timeout-Seconds": "10"})
+    response = http.get(
+        url,
+        timeout=30,
+        headers={
+            "Accept": accept,
+            "Accept-Encoding": "identity",
+            "X-Prometheus-Scrape-Timeout-Seconds": "10",
+        },
+    )
     response.raise_for_status()
     return response.content
 
@@ -70,7 +86,10 @@ def run(bench: Bench) -> None:
                 via_om: (partial(_scrape, http, sidecar_url, OPENMETRICS.accept), goal),
                 f"via sidecar, {label} (text)": (partial(_scrape, http, sidecar_url, TEXT.accept), None),
                 direct_om: (partial(_scrape, http, app_url, OPENMETRICS.accept), None),
-                f"enrichment alone, {label}": (partial(rewrite, body, metrics_scrape.LABELS, openmetrics=False), None),
+                f"enrichment alone, {label}": (
+                    partial(rewrite, body, metrics_scrape.LABELS, openmetrics=False),
+                    None,
+                ),
             }
             for fn, _goal in cases.values():
                 fn()  # warm-up: connections, first-call paths
@@ -79,8 +98,14 @@ def run(bench: Bench) -> None:
                 got = {name: _median_ms(fn, sizes.scrapes) for name, (fn, _g) in cases.items()}
                 for name, value in got.items():
                     result.figure(name, "ms", cases[name][1]).add(value)
-                result.figure(f"sidecar / direct, {label} (OpenMetrics)", "x").add(got[via_om] / got[direct_om])
-            result.notes.append(f"{label}: the fixture app exposes {metrics_scrape.count_series(body):,} sample lines")
-    result.notes.append(f"median of {sizes.scrapes} scrapes a run, keep-alive, no compression; fixture pods under "
-                        "supervisord (supervisord/bench/fixture_app.py); 'enrichment alone' is the sidecar's line "
-                        "rewriter on the app's text body, in the benchmark's process")
+                result.figure(f"sidecar / direct, {label} (OpenMetrics)", "x").add(
+                    got[via_om] / got[direct_om]
+                )
+            result.notes.append(
+                f"{label}: the fixture app exposes {metrics_scrape.count_series(body):,} sample lines"
+            )
+    result.notes.append(
+        f"median of {sizes.scrapes} scrapes a run, keep-alive, no compression; fixture pods under "
+        "supervisord (supervisord/bench/fixture_app.py); 'enrichment alone' is the sidecar's line "
+        "rewriter on the app's text body, in the benchmark's process"
+    )

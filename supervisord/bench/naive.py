@@ -7,6 +7,7 @@ Runs as its own process, as a sidecar would:
 
     python -m supervisord.bench.naive --file F --url http://127.0.0.1:PORT --token-file T --pod P
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,14 @@ def entry(line: bytes, pod: str, service: str, source: str, file_key: str, offse
         data = None
     if not isinstance(data, dict):
         data = {"message": text}
-    data.update(service_name=service, environment="production", pod=pod, host=socket.gethostname(),
-                source=source, id=f"naive:{pod}:{file_key}:{offset}")
+    data.update(
+        service_name=service,
+        environment="production",
+        pod=pod,
+        host=socket.gethostname(),
+        source=source,
+        id=f"naive:{pod}:{file_key}:{offset}",
+    )
     return data
 
 
@@ -66,7 +73,9 @@ def ship(path: Path, url: str, token: str, pod: str, service: str, poll: float =
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m supervisord.bench.naive", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m supervisord.bench.naive", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--file", required=True, type=Path)
     parser.add_argument("--url", required=True, help="aggregator base URL")
     parser.add_argument("--token-file", required=True, type=Path)

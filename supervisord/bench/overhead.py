@@ -6,12 +6,13 @@ it. "In the pod" is the stack's user app, whose every access line the logger shi
 aggregator and whose metrics sidecar is scraped every 15 s. `wrk` drives GET / with N connections;
 the two are measured alternately, in swapped order each run, and each run's ratio is of its own pair.
 """
+
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -40,7 +41,11 @@ def parse_wrk(text: str) -> dict[str, float]:
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     if non2xx:
         errors += int(non2xx.group(1))
-    return {"rps": float(rps.group(1)), "p99_ms": float(p99.group(1)) * _UNITS[p99.group(2)], "errors": errors}
+    return {
+        "rps": float(rps.group(1)),
+        "p99_ms": float(p99.group(1)) * _UNITS[p99.group(2)],
+        "errors": errors,
+    }
 
 
 def wrk(url: str, seconds: float, connections: int) -> dict[str, float]:
@@ -48,7 +53,8 @@ def wrk(url: str, seconds: float, connections: int) -> dict[str, float]:
     if exe is None:
         raise RuntimeError(f"wrk not found on PATH: {INSTALL_HINT}")
     threads = max(1, min(2, connections))
-    argv = [exe, f"-t{threads}", f"-c{connections}", f"-d{max(seconds, 1):g}s", "--timeout", "10s", "--latency", url]
+    argv = [exe, f"-t{threads}", f"-c{connections}", f"-d{max(seconds, 1):g}s", "--timeout", "10s",
+            "--latency", url]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()[-500:]}")
@@ -60,7 +66,9 @@ def alone_environment(h: StackHandle, folder: Path, port: int) -> dict[str, str]
     app_env = render.Renderer(h.spec, bin_dir()).app_env(h.spec.pod(POD))
     env = {k: v for k, v in h.env().items() if k != "PODVISOR_CONF"}
     # The renderer's state paths carry supervisord's %-escaping; plain values do not.
-    env.update({k: str(v).replace("%%", "%") if isinstance(v, render._Raw) else str(v) for k, v in app_env.items()})
+    env.update(
+        {k: str(v).replace("%%", "%") if isinstance(v, render._Raw) else str(v) for k, v in app_env.items()}
+    )
     env.update(APP_PORT=str(port), APP_DB=str(folder / f"{POD}.db"), APP_LOG_FILE=str(folder / "app.log"),
                PYTHONUNBUFFERED="1")
     return env
@@ -82,13 +90,19 @@ def run(bench: Bench, h: StackHandle) -> None:
     port = free_port()
     alone_url, pod_url = f"http://127.0.0.1:{port}/", h.apps[POD] + "/"
     bench.say("5 overhead: starting the app alone")
-    with child(command(h), folder / "app.out", env=alone_environment(h, folder, port), cwd=str(folder)) as proc:
+    with child(
+        command(h), folder / "app.out", env=alone_environment(h, folder, port), cwd=str(folder)
+    ) as proc:
+
         def up() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError(f"the app alone exited {proc.returncode}: {(folder / 'app.out').read_text()[-800:]}")
+                raise RuntimeError(
+                    f"the app alone exited {proc.returncode}: {(folder / 'app.out').read_text()[-800:]}"
+                )
             return requests.get(alone_url, timeout=1).status_code == 200
+
         wait_for(up, 60, "the app alone to answer")
-        for url in (alone_url, pod_url):  # warm-up: connections, caches, the JIT-less interpreter's first paths
+        for url in (alone_url, pod_url):  # warm-up: connections, caches, first-call code paths
             wrk(url, 1, sizes.wrk_connections)
         errors = 0
         for i in range(sizes.runs):
@@ -97,20 +111,28 @@ def run(bench: Bench, h: StackHandle) -> None:
                 order.reverse()
             got = {}
             for name, url in order:
-                bench.say(f"5 overhead run {i + 1}/{sizes.runs}: wrk {sizes.wrk_seconds:g} s, "
-                          f"{sizes.wrk_connections} connections, app {name}")
+                bench.say(
+                    f"5 overhead run {i + 1}/{sizes.runs}: wrk {sizes.wrk_seconds:g} s, "
+                    f"{sizes.wrk_connections} connections, app {name}"
+                )
                 got[name] = wrk(url, sizes.wrk_seconds, sizes.wrk_connections)
                 errors += int(got[name]["errors"])
             result.figure("throughput in the pod / alone", "x", Goal(">=", 0.95)).add(
-                got["in its pod"]["rps"] / got["alone"]["rps"])
+                got["in its pod"]["rps"] / got["alone"]["rps"]
+            )
             result.figure("p99 latency in the pod / alone", "x", Goal("<=", 1.10)).add(
-                got["in its pod"]["p99_ms"] / got["alone"]["p99_ms"])
+                got["in its pod"]["p99_ms"] / got["alone"]["p99_ms"]
+            )
             result.figure("requests/s, app alone", "req/s").add(got["alone"]["rps"])
             result.figure("requests/s, app in its pod", "req/s").add(got["in its pod"]["rps"])
             result.figure("p99 latency, app alone", "ms").add(got["alone"]["p99_ms"])
             result.figure("p99 latency, app in its pod", "ms").add(got["in its pod"]["p99_ms"])
-    result.notes.append(f"wrk GET / with {sizes.wrk_connections} connections, {sizes.wrk_seconds:g} s each, "
-                        f"alone and in the pod alternately; socket errors and non-2xx: {errors}")
+    result.notes.append(
+        f"wrk GET / with {sizes.wrk_connections} connections, {sizes.wrk_seconds:g} s each, "
+        f"alone and in the pod alternately; socket errors and non-2xx: {errors}"
+    )
     if os.cpu_count() and os.cpu_count() <= 2:
-        result.notes.append("on 2 cores wrk, the app, the logger and the aggregator share the CPUs: the ratio "
-                            "includes shipping every access line")
+        result.notes.append(
+            "on 2 cores wrk, the app, the logger and the aggregator share the CPUs: the ratio "
+            "includes shipping every access line"
+        )

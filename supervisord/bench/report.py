@@ -3,6 +3,7 @@
 A figure holds one value per run; the report shows the median with min and max, and a goal is
 judged on the median. Figures without a goal are context (CPU cost, the direct scrape, ...).
 """
+
 from __future__ import annotations
 
 import json
@@ -64,13 +65,18 @@ class Figure:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "unit": self.unit, "median": self.median,
+            "name": self.name,
+            "unit": self.unit,
+            "median": self.median,
             "min": min(self.values) if self.values else None,
             "max": max(self.values) if self.values else None,
-            "runs": len(self.values), "values": self.values,
-            "goal": None if self.goal is None else {"op": self.goal.op, "value": self.goal.value,
-                                                     "text": self.goal.text(self.unit)},
-            "met": self.met, "note": self.note,
+            "runs": len(self.values),
+            "values": self.values,
+            "goal": None
+            if self.goal is None
+            else {"op": self.goal.op, "value": self.goal.value, "text": self.goal.text(self.unit)},
+            "met": self.met,
+            "note": self.note,
         }
 
 
@@ -96,9 +102,15 @@ class ScenarioResult:
         return fig
 
     def to_json(self) -> dict[str, Any]:
-        return {"number": self.number, "key": self.key, "title": self.title,
-                "figures": [f.to_json() for f in self.figures], "notes": self.notes,
-                "error": self.error, "seconds": round(self.seconds, 1)}
+        return {
+            "number": self.number,
+            "key": self.key,
+            "title": self.title,
+            "figures": [f.to_json() for f in self.figures],
+            "notes": self.notes,
+            "error": self.error,
+            "seconds": round(self.seconds, 1),
+        }
 
 
 def fmt(value: float | None) -> str:
@@ -130,8 +142,13 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
-            "platform": platform.platform(), "load_average_at_start": [round(x, 2) for x in load]}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in load],
+    }
 
 
 def table(results: Sequence[ScenarioResult]) -> str:
@@ -146,14 +163,25 @@ def table(results: Sequence[ScenarioResult]) -> str:
             j = fig.to_json()
             met = {True: "yes", False: "NO", None: ""}[j["met"]]
             goal = j["goal"]["text"] if j["goal"] else ""
-            rows.append((str(res.number), fig.name, fmt(j["median"]), fmt(j["min"]), fmt(j["max"]),
-                         fig.unit, goal, met))
+            rows.append(
+                (
+                    str(res.number),
+                    fig.name,
+                    fmt(j["median"]),
+                    fmt(j["min"]),
+                    fmt(j["max"]),
+                    fig.unit,
+                    goal,
+                    met,
+                )
+            )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     widths[1] = min(widths[1], 64)
     right = {2, 3, 4}
 
     def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        pairs = enumerate(zip(cells, widths, strict=True))
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in pairs)
 
     out = [line(header), "  ".join("-" * w for w in widths)]
     out += [line(r).rstrip() for r in rows]
@@ -162,18 +190,27 @@ def table(results: Sequence[ScenarioResult]) -> str:
 
 def summary(results: Sequence[ScenarioResult]) -> dict[str, int]:
     figs = [f for r in results for f in r.figures if f.goal is not None]
-    return {"goals": len(figs), "met": sum(1 for f in figs if f.met), "not_met": sum(1 for f in figs if f.met is False),
-            "errors": sum(1 for r in results if r.error)}
+    return {
+        "goals": len(figs),
+        "met": sum(1 for f in figs if f.met),
+        "not_met": sum(1 for f in figs if f.met is False),
+        "errors": sum(1 for r in results if r.error),
+    }
 
 
-def document(results: Sequence[ScenarioResult], *, mode: str, runs: int, started: float,
-             sizes: dict[str, Any]) -> dict[str, Any]:
+def document(
+    results: Sequence[ScenarioResult], *, mode: str, runs: int, started: float, sizes: dict[str, Any]
+) -> dict[str, Any]:
     """The JSON report."""
     return {
-        "tool": "podvisor-bench", "mode": mode, "runs": runs,
+        "tool": "podvisor-bench",
+        "mode": mode,
+        "runs": runs,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_seconds": round(time.time() - started, 1),
-        "machine": machine(), "sizes": sizes, "summary": summary(results),
+        "machine": machine(),
+        "sizes": sizes,
+        "summary": summary(results),
         "scenarios": [r.to_json() for r in results],
     }
 

@@ -1,4 +1,5 @@
 """How big each scenario is in each mode: full (the published figures), quick, smoke (CI only)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
@@ -8,34 +9,70 @@ from typing import Any
 @dataclass(frozen=True)
 class Sizes:
     runs: int
-    pipeline_lines: int        # 1: lines appended as fast as possible
-    naive_lines: int           # 2: lines through the one-POST-per-line shipper
-    latency_rate: int          # 3: lines per second, steady
-    latency_seconds: float     # 3: per run
-    idle_seconds: float        # 4: whole idle window, split into `runs` slices
-    wrk_seconds: float         # 5: per measurement (alone and in the pod, each run)
-    wrk_connections: int       # 5
-    series: tuple[int, ...]    # 6: series the fixture app exposes
-    scrapes: int               # 6: timed scrapes per case
-    aggregator_lines: int      # 7: lines ingested then queried
-    aggregator_queries: int    # 7: queries per kind
-    lifecycle_runs: int        # 8: cold start / kill -9 / stop cycles
+    pipeline_lines: int  # 1: lines appended as fast as possible
+    naive_lines: int  # 2: lines through the one-POST-per-line shipper
+    latency_rate: int  # 3: lines per second, steady
+    latency_seconds: float  # 3: per run
+    idle_seconds: float  # 4: whole idle window, split into `runs` slices
+    wrk_seconds: float  # 5: per measurement (alone and in the pod, each run)
+    wrk_connections: int  # 5
+    series: tuple[int, ...]  # 6: series the fixture app exposes
+    scrapes: int  # 6: timed scrapes per case
+    aggregator_lines: int  # 7: lines ingested then queried
+    aggregator_queries: int  # 7: queries per kind
+    lifecycle_runs: int  # 8: cold start / kill -9 / stop cycles
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 MODES: dict[str, Sizes] = {
-    "full": Sizes(runs=3, pipeline_lines=1_000_000, naive_lines=20_000, latency_rate=1000, latency_seconds=20,
-                  idle_seconds=60, wrk_seconds=10, wrk_connections=50, series=(1000, 10000), scrapes=20,
-                  aggregator_lines=1_000_000, aggregator_queries=200, lifecycle_runs=3),
-    "quick": Sizes(runs=2, pipeline_lines=60_000, naive_lines=1_000, latency_rate=1000, latency_seconds=3,
-                   idle_seconds=10, wrk_seconds=2, wrk_connections=50, series=(1000, 10000), scrapes=3,
-                   aggregator_lines=60_000, aggregator_queries=50, lifecycle_runs=2),
+    "full": Sizes(
+        runs=3,
+        pipeline_lines=1_000_000,
+        naive_lines=5_000,
+        latency_rate=1000,
+        latency_seconds=15,
+        idle_seconds=60,
+        wrk_seconds=10,
+        wrk_connections=50,
+        series=(1000, 10000),
+        scrapes=10,
+        aggregator_lines=1_000_000,
+        aggregator_queries=200,
+        lifecycle_runs=3,
+    ),
+    "quick": Sizes(
+        runs=2,
+        pipeline_lines=60_000,
+        naive_lines=1_000,
+        latency_rate=1000,
+        latency_seconds=3,
+        idle_seconds=10,
+        wrk_seconds=2,
+        wrk_connections=50,
+        series=(1000, 10000),
+        scrapes=3,
+        aggregator_lines=60_000,
+        aggregator_queries=50,
+        lifecycle_runs=2,
+    ),
     # For the CI smoke test only: every code path, numbers too small to mean anything.
-    "smoke": Sizes(runs=1, pipeline_lines=3_000, naive_lines=200, latency_rate=500, latency_seconds=1.5,
-                   idle_seconds=1.5, wrk_seconds=1, wrk_connections=10, series=(1000, 10000), scrapes=2,
-                   aggregator_lines=60_000, aggregator_queries=10, lifecycle_runs=1),
+    "smoke": Sizes(
+        runs=1,
+        pipeline_lines=3_000,
+        naive_lines=200,
+        latency_rate=500,
+        latency_seconds=1.5,
+        idle_seconds=1.5,
+        wrk_seconds=1,
+        wrk_connections=10,
+        series=(1000, 10000),
+        scrapes=2,
+        aggregator_lines=60_000,
+        aggregator_queries=10,
+        lifecycle_runs=1,
+    ),
 }
 
 

@@ -3,6 +3,7 @@
 Stacks come from the e2e harness (`StackHandle`: ephemeral ports, a temporary state directory,
 real supervisord) and are always stopped, with a check that nothing of theirs survived.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -29,6 +30,18 @@ def spec(pods: list[str] | None = None) -> dict:
     return data
 
 
+class BenchStack(StackHandle):
+    """A harness stack whose processes also inherit `extra_env`: settings the rendered conf leaves
+    unset (supervisord passes its own environment on to every program)."""
+
+    def __init__(self, root: Path, data: dict, extra_env: dict[str, str] | None = None) -> None:
+        super().__init__(root, data)
+        self.extra_env = dict(extra_env or {})
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), **self.extra_env}
+
+
 class Stacks:
     """Hands out stacks under one work directory and stops them all, whatever happens."""
 
@@ -36,15 +49,17 @@ class Stacks:
         self.workdir = workdir
         self.count = 0
 
-    def new(self, pods: list[str] | None = None, data: dict | None = None) -> StackHandle:
+    def new(self, pods: list[str] | None = None, data: dict | None = None,
+            extra_env: dict[str, str] | None = None) -> StackHandle:
         """A stack (not started) of the committed spec's `pods`, or of the spec `data`."""
         self.count += 1
-        return StackHandle(self.workdir / f"stack{self.count}", data if data is not None else spec(pods))
+        data = data if data is not None else spec(pods)
+        return BenchStack(self.workdir / f"stack{self.count}", data, extra_env)
 
     @contextmanager
     def running(self, pods: list[str] | None = None, data: dict | None = None,
-                timeout: float = 120.0) -> Iterator[StackHandle]:
-        handle = self.new(pods, data)
+                extra_env: dict[str, str] | None = None, timeout: float = 120.0) -> Iterator[StackHandle]:
+        handle = self.new(pods, data, extra_env)
         try:
             handle.start(timeout)
             yield handle
@@ -112,8 +127,10 @@ class Meter:
             self._thread.join()
         self._sample()
         wall = time.monotonic() - self._t0
-        return {name: Usage(cpu_seconds(p) - self._cpu0[name], wall, self._rss.get(name, 0))
-                for name, p in self.procs.items()}
+        return {
+            name: Usage(cpu_seconds(p) - self._cpu0[name], wall, self._rss.get(name, 0))
+            for name, p in self.procs.items()
+        }
 
 
 def stored_count(handle: StackHandle, request_id: str) -> int:
@@ -126,13 +143,24 @@ def stored_count(handle: StackHandle, request_id: str) -> int:
         conn.close()
 
 
+def health(handle: StackHandle) -> dict:
+    """The aggregator's /health: entries stored, database size."""
+    return requests.get(handle.aggregator_url + "/health", timeout=10).json()
+
+
 def entries(handle: StackHandle) -> int:
     """Entries stored in all (cheap: the aggregator's /health)."""
-    return requests.get(handle.aggregator_url + "/health", timeout=10).json()["entries"]
+    return health(handle)["entries"]
 
 
-def wait_stored(handle: StackHandle, request_id: str, expected: int, base: int, timeout: float,
-                on_poll: Callable[[int], None] = lambda _n: None) -> float:
+def wait_stored(
+    handle: StackHandle,
+    request_id: str,
+    expected: int,
+    base: int,
+    timeout: float,
+    on_poll: Callable[[int], None] = lambda _n: None,
+) -> float:
     """Wait until `expected` entries with `request_id` are stored; return the time.monotonic() when
     they were seen (the start of the query that saw them).
 
@@ -157,13 +185,15 @@ def wait_stored(handle: StackHandle, request_id: str, expected: int, base: int, 
             return seen
         time.sleep(0.05)
         seen = time.monotonic()
-    raise RuntimeError(f"only {have} of {expected} lines ({request_id}) stored after {timeout:.0f}s\n"
-                       f"{handle.output(20)}")
+    raise RuntimeError(
+        f"only {have} of {expected} lines ({request_id}) stored after {timeout:.0f}s\n{handle.output(20)}"
+    )
 
 
 def wait_pods_ready(handle: StackHandle, timeout: float = 60.0) -> None:
     def ready() -> bool:
         return requests.get(handle.controller_url + "/ready", timeout=2).status_code == 200
+
     wait_for(ready, timeout, "every pod Ready", handle.output)
 
 

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+import xmlrpc.client
 from pathlib import Path
 
 from supervisord import render
@@ -17,6 +18,8 @@ from supervisord.rpc import Supervisor
 from supervisord.spec import Backoff, Stack
 
 log = logging.getLogger(__name__)
+# What state.json keeps per pod, for a controller restarted under the same supervisord.
+SAVED = ("desired", "phase", "status", "restarts", "last_reason", "held_by_operator")
 
 
 class Controller:
@@ -57,6 +60,9 @@ class Controller:
                 runner.phase = pod.get("phase", "Stopped")
                 default = {"Succeeded": "Completed", "Failed": "Error"}.get(runner.phase, runner.phase)
                 runner.status = pod.get("status") or default
+            for role in pod.get("held_by_operator") or ():
+                if role in runner.programs:
+                    runner.hold(role)
 
     @property
     def supervisord_pid(self) -> int:
@@ -67,7 +73,7 @@ class Controller:
     def save(self) -> None:
         """Persist what must survive a controller restart; written only when it changed."""
         data = json.dumps({"supervisord_pid": self.supervisord_pid, "pods": {
-            name: {k: s[k] for k in ("desired", "phase", "status", "restarts", "last_reason")}
+            name: {k: s[k] for k in SAVED}
             for name, s in ((n, r.snapshot()) for n, r in self.runners.items())}}, sort_keys=True)
         with self._save_lock:
             if data == self._saved:
@@ -118,15 +124,29 @@ class Controller:
             runner.freeze()
         self.stopping.set()
 
+    def step(self, runner: PodRunner) -> float:
+        """One reconcile step of a pod that never raises; returns how long to wait for the next."""
+        try:
+            wait = runner.tick()
+            self.save()
+            return wait
+        except xmlrpc.client.Fault as fault:
+            if "SHUTDOWN_STATE" not in fault.faultString:
+                log.exception("pod %s: reconcile step failed", runner.pod.name)
+                return 1.0
+            # supervisord is shutting down and its STOPPING event has not reached us (yet, or it was
+            # dropped from a full buffer): stop starting things now.
+            log.info("pod %s: supervisord is shutting down", runner.pod.name)
+            runner.freeze()
+            return 0.1
+        except Exception:  # supervisord busy or a bug: log it and keep reconciling
+            log.exception("pod %s: reconcile step failed", runner.pod.name)
+            return 1.0
+
     def run_pod(self, runner: PodRunner) -> None:
         # Runs until the process exits (daemon thread): a frozen runner still reaps orphans.
         while True:
-            try:
-                wait = runner.tick()
-                self.save()
-            except Exception:  # supervisord busy or a bug: log it and keep reconciling
-                log.exception("pod %s: reconcile step failed", runner.pod.name)
-                wait = 1.0
+            wait = self.step(runner)
             runner.wake.wait(wait)
             runner.wake.clear()
 

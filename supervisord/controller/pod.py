@@ -153,6 +153,16 @@ class PodRunner:
         self.wake.wait(seconds)
         self.wake.clear()
 
+    def hold(self, role: str) -> None:
+        """Leave stopped a program an operator stopped outside podvisor (also after a controller restart)."""
+        if role == "app":
+            self.app_held, self.app_next_start = True, float("inf")
+            if self.desired == "running":
+                self.phase = self.status = "Stopped"
+        else:
+            keeper = self.sidecars[role]
+            keeper.held, keeper.next_start = True, float("inf")
+
     def freeze(self) -> None:
         """supervisord is shutting down: it stops every program itself, in priority order."""
         with self.lock:
@@ -292,8 +302,7 @@ class PodRunner:
         self.reaper(self.programs["app"])
         if info["statename"] == "STOPPED" and not self.kill_reason:
             log.warning("pod %s: app was stopped from outside podvisor; leaving it stopped", self.pod.name)
-            self.phase, self.status, self.app_next_start = "Stopped", "Stopped", float("inf")
-            self.app_held = True
+            self.hold("app")
             return
         self.last_exit_code = info.get("exitstatus")
         if self.kill_reason:

@@ -3,6 +3,7 @@
 Timings are never asserted here (the machine may be loaded): only the report's structure, that
 every scenario ran without an error, and that nothing the benchmark started is left behind.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,14 @@ def test_smoke_run_reports_every_scenario_as_table_and_json(tmp_path):
     mark = uuid.uuid4().hex
     env = dict(os.environ, **{MARK: mark})
     try:
-        done = subprocess.run([sys.executable, str(BENCH), "--smoke", "--json", str(out)], cwd=tmp_path,
-                              env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, str(BENCH), "--smoke", "--json", str(out)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         left = leftovers(mark)
         for line in left:  # never leave them to the next test, even when failing
@@ -89,14 +96,23 @@ def test_smoke_run_reports_every_scenario_as_table_and_json(tmp_path):
 
 def test_missing_wrk_is_a_clear_error_before_anything_starts(tmp_path):
     env = dict(os.environ, PATH=str(Path(sys.executable).parent))  # no /usr/bin: no wrk
-    done = subprocess.run([sys.executable, str(BENCH), "--only", "overhead", "--json", str(tmp_path / "b.json")],
-                          env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--only", "overhead", "--json", str(tmp_path / "b.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2, done.stderr
     assert "wrk" in done.stderr and "apt-get install -y wrk" in done.stderr, done.stderr
     assert not (tmp_path / "b.json").exists()
 
 
 def test_unknown_scenario_is_refused_naming_it(tmp_path):
-    done = subprocess.run([sys.executable, str(BENCH), "--only", "1,warp", "--json", str(tmp_path / "b.json")],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--only", "1,warp", "--json", str(tmp_path / "b.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "unknown scenario 'warp'" in done.stderr, done.stderr

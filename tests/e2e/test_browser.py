@@ -7,7 +7,9 @@ A missing chromium or chromedriver fails these tests: they are part of the produ
 from __future__ import annotations
 
 import os
+import random
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,7 +151,13 @@ def search(driver: WebDriver, text: str) -> None:
 def screenshot(driver: WebDriver, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    assert driver.save_screenshot(str(path)), f"screenshot {path} failed"
+    # Fit the window to the page (within reason) so the picture holds no empty half-screen.
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, max(360, min(int(height) + 24, 1100)))
+    try:
+        assert driver.save_screenshot(str(path)), f"screenshot {path} failed"
+    finally:
+        driver.set_window_size(1280, 800)
     if os.environ.get("PODVISOR_UPDATE_SCREENSHOTS") == "1":
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_IMG / f"{name}.png")
@@ -270,7 +278,7 @@ def test_clicking_a_request_id_follows_it_across_pods(browser, stack):
 
 
 def test_pods_page_lists_every_pod_with_status_and_charts(browser, stack):
-    for pod, url in stack.apps.items():
+    for url in stack.apps.values():
         for _ in range(5):
             requests.get(url + "/", timeout=10)
     browser.get(stack.aggregator_url + "/ui/pods")
@@ -290,7 +298,34 @@ def test_pods_page_lists_every_pod_with_status_and_charts(browser, stack):
         assert row.find_element(By.CSS_SELECTOR, ".c-ready").text == "3/3", pod
         assert row.find_element(By.CSS_SELECTOR, ".c-restarts").text == "0", pod
         assert row.find_element(By.CSS_SELECTOR, ".request_rate .value").text != "—", pod
+    if os.environ.get("PODVISOR_UPDATE_SCREENSHOTS") == "1":
+        _fill_charts_for_the_readme(browser, stack, until)
     screenshot(browser, "pods")
+
+
+def _fill_charts_for_the_readme(browser: WebDriver, stack: StackHandle, until) -> None:
+    """Only when refreshing docs/img: half a minute of uneven traffic, so the charts show a shape."""
+    stop = threading.Event()
+
+    def traffic() -> None:
+        rnd = random.Random(3)
+        while not stop.is_set():
+            pod = rnd.choice(list(stack.apps))
+            path = {"user": "/users", "product": "/products", "order": "/orders"}[pod]
+            for _ in range(rnd.randint(1, 6)):
+                requests.get(stack.apps[pod] + path, timeout=10)
+            stop.wait(rnd.random() / 4)
+
+    worker = threading.Thread(target=traffic, daemon=True)
+    worker.start()
+    try:
+        def points() -> list[int]:
+            return [len((line.get_attribute("points") or "").split()) for line in
+                    browser.find_elements(By.CSS_SELECTOR, "#pod-rows .request_rate polyline")]
+        until(lambda: len(points()) == len(stack.apps) and min(points()) >= 8, 90, "8 chart points")
+    finally:
+        stop.set()
+        worker.join(15)
 
 
 def test_login_with_the_token_when_reads_need_it(browser, podvisor_factory):

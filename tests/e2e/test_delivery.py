@@ -40,6 +40,7 @@ SHIP_ENV = {
     "LOGGER_BACKOFF_INITIAL": "0.05", "LOGGER_BACKOFF_MAX": "0.4", "LOGGER_ROTATED_IDLE_SECONDS": "1",
     "LOGGER_CHECKPOINT_INTERVAL": "0.2", "LOGGER_MAX_LINE_BYTES": str(MAX_LINE),
     "LOGGER_MAX_INFLIGHT_BYTES": str(64 * 1024),  # reading stalls during outages: the files are the buffer
+    "LOGGER_REQUEST_TIMEOUT": "1",
 }
 TIGHT_ENV = dict(SHIP_ENV, LOGGER_SPOOL_MAX_BYTES="4096", LOGGER_MAX_INFLIGHT_BYTES="1024")
 
@@ -123,7 +124,8 @@ class Delivery:
         assert not missing and not duplicated and not unexpected, (
             f"run {run}: lost {missing[:20]} ({len(missing)}), duplicated {dict(list(duplicated.items())[:20])} "
             f"({len(duplicated)}), unexpected {unexpected[:20]}\n{self.output()}")
-        assert len(self.lost_records(pod)) == self.lost_before.get(pod, 0), "the logger reported a loss"
+        lost = self.lost_records(pod)[self.lost_before.get(pod, 0):]
+        assert not lost, f"the logger reported a loss: {lost}\n{self.output()}"
         return counts
 
     def duplicates_in_pod(self, pod: str) -> list[tuple]:
@@ -311,10 +313,31 @@ def test_aggregator_down_for_several_retry_rounds(d):
     assert d.metric("ship", "podvisor_logger_lag_seconds") == 0
 
 
+def test_aggregator_hung_past_the_request_timeout_stores_resent_batches_once(d):
+    run = d.app_run(1000, rate=500)
+    d.wait_stored_more(run, 50)
+    duplicates = d.metric("ship", "podvisor_logger_lines_duplicate_total")
+    retries = d.metric("ship", "podvisor_logger_retries_total")
+    pid = d.running_pid("aggregator")
+    os.kill(pid, signal.SIGSTOP)  # hung: connections queue up, the logger's requests time out
+    try:
+        wait_for(lambda: d.metric("ship", "podvisor_logger_retries_total") >= retries + 3, 30,
+                 "the logger timing out and sending the same batch again", d.output)
+    finally:
+        os.kill(pid, signal.SIGCONT)  # it now stores the batch it never answered, and the re-sends
+    d.wait_app_done(run, 1000)
+    d.expect_exactly_once(run, 1000)
+    assert d.metric("ship", "podvisor_logger_lines_duplicate_total") > duplicates, \
+        "the re-sent batch should have been reported as duplicate by the store"
+
+
 def test_aggregator_killed_and_restarted_mid_batch(d):
     run = d.app_run(1500, rate=500)
-    for _ in range(2):
+    for frozen in (True, False, True):
         d.wait_stored_more(run, d.stored(run) + 50)  # batches of 50 are flowing: kill in the middle
+        if frozen:  # freeze it first, so that a POST is certainly in flight when it dies
+            os.kill(d.running_pid("aggregator"), signal.SIGSTOP)
+            wait_for(lambda: d.health()["inflight_lines"] > 120, 30, "a batch in flight, more queued", d.output)
         d.kill("aggregator")
         wait_for(d.aggregator_up, 30, "the aggregator restarted by the controller", d.output)
     d.wait_app_done(run, 1500)
@@ -408,6 +431,17 @@ def test_partial_line_across_a_logger_restart(d):
     assert entry["message"] == "seq 50" and entry["run"] == run  # one whole JSON line, not two pieces
 
 
+def test_a_file_deleted_and_recreated_under_the_same_name(d):
+    path = d.logs() / "recreated.log"
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    path.write_bytes(b"".join(line(first, n) for n in range(100)))
+    d.expect_exactly_once(first, 100)
+    path.unlink()
+    path.write_bytes(b"".join(line(second, n) for n in range(50)))  # shorter: offsets are reused
+    d.expect_exactly_once(second, 50)
+    d.expect_exactly_once(first, 100)
+
+
 def test_a_1_mib_line_is_stored_truncated_with_a_marker(d):
     path = d.logs() / "long.log"
     run = uuid.uuid4().hex
@@ -458,6 +492,8 @@ def test_damaged_checkpoint_recovers_without_loss_duplicates_or_crash_loop(d, po
     d.expect_exactly_once(run, 200, pod)
     assert d.running_pid(f"{pod}-logger") == pid, "the logger must not crash-loop on a bad checkpoint"
     assert d.metric(pod, "podvisor_logger_checkpoint_recoveries_total", cause="corrupt") == 1
+    if damage == "zeroed-both":  # everything was sent again, and the store absorbed it by id
+        assert d.metric(pod, "podvisor_logger_lines_duplicate_total") >= 100
     assert list(d.logger_state(pod).glob("checkpoint.json.corrupt-*"))
     assert d.duplicates_in_pod(pod) == [], "re-reading must not store any earlier line twice"
 

@@ -5,6 +5,7 @@ import gzip
 import json
 from pathlib import Path
 
+from aggregator.app import create_app
 from tests.unit.test_aggregator_fixtures import (  # noqa: F401 - fixtures
     app,
     client,
@@ -15,8 +16,6 @@ from tests.unit.test_aggregator_fixtures import (  # noqa: F401 - fixtures
     token,
     token_of,
 )
-
-from aggregator.app import create_app
 
 
 def stored_ids(client, token) -> list[str]:

@@ -111,8 +111,8 @@ def test_ingest_is_not_blocked_by_a_retention_pass_in_progress(tmp_path: Path):
 
         def ingest_meanwhile() -> None:
             # Called after the first chunk of 100 deletions, while 1,900 old entries remain.
-            worker = threading.Thread(target=lambda: (insert(store, [entry(90_000, timestamp="2024-05-19T12:00:00Z")]),
-                                                      done.set()))
+            fresh = entry(90_000, timestamp="2024-05-19T12:00:00Z")
+            worker = threading.Thread(target=lambda: (insert(store, [fresh]), done.set()))
             worker.start()
             worker.join(10)
 

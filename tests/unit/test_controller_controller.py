@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import xmlrpc.client
 
 import pytest
 
@@ -111,7 +112,7 @@ def test_a_stopped_pod_stays_stopped_across_a_controller_restart(tmp_path):
     saved = json.loads(first.state_file.read_text())
     assert saved["supervisord_pid"] == 4242
     assert saved["pods"]["user"] == {"desired": "stopped", "phase": "Stopped", "status": "Stopped",
-                                     "restarts": 4, "last_reason": "OOMKilled"}
+                                     "restarts": 4, "last_reason": "OOMKilled", "held_by_operator": []}
 
     second = controller(tmp_path, supervisord_pid=4242)
     second.restore()
@@ -194,3 +195,42 @@ def test_a_state_file_from_before_status_was_saved_still_restores_completed(tmp_
     second = controller(tmp_path)
     second.restore()
     assert second.runners["user"].snapshot()["status"] == "Completed"
+
+
+def test_an_operators_stop_of_one_program_survives_a_controller_restart(tmp_path):
+    first = controller(tmp_path)
+    user = first.runners["user"]
+    user.hold("app")  # what the runner does when it sees user-app STOPPED from outside
+    first.runners["product"].hold("metrics")
+    first.save()
+
+    second = controller(tmp_path)
+    second.restore()
+    user, product = second.runners["user"], second.runners["product"]
+    assert user.snapshot()["held_by_operator"] == ["app"] and user.snapshot()["phase"] == "Stopped"
+    assert product.snapshot()["held_by_operator"] == ["metrics"]
+    assert user.app_next_start == float("inf") and product.sidecars["metrics"].next_start == float("inf")
+
+
+def test_a_step_that_finds_supervisord_shutting_down_freezes_that_runner(tmp_path, caplog):
+    c = controller(tmp_path)
+
+    def shutting_down():
+        raise xmlrpc.client.Fault(6, "SHUTDOWN_STATE")
+
+    c.sup.all_info = shutting_down
+    with caplog.at_level(logging.INFO):
+        c.step(c.runners["user"])
+    assert c.runners["user"].frozen and c.runners["user"].snapshot()["phase"] == "Terminating"
+    assert "Traceback" not in caplog.text and not c.runners["product"].frozen
+
+
+def test_a_step_that_fails_otherwise_is_logged_and_retried(tmp_path, caplog):
+    c = controller(tmp_path)
+
+    def broken():
+        raise OSError("socket gone")
+
+    c.sup.all_info = broken
+    assert c.step(c.runners["user"]) == 1.0
+    assert "reconcile step failed" in caplog.text and not c.runners["user"].frozen

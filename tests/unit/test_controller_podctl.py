@@ -78,3 +78,42 @@ def test_a_conf_without_the_podvisor_section_says_how_to_fix_it(tmp_path):
     conf.write_text("[supervisorctl]\nserverurl=unix:///tmp/x.sock\n")
     with pytest.raises(ValueError, match=r"\[podvisor\] controller_url is missing .*podvisor-render"):
         podctl.Target.from_conf(conf)
+
+
+class ScriptedClient(podctl.Client):
+    """A Client whose controller answers are a script of pod lists (no sockets)."""
+
+    def __init__(self, *answers: list[dict]):
+        super().__init__(podctl.Target("unix:///nowhere.sock", "http://127.0.0.1:1", "http://127.0.0.1:2",
+                                       Path("/nowhere")))
+        self.answers = list(answers)
+
+    def pods(self) -> list[dict]:
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+def pod(name: str, phase: str = "Running", ready: bool = True, held: tuple = ()) -> dict:
+    return {"pod": name, "phase": phase, "status": {"Running": "Running"}.get(phase, phase), "ready": ready,
+            "containers_ready": 3 if ready else 2, "containers": 3, "held_by_operator": list(held)}
+
+
+def test_wait_ready_ignores_pods_stopped_on_purpose_and_completed_jobs():
+    client = ScriptedClient([pod("a"), pod("b", "Stopped", False), pod("c", "Succeeded", False),
+                             pod("d", "Running", False, held=("metrics",))])
+    assert client.wait_ready(None, 0.0) == (True, "")
+
+
+def test_wait_ready_reports_what_is_not_ready_when_the_deadline_passes():
+    client = ScriptedClient([pod("a"), pod("gate", ready=False)])
+    assert client.wait_ready(None, 0.0) == (False, "gate (Running 2/3)")
+
+
+def test_wait_ready_fails_at_once_when_a_pod_failed_for_good():
+    client = ScriptedClient([pod("a", ready=False), pod("job", "Failed", False)])
+    assert client.wait_ready(None, float("inf")) == (False, "job (Failed)")
+
+
+def test_wait_ready_polls_until_ready():
+    client = ScriptedClient([pod("a", "Pending", False)], [pod("a", ready=False)], [pod("a")])
+    assert client.wait_ready(["a"], float("inf")) == (True, "")
+    assert len(client.answers) == 1

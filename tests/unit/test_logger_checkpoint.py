@@ -2,6 +2,7 @@
 import hashlib
 import json
 import logging
+import os
 
 import pytest
 
@@ -63,11 +64,32 @@ def test_save_is_atomic_keeps_the_previous_generation_and_round_trips(tmp_path):
     assert (tmp_path / "checkpoint.json").stat().st_mode & 0o777 == 0o600
 
 
-def test_crash_between_the_two_renames_recovers_the_previous_generation(tmp_path):
+def test_a_crash_at_any_point_of_a_save_leaves_a_complete_checkpoint(tmp_path, monkeypatch):
+    store = CheckpointStore(tmp_path / "checkpoint.json")
+    store.save(_registry(10))
+    real_replace = os.replace
+    for crash_at in range(2):  # the .prev link, then the new checkpoint taking its place
+        calls = []
+
+        def replace(src, dst, crash_at=crash_at, calls=calls):
+            if len(calls) == crash_at:
+                raise SystemExit("killed")
+            calls.append(dst)
+            real_replace(src, dst)
+
+        monkeypatch.setattr(os, "replace", replace)
+        with pytest.raises(SystemExit):
+            store.save(_registry(99))
+        monkeypatch.setattr(os, "replace", real_replace)
+        loaded = store.load()
+        assert (loaded.status, loaded.registry.identities[KEY].offset) == ("ok", 10)
+
+
+def test_a_missing_current_generation_recovers_the_previous_one(tmp_path):
     store = CheckpointStore(tmp_path / "checkpoint.json")
     store.save(_registry(10))
     store.save(_registry(15))
-    (tmp_path / "checkpoint.json").unlink()  # renamed to .prev, the new one not yet in place
+    (tmp_path / "checkpoint.json").unlink()  # e.g. deleted by hand
     loaded = store.load()
     assert (loaded.status, loaded.generation) == ("missing", "previous")
     assert loaded.registry.identities[KEY].offset == 10

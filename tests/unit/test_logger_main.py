@@ -37,7 +37,9 @@ def test_settings_defaults(tmp_path):
 
 def test_tuning_knobs_are_read(tmp_path):
     settings = Settings.from_env(_env(tmp_path, LOGGER_BACKOFF_INITIAL="0.05", LOGGER_BACKOFF_MAX="0.5",
-                                      LOGGER_MAX_ENTRY_BYTES="65536", LOGGER_BATCH_LINES="50"))
+                                      LOGGER_MAX_ENTRY_BYTES="65536", LOGGER_BATCH_LINES="50",
+                                      LOGGER_REQUEST_TIMEOUT="1.5"))
+    assert settings.request_timeout == 1.5
     assert (settings.backoff_initial, settings.backoff_max) == (0.05, 0.5)
     assert (settings.max_entry_bytes, settings.batch_lines) == (65536, 50)
 
@@ -48,6 +50,7 @@ def test_tuning_knobs_are_read(tmp_path):
     ("LOGGER_FLUSH_INTERVAL", "-1"), ("LOGGER_POLL_INTERVAL", "nan"), ("LOGGER_GRACE_SECONDS", "soon"),
     ("LOGGER_AGGREGATOR_URL", "ftp://x"), ("POD_NAME", "a:b"), ("LOGGER_MAX_LINE_BYTES", "1"),
     ("LOGGER_BACKOFF_INITIAL", "0"), ("LOGGER_BACKOFF_MAX", "0.1"), ("LOGGER_MAX_ENTRY_BYTES", "100"),
+    ("LOGGER_REQUEST_TIMEOUT", "0"),
 ])
 def test_bad_settings_name_the_setting(tmp_path, name, value):
     with pytest.raises(SettingsError) as err:
