@@ -354,8 +354,13 @@ class Tailer:
         out: list[tuple[Tail, RawLine]] = []
         for tail in sorted(self.tails.values(), key=lambda t: (t.live, t.changed_at)):
             while budget > 0 and tail.position < tail.size:
-                data = os.pread(tail.fd, min(CHUNK, tail.size - tail.position), tail.position)
-                if not data:
+                want = min(CHUNK, tail.size - tail.position)
+                data = os.pread(tail.fd, want, tail.position)
+                if len(data) < want or not tail.ident.matches(tail.fd, os.fstat(tail.fd).st_size):
+                    # Truncated (and maybe rewritten) since the last scan, so these bytes may be the
+                    # new content: drop them. The next scan re-identifies the file from offset 0 and
+                    # recovers the old content's unread bytes from the rotated copy, if any.
+                    tail.mtime_ns = -1
                     break
                 budget -= len(data)
                 self._metrics.bytes_read.inc(len(data))

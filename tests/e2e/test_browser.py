@@ -68,31 +68,41 @@ def chromium(profile: Path) -> Iterator[WebDriver]:
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(CHROMEDRIVER)
-    driver = webdriver.Chrome(service=service, options=options)
-    driver_proc = psutil.Process(service.process.pid)
+    driver = None
     try:
+        driver = webdriver.Chrome(service=service, options=options)
         yield driver
     finally:
         try:
-            driver.quit()
+            if driver is not None:
+                driver.quit()
+            else:  # the session never started: chromedriver may still run
+                service.stop()
         finally:
-            def ours() -> list[psutil.Process]:
-                alive = [p for p in _chromium_processes(profile)]
-                try:
-                    if driver_proc.is_running() and driver_proc.status() != psutil.STATUS_ZOMBIE:
-                        alive.append(driver_proc)
-                except psutil.Error:
-                    pass
-                return alive
-            leftovers = wait_for_gone(ours, 10.0)
-            for proc in leftovers:
-                try:
-                    proc.kill()
-                except psutil.Error:
-                    pass
-            if leftovers:
-                pytest.fail(f"browser processes left behind: {[p.pid for p in leftovers]}",
-                            pytrace=False)
+            _ensure_gone(profile, service)
+
+
+def _ensure_gone(profile: Path, service: Service) -> None:
+    """Fail (after killing them) if chromedriver or any Chromium of `profile` outlived quit()."""
+    # chromedriver is our child (a Popen): its pid cannot be reused before we reap it.
+    driver = getattr(service, "process", None)
+
+    def ours() -> list[Any]:
+        alive: list[Any] = _chromium_processes(profile)
+        if driver is not None and driver.poll() is None:
+            alive.append(driver)
+        return alive
+
+    leftovers = wait_for_gone(ours, 10.0)
+    for proc in leftovers:
+        try:
+            proc.kill()
+        except (psutil.Error, OSError):
+            pass
+    if driver is not None and driver.poll() is None:
+        driver.wait(10)
+    if leftovers:
+        pytest.fail(f"browser processes left behind: {[p.pid for p in leftovers]}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
