@@ -2,7 +2,8 @@
 
 One JSON object per line in LOGGER_STATE_DIR/dead-letter.jsonl. A refused entry is written as the
 entry itself plus `reason` (an app field named `reason` moves to `app_reason`) and `dead_lettered_at`.
-A loss is `{"lost": true, "source", "path", "file_key", "start", "end", "bytes", "reason", ...}`.
+A loss is `{"lost": true, "kind", "source", "path", "file_key", "start", "end", "bytes", "reason", ...}`
+with kind `spool_full`, `truncated` or `deleted`.
 Writes are appended and fsynced before the corresponding offsets are checkpointed, so an entry is
 never both unshipped and unrecorded.
 """
@@ -42,9 +43,10 @@ class DeadLetter:
             lines.append(entry)
         self._append(lines)
 
-    def loss(self, *, source: str, path: str, file_key: str, start: int, end: int, reason: str) -> None:
+    def loss(self, *, source: str, path: str, file_key: str, start: int, end: int, reason: str,
+             kind: str = "other") -> None:
         """Record a byte range of a file that can no longer be shipped."""
-        self._append([{"lost": True, "source": source, "path": path, "file_key": file_key, "start": start,
+        self._append([{"lost": True, "kind": kind, "source": source, "path": path, "file_key": file_key, "start": start,
                        "end": end, "bytes": end - start, "reason": reason,
                        "dead_lettered_at": iso_utc(self._wall())}])
 

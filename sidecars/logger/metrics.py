@@ -30,7 +30,8 @@ class LoggerMetrics:
         self.lines_dead_lettered = counter("lines_dead_lettered",
                                            "Entries written to the dead-letter file, any reason.")
         self.lost_bytes = counter("lost_bytes", "Bytes of log files that vanished before being shipped.")
-        self.losses = counter("losses", "Byte ranges recorded as lost in the dead-letter file.", ("reason",))
+        self.losses = counter("losses", "Byte ranges recorded as lost in the dead-letter file, by kind "
+                              "(spool_full, truncated, deleted).", ("kind",))
         self.retries = counter("retries", "Shipping attempts retried, by reason.", ("reason",))
         self.batches = counter("batches", "Batches fully handled (shipped or dead-lettered).")
         self.spool_refused = counter("spool_refused", "Rotated files not spooled because the spool was full.")

@@ -171,7 +171,9 @@ class Pipeline:
         lines += self.tailer.flush_partials(force=draining)
         self._add(lines)
         did = self._dispatch(force=draining) or bool(lines) or did
-        due = self._clock() - self._saved_at >= self.settings.checkpoint_interval
+        # Idle (everything read is acknowledged): save at once, so a kill now re-sends nothing and a
+        # file rewritten while the logger is down is never suspected of holding unconfirmed lines.
+        due = not self._inflight or self._clock() - self._saved_at >= self.settings.checkpoint_interval
         if (self._dirty or self.tailer.dirty) and due:
             self._try_save()
         self._update_gauges()

@@ -265,8 +265,8 @@ class Tailer:
                 break
             retained -= tail.size
             start = tail.framer.line_start
-            self.record_loss(tail.ident, start, tail.size, "spool full: rotated file deleted before it was "
-                             f"shipped and LOGGER_SPOOL_MAX_BYTES={self._spool.max_bytes} left no room")
+            self.record_loss(tail.ident, start, tail.size, "spool_full", "spool full: rotated file deleted "
+                             f"before it was shipped and LOGGER_SPOOL_MAX_BYTES={self._spool.max_bytes} left no room")
             self._drop(tail)
 
     def _close_finished(self, now: float, listing: dict[tuple[int, int], Listed]) -> None:
@@ -293,23 +293,28 @@ class Tailer:
             since = self._absent.setdefault(ident.key, now)
             start, end = ident.unaccounted()
             if end > start and now - since >= self._idle:
-                reason = ("truncated in place before these bytes were read (copytruncate window) and no "
-                          "rotated copy found" if ident.superseded else
-                          "file deleted or moved away before these bytes were shipped (not spooled)")
-                self.record_loss(ident, start, end, reason)
+                # Bytes past the checkpoint may have been delivered by a logger killed before it
+                # checkpointed them: the record says "not confirmed", it cannot say more.
+                if ident.superseded:
+                    kind, reason = "truncated", ("file truncated or rewritten in place before these bytes were "
+                                                 "read or their delivery confirmed, and no rotated copy holds them")
+                else:
+                    kind, reason = "deleted", ("file deleted or moved away before these bytes were read or their "
+                                               "delivery confirmed, and they were not spooled")
+                self.record_loss(ident, start, end, kind, reason)
             elif end <= start and ident.offset >= ident.emitted and wall - ident.seen > FORGET_AFTER:
                 self.registry.forget(ident.key)
                 self._absent.pop(ident.key, None)
 
-    def record_loss(self, ident: Identity, start: int, end: int, reason: str) -> None:
+    def record_loss(self, ident: Identity, start: int, end: int, kind: str, reason: str) -> None:
         """Account bytes [start, end) of `ident` as lost: dead-letter record, metric, error log."""
         source = source_name(original_name(Path(ident.path)))
         log.error("LOST %d bytes [%d, %d) of %s (key %s): %s", end - start, start, end, ident.path,
                   ident.key, reason)
         self._deadletter.loss(source=source, path=ident.path, file_key=ident.key, start=start, end=end,
-                              reason=reason)
+                              kind=kind, reason=reason)
         self._metrics.lost_bytes.inc(end - start)
-        self._metrics.losses.labels(reason.split(":")[0].split(" (")[0][:40]).inc()
+        self._metrics.losses.labels(kind).inc()
         ident.lost_from = start
         self.registry.changed = True
 

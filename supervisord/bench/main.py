@@ -22,7 +22,7 @@ from pathlib import Path
 
 from supervisord.bench import aggregator, latency, lifecycle, metrics, pipeline
 from supervisord.bench.context import SCENARIOS, Bench
-from supervisord.bench.report import Progress, document, table, write_json
+from supervisord.bench.report import Progress, document, machine, table, write_json
 from supervisord.bench.sizes import for_mode
 
 DEFAULT_JSON = "bench-results.json"
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir) if keep else Path(tempfile.mkdtemp(prefix="podvisor-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    machine_info = machine()
     progress = Progress(len(selected))
     bench = Bench(sizes, selected, workdir, progress)
     try:
@@ -141,14 +142,16 @@ def main(argv: list[str] | None = None) -> int:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
     results = [bench.results[n] for n in sorted(bench.results)]
-    doc = document(results, mode=args.mode, runs=sizes.runs, started=started, sizes=sizes.to_json())
+    doc = document(results, mode=args.mode, runs=sizes.runs, started=started, sizes=sizes.to_json(),
+                   machine_info=machine_info)
     write_json(json_path, doc)
     print(table(results))
     s = doc["summary"]
-    print(
-        f"\n{s['met']}/{s['goals']} goals met, {s['errors']} scenario errors; mode {args.mode}, "
-        f"{sizes.runs} runs, {doc['duration_seconds']:.0f} s; JSON: {json_path}"
-    )
+    m = doc["machine"]
+    print(f"\n{s['met']}/{s['goals']} goals met, {s['errors']} scenario errors; mode {args.mode}, "
+          f"{sizes.runs} runs, {doc['duration_seconds']:.0f} s; JSON: {json_path}")
+    print(f"machine: {m['cpus']} CPUs, {m['cpu_model']}, Python {m['python']}; load average (1 min) "
+          f"{m['load_average_at_start'][0]} at the start, {m['load_average_at_end'][0]} at the end")
     return 1 if s["errors"] else 0
 
 

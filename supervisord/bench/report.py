@@ -141,13 +141,12 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     return {
         "cpus": os.cpu_count(),
         "cpu_model": model,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "load_average_at_start": [round(x, 2) for x in load],
+        "load_average_at_start": load_average(),
     }
 
 
@@ -198,17 +197,22 @@ def summary(results: Sequence[ScenarioResult]) -> dict[str, int]:
     }
 
 
-def document(
-    results: Sequence[ScenarioResult], *, mode: str, runs: int, started: float, sizes: dict[str, Any]
-) -> dict[str, Any]:
-    """The JSON report."""
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages: how busy the machine was besides the benchmark."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    return [round(x, 2) for x in load]
+
+
+def document(results: Sequence[ScenarioResult], *, mode: str, runs: int, started: float,
+             sizes: dict[str, Any], machine_info: dict[str, Any]) -> dict[str, Any]:
+    """The JSON report; `machine_info` is machine() taken at the start."""
     return {
         "tool": "podvisor-bench",
         "mode": mode,
         "runs": runs,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_seconds": round(time.time() - started, 1),
-        "machine": machine(),
+        "machine": {**machine_info, "load_average_at_end": load_average()},
         "sizes": sizes,
         "summary": summary(results),
         "scenarios": [r.to_json() for r in results],

@@ -80,6 +80,8 @@ def test_spool_bound_is_enforced_and_the_loss_accounted(tmp_path):
     (first,) = [json.loads(line) for line in dead.read_text().splitlines()]
     assert first["lost"] is True and first["end"] == size and first["source"] == "app.stdout.log"
     assert "spool full" in first["reason"] and first["bytes"] == size - first["start"] > 0
+    assert first["kind"] == "spool_full"
+    assert pipeline.metrics.registry.get_sample_value("podvisor_logger_losses_total", {"kind": "spool_full"}) == 1
     assert _metric(pipeline, "lost_bytes_total") == first["bytes"]
     assert pipeline.tailer.tails == {}  # the fd is released: the disk space comes back
     # The part that was read but never acknowledged is lost too once the process dies; the next
@@ -89,7 +91,7 @@ def test_spool_bound_is_enforced_and_the_loss_accounted(tmp_path):
     _pump(pipeline, clock)
     records = [json.loads(line) for line in dead.read_text().splitlines()]
     assert sorted((r["start"], r["end"]) for r in records) == [(0, first["start"]), (first["start"], size)]
-    assert "deleted" in records[1]["reason"]
+    assert "deleted" in records[1]["reason"] and records[1]["kind"] == "deleted"
     assert _metric(pipeline, "lost_bytes_total") == first["start"]
 
 

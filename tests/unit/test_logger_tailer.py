@@ -300,7 +300,7 @@ def test_a_file_deleted_before_it_was_read_is_reported_lost_not_silently(tmp_pat
     assert rig.seqs() == list(range(5))
     (record,) = [json.loads(line) for line in (tmp_path / "state" / "dead-letter.jsonl").read_text().splitlines()]
     assert record["lost"] is True and (record["start"], record["end"]) == (acknowledged, size)
-    assert record["source"] == "app.stdout.log" and "deleted" in record["reason"]
+    assert record["source"] == "app.stdout.log" and record["kind"] == "deleted" and "deleted" in record["reason"]
     lost = rig.pipeline.metrics.registry.get_sample_value("podvisor_logger_lost_bytes_total")
     assert lost == size - acknowledged
     rig.pump(3)
@@ -318,3 +318,23 @@ def test_a_1_mib_line_is_stored_truncated_within_the_entry_limit(tmp_path):
     assert len(json.dumps(big, separators=(",", ":"))) <= 16 * 1024
     assert after["message"] == "after"
     assert rig.pipeline.metrics.registry.get_sample_value("podvisor_logger_lines_truncated_total") == 1
+
+
+def test_truncation_between_scan_and_read_is_not_read_as_the_old_file(tmp_path):
+    rig = Rig(tmp_path)
+    rig.lines("app.log", 0, 20)
+    tailer = rig.pipeline.tailer
+    scan = tailer.scan
+
+    def scan_then_copytruncate(force=False):
+        scan(force)
+        tailer.scan = scan  # once: the file is known at its old size, not read yet
+        shutil.copyfile(rig.logs / "app.log", rig.logs / "app.log.1")
+        os.truncate(rig.logs / "app.log", 0)
+        rig.lines("app.log", 100, 103)  # new content, shorter than what the scan saw
+
+    tailer.scan = scan_then_copytruncate
+    rig.pump(5)
+    assert rig.seqs() == list(range(20)) + [100, 101, 102]
+    assert rig.transport.deliveries == 23
+    assert not (tmp_path / "state" / "dead-letter.jsonl").exists()
