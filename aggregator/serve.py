@@ -34,15 +34,23 @@ def serve(app: Flask, host: str, port: int, threads: int, *,
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         raise _Shutdown(signal.Signals(signum).name)
 
+    def again(signum: int, _frame: FrameType | None) -> None:
+        # supervisord signals each program in its turn, after the pod controller may already have:
+        # a second SIGTERM must not cut the drain short.
+        logger.info("%s received again: still draining", signal.Signals(signum).name)
+
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        server.run()
-    except _Shutdown as exc:
-        logger.info("%s received: shutting down", exc)
+        try:
+            server.run()
+        except _Shutdown as exc:
+            logger.info("%s received: shutting down", exc)
+        for sig in previous:
+            signal.signal(sig, again)
+        _drain(server, on_stopping, drain_seconds)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    _drain(server, on_stopping, drain_seconds)
 
 
 def _drain(server: Any, on_stopping: Callable[[], None], drain_seconds: float) -> None:

@@ -185,8 +185,9 @@ _POD_KEYS = {
     "memory_limit", "grace_seconds", "env", "probes", "backoff", "logger_env",
 }
 # Set by the renderer from the spec itself: a pod's logger_env may not override them.
-LOGGER_RENDERED = frozenset({"LOGGER_LOG_DIR", "LOGGER_STATE_DIR", "LOGGER_AGGREGATOR_URL", "LOGGER_TOKEN_FILE",
-                             "LOGGER_HOST", "LOGGER_PORT", "LOGGER_APP_PROGRAM", "LOGGER_GRACE_SECONDS"})
+LOGGER_RENDERED = frozenset({"LOGGER_LOG_DIR", "LOGGER_STATE_DIR", "LOGGER_AGGREGATOR_URL",
+                             "LOGGER_TOKEN_FILE", "LOGGER_HOST", "LOGGER_PORT", "LOGGER_APP_PROGRAM",
+                             "LOGGER_GRACE_SECONDS"})
 
 
 def _pod(name: str, table: Any) -> Pod:
@@ -238,7 +239,8 @@ def _logger_env(table: dict, where: str) -> dict[str, str]:
         if not re.match(r"^LOGGER_[A-Z0-9_]+$", key) or not isinstance(value, str | int | float):
             raise SpecError(f"{where}: logger_env {key!r} must be a LOGGER_NAME = value pair")
         if key in LOGGER_RENDERED:
-            raise SpecError(f"{where}: logger_env {key!r} is set from the spec itself and cannot be overridden")
+            raise SpecError(f"{where}: logger_env {key!r} is set from the spec itself and cannot be "
+                            "overridden")
     return {k: str(v) for k, v in env.items()}
 
 

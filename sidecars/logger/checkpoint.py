@@ -3,11 +3,12 @@
 File format: {"version": 1, "checksum": "sha256:<hex of the canonical body>", "body": {...}}.
 Writes go to a temp file, are fsynced, the current checkpoint is hard-linked as `checkpoint.json.prev`,
 the temp file is renamed over checkpoint.json and the directory is fsynced, so a crash at any point
-leaves a complete checkpoint.json (old or new) and the generation before it. Anything unreadable (bad JSON, zeroed or truncated bytes, checksum or
-version mismatch, malformed records) is logged and moved aside as checkpoint.json.corrupt-<timestamp>,
-and the logger recovers from the previous generation: its offsets are older, which only re-sends
-entries the store absorbs by id, and it still knows every file identity, so ids stay the same. With
-no usable generation at all, every file is read from byte 0 (see the README for what that costs).
+leaves a complete checkpoint.json (old or new) and the generation before it. Anything unreadable
+(bad JSON, zeroed or truncated bytes, checksum or version mismatch, malformed records) is logged and
+moved aside as checkpoint.json.corrupt-<timestamp>, and the logger recovers from the previous
+generation: its offsets are older, which only re-sends entries the store absorbs by id, and it still
+knows every file identity, so ids stay the same. With no usable generation at all, every file is read
+from byte 0 (see the README for what that costs).
 """
 from __future__ import annotations
 

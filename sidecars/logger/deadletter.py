@@ -46,8 +46,8 @@ class DeadLetter:
     def loss(self, *, source: str, path: str, file_key: str, start: int, end: int, reason: str,
              kind: str = "other") -> None:
         """Record a byte range of a file that can no longer be shipped."""
-        self._append([{"lost": True, "kind": kind, "source": source, "path": path, "file_key": file_key, "start": start,
-                       "end": end, "bytes": end - start, "reason": reason,
+        self._append([{"lost": True, "kind": kind, "source": source, "path": path, "file_key": file_key,
+                       "start": start, "end": end, "bytes": end - start, "reason": reason,
                        "dead_lettered_at": iso_utc(self._wall())}])
 
     def _append(self, records: list[dict[str, Any]]) -> None:

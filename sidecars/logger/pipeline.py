@@ -155,6 +155,7 @@ class Pipeline:
         self._inflight_bytes = 0
         self._dirty = False
         self._saved_at = clock()
+        self._save_failing = False
         self.state = "running"
         self._health: dict[str, Any] = {}
         self._update_gauges()
@@ -286,10 +287,18 @@ class Pipeline:
     def _try_save(self) -> bool:
         try:
             self.save()
-            return True
         except OSError as exc:
-            log.error("could not write checkpoint %s: %s (will retry)", self.store.path, exc)
+            # Once per streak (this is retried every step): e.g. disk full. Until it works, no entry
+            # of a new file leaves; a restart re-sends what was acknowledged since the last write.
+            if not self._save_failing:
+                log.error("could not write checkpoint %s: %s (retrying; entries of new files wait for it)",
+                          self.store.path, exc)
+            self._save_failing = True
             return False
+        if self._save_failing:
+            log.info("checkpoint %s written again", self.store.path)
+            self._save_failing = False
+        return True
 
     def _final_save(self) -> None:
         self._apply_results()

@@ -58,7 +58,8 @@ class RequestsTransport:
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Response:
         try:
-            reply = self._session.post(url, data=body, headers=dict(headers), timeout=(min(3.05, timeout), timeout),
+            reply = self._session.post(url, data=body, headers=dict(headers),
+                                       timeout=(min(3.05, timeout), timeout),
                                        allow_redirects=False)
         except self._requests.RequestException as exc:
             raise TransportError(str(exc)) from exc

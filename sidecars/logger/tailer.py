@@ -265,8 +265,9 @@ class Tailer:
                 break
             retained -= tail.size
             start = tail.framer.line_start
-            self.record_loss(tail.ident, start, tail.size, "spool_full", "spool full: rotated file deleted "
-                             f"before it was shipped and LOGGER_SPOOL_MAX_BYTES={self._spool.max_bytes} left no room")
+            self.record_loss(tail.ident, start, tail.size, "spool_full",
+                             "spool full: rotated file deleted before it was shipped and "
+                             f"LOGGER_SPOOL_MAX_BYTES={self._spool.max_bytes} left no room")
             self._drop(tail)
 
     def _close_finished(self, now: float, listing: dict[tuple[int, int], Listed]) -> None:
@@ -296,11 +297,12 @@ class Tailer:
                 # Bytes past the checkpoint may have been delivered by a logger killed before it
                 # checkpointed them: the record says "not confirmed", it cannot say more.
                 if ident.superseded:
-                    kind, reason = "truncated", ("file truncated or rewritten in place before these bytes were "
-                                                 "read or their delivery confirmed, and no rotated copy holds them")
+                    kind, reason = "truncated", ("file truncated or rewritten in place before these bytes "
+                                                 "were read or their delivery confirmed, and no rotated copy "
+                                                 "holds them")
                 else:
-                    kind, reason = "deleted", ("file deleted or moved away before these bytes were read or their "
-                                               "delivery confirmed, and they were not spooled")
+                    kind, reason = "deleted", ("file deleted or moved away before these bytes were read or "
+                                               "their delivery confirmed, and they were not spooled")
                 self.record_loss(ident, start, end, kind, reason)
             elif end <= start and ident.offset >= ident.emitted and wall - ident.seen > FORGET_AFTER:
                 self.registry.forget(ident.key)

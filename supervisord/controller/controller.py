@@ -14,6 +14,7 @@ from supervisord.controller.events import Event
 from supervisord.controller.keeper import Keeper
 from supervisord.controller.pod import PodRunner
 from supervisord.controller.procs import Reaper
+from supervisord.controller.shutdown import ShutdownDriver
 from supervisord.rpc import Supervisor
 from supervisord.spec import Backoff, Stack
 
@@ -31,6 +32,7 @@ class Controller:
         self.runners = {pod.name: PodRunner(pod, stack.host, sup, reaper=reaper) for pod in stack.pods}
         self.aggregator = Keeper("aggregator", sup, Backoff(), stack.host, stack.aggregator_port)
         self.stopping = threading.Event()
+        self.shutdown = ShutdownDriver(stack, serverurl, sup.state)
         self.state_file = state_dir / "controller" / "state.json"
         self._save_lock = threading.Lock()
         self._saved = ""
@@ -119,10 +121,12 @@ class Controller:
                 log.error("podvisor command %r: %s", data, exc)
 
     def freeze(self) -> None:
-        """supervisord stops everything itself now; the pod threads only watch (and reap) from here."""
+        """supervisord stops everything now; the pod threads only watch (and reap) from here, and
+        the shutdown driver stops all pods at once in the pod order (see shutdown.py)."""
         for runner in self.runners.values():
             runner.freeze()
         self.stopping.set()
+        self.shutdown.start()
 
     def step(self, runner: PodRunner) -> float:
         """One reconcile step of a pod that never raises; returns how long to wait for the next."""
@@ -137,7 +141,7 @@ class Controller:
             # supervisord is shutting down and its STOPPING event has not reached us (yet, or it was
             # dropped from a full buffer): stop starting things now.
             log.info("pod %s: supervisord is shutting down", runner.pod.name)
-            runner.freeze()
+            self.freeze()
             return 0.1
         except Exception:  # supervisord busy or a bug: log it and keep reconciling
             log.exception("pod %s: reconcile step failed", runner.pod.name)

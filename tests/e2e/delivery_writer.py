@@ -82,7 +82,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> int:
-    server = ThreadingHTTPServer((os.environ.get("APP_HOST", "127.0.0.1"), int(os.environ["APP_PORT"])), Handler)
+    address = (os.environ.get("APP_HOST", "127.0.0.1"), int(os.environ["APP_PORT"]))
+    server = ThreadingHTTPServer(address, Handler)
     server.daemon_threads = True
 
     def on_term(_signum: int, _frame: object) -> None:

@@ -93,7 +93,8 @@ class Delivery:
             conn.close()
 
     def entries(self, run: str) -> list[dict]:
-        return [json.loads(body) for (body,) in self.rows("SELECT body FROM logs WHERE instr(body, ?) > 0", run)]
+        rows = self.rows("SELECT body FROM logs WHERE instr(body, ?) > 0", run)
+        return [json.loads(body) for (body,) in rows]
 
     def tally(self, run: str) -> Counter:
         """How many stored entries carry each sequence number of `run`."""
@@ -122,8 +123,9 @@ class Delivery:
         duplicated = {seq: n for seq, n in counts.items() if n > 1}
         unexpected = sorted(set(counts) - expected)
         assert not missing and not duplicated and not unexpected, (
-            f"run {run}: lost {missing[:20]} ({len(missing)}), duplicated {dict(list(duplicated.items())[:20])} "
-            f"({len(duplicated)}), unexpected {unexpected[:20]}\n{self.output()}")
+            f"run {run}: lost {missing[:20]} ({len(missing)}), duplicated "
+            f"{dict(list(duplicated.items())[:20])} ({len(duplicated)}), unexpected {unexpected[:20]}\n"
+            f"{self.output()}")
         lost = self.lost_records(pod)[self.lost_before.get(pod, 0):]
         assert not lost, f"the logger reported a loss: {lost}\n{self.output()}"
         return counts
@@ -146,7 +148,8 @@ class Delivery:
 
     def metric(self, pod: str, name: str, **labels: str) -> float:
         text = requests.get(self.stack.loggers[pod] + "/metrics", timeout=5).text
-        return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+        return sum(sample.value for family in text_string_to_metric_families(text)
+                   for sample in family.samples
                    if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
 
     def dead_letters(self, pod: str = "ship") -> list[dict]:
@@ -213,7 +216,8 @@ class Delivery:
         return requests.get(f"{self.stack.apps[pod]}/runs/{run}", timeout=5).json()["written"]
 
     def wait_app_done(self, run: str, count: int, pod: str = "ship", timeout: float = 60.0) -> None:
-        wait_for(lambda: self.app_written(run, pod) == count, timeout, f"the app to write run {run}", self.output)
+        wait_for(lambda: self.app_written(run, pod) == count, timeout, f"the app to write run {run}",
+                 self.output)
 
     def wait_stored_more(self, run: str, than: int, timeout: float = 30.0) -> int:
         return wait_for(lambda: (n := self.stored(run)) > than and n, timeout, f"more of run {run} stored",
@@ -337,7 +341,8 @@ def test_aggregator_killed_and_restarted_mid_batch(d):
         d.wait_stored_more(run, d.stored(run) + 50)  # batches of 50 are flowing: kill in the middle
         if frozen:  # freeze it first, so that a POST is certainly in flight when it dies
             os.kill(d.running_pid("aggregator"), signal.SIGSTOP)
-            wait_for(lambda: d.health()["inflight_lines"] > 120, 30, "a batch in flight, more queued", d.output)
+            wait_for(lambda: d.health()["inflight_lines"] > 120, 30, "a batch in flight, more queued",
+                     d.output)
         d.kill("aggregator")
         wait_for(d.aggregator_up, 30, "the aggregator restarted by the controller", d.output)
     d.wait_app_done(run, 1500)
@@ -537,7 +542,8 @@ def test_past_the_spool_bound_loss_is_counted_and_dead_lettered(d):
     finally:
         d.start_aggregator()
     (record,) = d.lost_records("tight")
-    assert record["source"] == "bound.log" and record["kind"] == "spool_full" and "spool full" in record["reason"]
+    assert record["source"] == "bound.log" and record["kind"] == "spool_full"
+    assert "spool full" in record["reason"]
     assert record["end"] == offsets[-1] and record["start"] in offsets
     lost = {n for n in range(5000) if offsets[n] >= record["start"]}
     shipped = set(range(5000)) - lost
@@ -556,8 +562,8 @@ def test_rejected_entries_are_dead_lettered_with_the_reason_and_the_rest_stored(
     bad = {n for n in range(100) if n % 10 == 3}
     rejected_before = d.metric("ship", "podvisor_logger_lines_rejected_total")
     path.write_bytes(b"".join(
-        (json.dumps({"message": f"seq {n}", "seq": n, "run": run, "timestamp": "yesterday at noon"}) + "\n").encode()
-        if n in bad else line(run, n) for n in range(100)))
+        (json.dumps({"message": f"seq {n}", "seq": n, "run": run, "timestamp": "yesterday at noon"})
+         + "\n").encode() if n in bad else line(run, n) for n in range(100)))
     d.expect_exactly_once(run, 100, seqs=set(range(100)) - bad)
     dead = [r for r in d.dead_letters() if r.get("run") == run]
     assert sorted(r["seq"] for r in dead) == sorted(bad)

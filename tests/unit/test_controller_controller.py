@@ -212,7 +212,7 @@ def test_an_operators_stop_of_one_program_survives_a_controller_restart(tmp_path
     assert user.app_next_start == float("inf") and product.sidecars["metrics"].next_start == float("inf")
 
 
-def test_a_step_that_finds_supervisord_shutting_down_freezes_that_runner(tmp_path, caplog):
+def test_a_step_that_finds_supervisord_shutting_down_freezes_every_runner(tmp_path, caplog):
     c = controller(tmp_path)
 
     def shutting_down():
@@ -222,7 +222,7 @@ def test_a_step_that_finds_supervisord_shutting_down_freezes_that_runner(tmp_pat
     with caplog.at_level(logging.INFO):
         c.step(c.runners["user"])
     assert c.runners["user"].frozen and c.runners["user"].snapshot()["phase"] == "Terminating"
-    assert "Traceback" not in caplog.text and not c.runners["product"].frozen
+    assert "Traceback" not in caplog.text and c.runners["product"].frozen and c.stopping.is_set()
 
 
 def test_a_step_that_fails_otherwise_is_logged_and_retried(tmp_path, caplog):

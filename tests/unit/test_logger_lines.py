@@ -9,7 +9,8 @@ def test_framer_holds_partial_line_until_newline():
     framer = LineFramer(100)
     assert [(x.offset, x.end, x.data) for x in framer.feed(b"one\ntw")] == [(0, 4, b"one")]
     assert framer.has_partial and framer.line_start == 4
-    assert [(x.offset, x.end, x.data) for x in framer.feed(b"o\nthree\n")] == [(4, 8, b"two"), (8, 14, b"three")]
+    lines = framer.feed(b"o\nthree\n")
+    assert [(x.offset, x.end, x.data) for x in lines] == [(4, 8, b"two"), (8, 14, b"three")]
     assert not framer.has_partial and framer.position == 14
 
 
@@ -40,7 +41,8 @@ def test_offsets_are_contiguous_including_empty_lines():
 def test_decode_keeps_json_objects_and_wraps_everything_else():
     line = RawLine(0, 1, b'{"message": "hi", "level": "warn", "status": 200}', 48)
     assert decode(line, stderr=False) == {"message": "hi", "level": "warn", "status": 200}
-    assert decode(RawLine(0, 1, b"plain text\r", 11), stderr=False) == {"message": "plain text", "level": "info"}
+    record = decode(RawLine(0, 1, b"plain text\r", 11), stderr=False)
+    assert record == {"message": "plain text", "level": "info"}
     assert decode(RawLine(0, 1, b"Traceback", 9), stderr=True) == {"message": "Traceback", "level": "error"}
     for not_object in (b"[1, 2]", b"42", b'"s"', b"{broken", b'{"a": NaN}', b"{" * 5000):
         assert decode(RawLine(0, 1, not_object, len(not_object)), False)["message"] == not_object.decode()
@@ -48,7 +50,8 @@ def test_decode_keeps_json_objects_and_wraps_everything_else():
 
 def test_decode_gives_json_without_message_or_level_a_usable_record():
     record = decode(RawLine(0, 1, b'{"event": "x", "level": 30}', 27), stderr=False)
-    assert record == {"event": "x", "message": '{"event": "x", "level": 30}', "level": "info", "app_level": 30}
+    assert record == {"event": "x", "message": '{"event": "x", "level": 30}', "level": "info",
+                      "app_level": 30}
     assert decode(RawLine(0, 1, b'{"message": {"k": 1}}', 21), False)["message"] == '{"k": 1}'
 
 
@@ -56,7 +59,8 @@ def test_decode_replaces_invalid_utf8_and_marks_truncation():
     record = decode(RawLine(0, 1, b"caf\xe9 \xff ok", 9), stderr=False)
     assert record["message"] == "caf\ufffd \ufffd ok"
     truncated = decode(RawLine(0, 1, b'{"message": "abc', 5000), stderr=False)
-    assert truncated == {"message": '{"message": "abc', "level": "info", "truncated": True, "original_bytes": 5000}
+    assert truncated == {"message": '{"message": "abc', "level": "info", "truncated": True,
+                         "original_bytes": 5000}
     json.dumps(record, ensure_ascii=False).encode()  # still encodable
 
 

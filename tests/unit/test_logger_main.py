@@ -1,4 +1,5 @@
-"""Settings and the process: bad config exits 2 naming the setting; aggregator down: up, retrying, clean stop."""
+"""Settings and the process: bad config exits 2 naming the setting; aggregator down: up, retrying,
+clean stop; a pod's tuning knobs from the spec."""
 import json
 import os
 import re
@@ -31,7 +32,8 @@ def test_settings_defaults(tmp_path):
     assert (settings.host, settings.port, settings.app_program) == ("127.0.0.1", 0, None)
     assert (settings.batch_lines, settings.batch_bytes, settings.flush_interval) == (1000, MIB, 0.2)
     assert (settings.poll_interval, settings.max_line_bytes, settings.grace_seconds) == (0.1, 64 * 1024, 25.0)
-    assert (settings.max_entry_bytes, settings.backoff_initial, settings.backoff_max) == (256 * 1024, 0.2, 10.0)
+    assert (settings.max_entry_bytes, settings.backoff_initial, settings.backoff_max) == (256 * 1024, 0.2,
+                                                                                          10.0)
     assert settings.spool_max_bytes == 256 * MIB
 
 
@@ -122,3 +124,25 @@ def test_runs_against_no_aggregator_retries_and_stops_promptly_on_sigterm(tmp_pa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_spec_sets_a_pods_tuning_knobs_and_refuses_the_rendered_ones(tmp_path):
+    from supervisord import render, spec
+    from supervisord.harness import load_spec_dict
+
+    data = load_spec_dict(None)
+    data["pods"]["user"]["logger_env"] = {"LOGGER_BATCH_LINES": 50, "LOGGER_BACKOFF_MAX": "0.5"}
+    stack = spec.from_dict(data)
+    conf = render.render_files(stack, tmp_path / "stack.conf")[tmp_path / "stack.conf"]
+    section = conf.split("[program:user-logger]")[1].split("\n[")[0]
+    environment = next(line for line in section.splitlines() if line.startswith("environment="))
+    assert 'LOGGER_BATCH_LINES="50"' in environment and 'LOGGER_BACKOFF_MAX="0.5"' in environment
+    assert "LOGGER_BATCH_LINES" not in conf.split("[program:product-logger]")[1].split("\n[")[0]
+    assert spec.from_dict(render.to_dict(stack)).pods[0].logger_env == {"LOGGER_BATCH_LINES": "50",
+                                                                         "LOGGER_BACKOFF_MAX": "0.5"}
+    for bad, message in [({"BATCH": "1"}, "must be a LOGGER_NAME = value pair"),
+                         ({"LOGGER_PORT": "1"}, "is set from the spec itself")]:
+        data["pods"]["user"]["logger_env"] = bad
+        with pytest.raises(spec.SpecError) as err:
+            spec.from_dict(data)
+        assert f"pod 'user': logger_env {next(iter(bad))!r}" in str(err.value) and message in str(err.value)

@@ -3,14 +3,13 @@ import gzip
 import json
 import logging
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from sidecars.logger.batcher import Item
 from sidecars.logger.deadletter import DeadLetter
 from sidecars.logger.fakes import FakeWaiter, RecordingTransport, unreachable
 from sidecars.logger.metrics import LoggerMetrics
-import pytest
-
 from sidecars.logger.sender import BACKOFF_CAP, Cancelled, Response, Sender
 
 

@@ -81,7 +81,8 @@ def test_spool_bound_is_enforced_and_the_loss_accounted(tmp_path):
     assert first["lost"] is True and first["end"] == size and first["source"] == "app.stdout.log"
     assert "spool full" in first["reason"] and first["bytes"] == size - first["start"] > 0
     assert first["kind"] == "spool_full"
-    assert pipeline.metrics.registry.get_sample_value("podvisor_logger_losses_total", {"kind": "spool_full"}) == 1
+    registry = pipeline.metrics.registry
+    assert registry.get_sample_value("podvisor_logger_losses_total", {"kind": "spool_full"}) == 1
     assert _metric(pipeline, "lost_bytes_total") == first["bytes"]
     assert pipeline.tailer.tails == {}  # the fd is released: the disk space comes back
     # The part that was read but never acknowledged is lost too once the process dies; the next
