@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, request
 
@@ -31,8 +32,21 @@ def legacy_logs() -> Response:
     limit = parse_limit(request.args)
     page = fetch(state.store, query, order="desc", after=None, limit=limit,
                  metrics=state.metrics, endpoint="logs")
-    bodies = [body for _seq, body in reversed(page.rows)]
-    return Response("[" + ",".join(bodies) + "]", mimetype="application/json")
+    # The newest entries by arrival, then in time order: lines from several pods arrive in
+    # batches, so arrival order alone can put one pod's earlier line after another's later one.
+    rows = sorted(page.rows, key=_time_order)
+    return Response("[" + ",".join(body for _seq, body in rows) + "]", mimetype="application/json")
+
+
+def _time_order(row: tuple[int, str]) -> tuple[float, int]:
+    seq, body = row
+    try:
+        moment = datetime.fromisoformat(json.loads(body)["timestamp"])
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp(), seq
+    except (ValueError, KeyError, TypeError):  # validated at ingest; arrival order as a fallback
+        return float("inf"), seq
 
 
 @bp.get("/api/v1/logs")

@@ -59,6 +59,13 @@ def test_legacy_logs_default_limit_and_chronological_order(client, token):
     assert ids(get(client, "/logs?limit=3").json) == ["user:abc:147", "user:abc:148", "user:abc:149"]
 
 
+def test_legacy_logs_orders_a_page_by_timestamp_not_arrival(client, token):
+    # Two pods' batches arrive out of time order: the page is still chronological.
+    seed(client, token, [entry(0, timestamp="2026-01-01T10:00:02Z", message="later, sent first"),
+                         entry(1, timestamp="2026-01-01T11:00:01+01:00", message="earlier, sent second")])
+    assert [e["message"] for e in get(client, "/logs").json] == ["earlier, sent second", "later, sent first"]
+
+
 def test_legacy_logs_limit_is_capped_and_validated(client, token):
     seed(client, token, [entry(i) for i in range(1005)])
     assert len(get(client, "/logs?limit=5000").json) == 1000
