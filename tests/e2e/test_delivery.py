@@ -294,6 +294,8 @@ def healthy(d):
     for program in ("aggregator", "ship-logger", "tight-logger"):
         if d.state(program) not in ("RUNNING", "STARTING"):
             d.stack.rpc.start(program)
+        elif pid := d.running_pid(program):
+            os.kill(pid, signal.SIGCONT)  # in case a scenario failed while it was frozen
     wait_for(d.aggregator_up, 30, "the aggregator up", d.output)
     for pod in ("ship", "tight"):
         wait_for(lambda pod=pod: d.health(pod)["state"] == "running", 30, f"{pod} logger up", d.output)
