@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -53,8 +54,9 @@ class AppWatcher:
                 failures = 0
             except Exception as exc:  # xmlrpc Fault (BAD_NAME), socket errors, ...
                 failures += 1
-                name = _classify(exc, failures)
-                log.warning("asking supervisord for %s failed (%s)", self._program, exc)
+                name = _classify(exc, failures, self._program)
+                if "SHUTDOWN_STATE" not in str(getattr(exc, "faultString", "")):
+                    log.warning("asking supervisord for %s failed (%s)", self._program, exc)
             if name not in ALIVE_STATES and name != "?":
                 log.info("app %s is %s: draining the last lines", self._program, name)
                 self._stopped.set()
@@ -62,8 +64,28 @@ class AppWatcher:
             self._quit.wait(self._interval)
 
 
-def _classify(exc: Any, failures: int) -> str:
-    fault = getattr(exc, "faultString", "")
-    if "BAD_NAME" in str(fault):
+def _classify(exc: Any, failures: int, program: str = "") -> str:
+    fault = str(getattr(exc, "faultString", ""))
+    if "BAD_NAME" in fault:
         return "UNKNOWN"
+    if "SHUTDOWN_STATE" in fault:
+        # supervisord answers nothing while it shuts down: look at the processes themselves.
+        return "RUNNING" if program_alive(program) else "STOPPED"
     return "UNKNOWN" if failures >= UNREACHABLE_LIMIT else "?"
+
+
+def program_alive(program: str, env: Mapping[str, str] | None = None) -> bool:
+    """Whether a live (not zombie) process was started as `program` by our supervisord: every
+    child inherits SUPERVISOR_SERVER_URL and SUPERVISOR_PROCESS_NAME from it."""
+    import psutil
+
+    server = (env if env is not None else os.environ).get("SUPERVISOR_SERVER_URL")
+    for proc in psutil.process_iter():
+        try:
+            penv = proc.environ()
+            if (penv.get("SUPERVISOR_PROCESS_NAME") == program and penv.get("SUPERVISOR_SERVER_URL") == server
+                    and proc.status() != psutil.STATUS_ZOMBIE):
+                return True
+        except psutil.Error:  # gone, or not ours to read
+            continue
+    return False

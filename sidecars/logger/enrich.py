@@ -13,12 +13,16 @@ Added: `service_name`, `environment`, `pod`, `host`, `source`, `id`, and `timest
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
+_quote = encode_basestring_ascii  # a JSON string literal, in C (json.dumps builds an encoder per call)
+_OURS = ("service_name", "environment", "pod", "host", "source", "id")
 _ROTATION_SUFFIX = re.compile(r"^(?P<base>.+\.log)[.-]\d[\w.-]*$")
 
 
@@ -46,7 +50,27 @@ class Enricher:
                  wall: Callable[[], float] = time.time) -> None:
         self._pod = pod
         self._fixed = {"service_name": service_name, "environment": environment, "pod": pod, "host": host}
+        self._fixed_json = "," + json.dumps(self._fixed, ensure_ascii=False, separators=(",", ":"))[1:-1]
         self._wall = wall
+
+    def entry_id(self, file_key: str, offset: int) -> str:
+        return entry_id(self._pod, file_key, offset)
+
+    def splice(self, record: dict[str, Any], text: str | None, source: str, eid: str) -> str | None:
+        """The enriched entry as JSON text by appending our fields to the line's own `text` (the
+        exact JSON of `record`), or None when enrich() has more to do than append: a collision
+        with our fields, a missing or non-string timestamp, an empty object. Same entry as
+        encoding enrich()'s record, at a fraction of the cost; call enrich() as well."""
+        if text is None or not record:
+            return None
+        stamp = record.get("timestamp")
+        if type(stamp) is not str or not stamp:
+            return None
+        for name in _OURS:
+            if name in record:
+                return None
+        return (text[:-1] + self._fixed_json + ',"source":' + _quote(source)
+                + ',"id":' + _quote(eid) + "}")
 
     def enrich(self, record: dict[str, Any], source: str, file_key: str, offset: int) -> dict[str, Any]:
         """Return `record` with our fields set (modified in place)."""

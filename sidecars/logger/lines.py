@@ -101,34 +101,48 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+# Built once: json.loads(..., parse_constant=...) builds a new decoder for every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def decode(line: RawLine, stderr: bool) -> dict[str, Any]:
     """Turn a framed line into a record: a JSON object is kept, anything else is wrapped."""
+    return decode_text(line, stderr)[0]
+
+
+def decode_text(line: RawLine, stderr: bool) -> tuple[dict[str, Any], str | None]:
+    """The record, and the line's own JSON text when the record is exactly that object (so the
+    enricher may append its fields to the text instead of encoding the record again)."""
     text = line.data.decode("utf-8", errors="replace")
     if text.endswith("\r"):
         text = text[:-1]
     if not line.truncated and text.lstrip()[:1] == "{":
         try:
-            obj = json.loads(text, parse_constant=_reject_constant)
+            obj = _DECODER.decode(text)
         except (ValueError, RecursionError):
             obj = None
         if isinstance(obj, dict):
+            unchanged = True
             message = obj.get("message")
             if message is None:
                 # The wire format needs a string message; the raw line keeps it searchable.
                 obj["message"] = text
+                unchanged = False
             elif not isinstance(message, str):
                 obj["message"] = json.dumps(message, ensure_ascii=False)
+                unchanged = False
             level = obj.get("level")
             if not isinstance(level, str):
                 if level is not None:  # e.g. pino's numeric levels: keep them, but level must be text
                     obj.setdefault("app_level", level)
                 obj["level"] = "error" if stderr else "info"
-            return obj
+                unchanged = False
+            return obj, (text.strip() if unchanged else None)
     record: dict[str, Any] = {"message": text, "level": "error" if stderr else "info"}
     if line.truncated:
         record["truncated"] = True
         record["original_bytes"] = line.length
-    return record
+    return record, None
 
 
 # Fields kept when an entry's other fields alone are too big to fit: ours, and the short ones the

@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             watcher.close()
         pipeline.close()
         server.stop()
+        # Done: a later SIGTERM (supervisord signals in its turn what the pod controller already
+        # stopped) must not kill the exiting interpreter, which resets Python handlers to default.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return status
 
 

@@ -25,7 +25,7 @@ from .batcher import Batcher, Item
 from .checkpoint import CheckpointStore
 from .deadletter import DeadLetter
 from .enrich import Enricher
-from .lines import RawLine, decode, fit
+from .lines import RawLine, decode_text, fit
 from .metrics import LoggerMetrics
 from .sender import BatchResult, Cancelled, EventWaiter, Sender, Transport, Waiter
 from .settings import Settings
@@ -181,10 +181,17 @@ class Pipeline:
         return did
 
     def run(self, stop: threading.Event) -> None:
-        """Step until `stop` is set, sleeping a poll interval whenever there was nothing to do."""
+        """Step until `stop` is set, sleeping a poll interval whenever there was nothing to do
+        (the longer idle interval once nothing has come for about a second: less CPU at rest)."""
+        idle_since = None
         while not stop.is_set():
-            if not self.step():
-                stop.wait(self.settings.poll_interval)
+            if self.step():
+                idle_since = None
+                continue
+            now = self._clock()
+            idle_since = now if idle_since is None else idle_since
+            resting = now - idle_since >= 1.0
+            stop.wait(self.settings.idle_poll_interval if resting else self.settings.poll_interval)
 
     def shutdown(self, deadline: float, app_running: Callable[[], bool] | None = None) -> int:
         """Drain before exit (see main.py); 0 when nothing is left unshipped that could be shipped."""
@@ -244,15 +251,23 @@ class Pipeline:
         truncated = 0
         limit = self.settings.max_entry_bytes
         for tail, raw in lines:
-            record = self.enricher.enrich(decode(raw, tail.stderr), tail.source, tail.ident.key, raw.offset)
-            payload = _dumps(record)
+            record, text = decode_text(raw, tail.stderr)
+            entry_id = self.enricher.entry_id(tail.ident.key, raw.offset)
+            spliced = self.enricher.splice(record, text, tail.source, entry_id)
+            if spliced is not None:  # the common case: one append, no re-encoding
+                payload = _encode(spliced)
+            else:
+                record = self.enricher.enrich(record, tail.source, tail.ident.key, raw.offset)
+                payload = _dumps(record)
             # Escaping non-ASCII can triple the size the aggregator measures: check precisely only then.
             if len(payload) > limit or (3 * len(payload) > limit and not payload.isascii()):
+                if spliced is not None:
+                    record = self.enricher.enrich(record, tail.source, tail.ident.key, raw.offset)
                 fitted = fit(record, limit, raw.data.decode("utf-8", errors="replace"), raw.length)
                 if fitted is not record:
                     record, payload = fitted, _dumps(fitted)
                     truncated += not raw.truncated
-            item = Item(record["id"], tail.ident.key, raw.end, payload, now)
+            item = Item(entry_id, tail.ident.key, raw.end, payload, now)
             self.batcher.add(item)
             self._inflight.append(item)
             self._inflight_bytes += item.size
@@ -329,3 +344,10 @@ def _dumps(record: dict[str, Any]) -> bytes:
         return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
     except UnicodeEncodeError:  # a lone surrogate from a \\ud800 escape: escaped output stays valid
         return json.dumps(record, separators=(",", ":")).encode()
+
+
+def _encode(text: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # cannot happen for text decoded with errors="replace"; be safe
+        return text.encode("utf-8", "replace")

@@ -12,6 +12,7 @@ Tuning knobs:
   LOGGER_BATCH_BYTES          1 MiB  uncompressed JSON bytes per POST at most (one bigger entry goes alone)
   LOGGER_FLUSH_INTERVAL       0.2    seconds an entry may wait for its batch to fill
   LOGGER_POLL_INTERVAL        0.1    seconds between directory scans when idle (stat only)
+  LOGGER_IDLE_POLL_INTERVAL   0.25   seconds between scans after a second with nothing new
   LOGGER_MAX_LINE_BYTES       64 KiB longer lines are stored truncated, with a marker
   LOGGER_MAX_ENTRY_BYTES      256 KiB largest entry (as the aggregator measures it: compact ASCII JSON);
                                      keep it <= AGGREGATOR_MAX_ENTRY_BYTES. A bigger entry has its
@@ -67,6 +68,7 @@ class Settings:
     batch_bytes: int = MIB
     flush_interval: float = 0.2
     poll_interval: float = 0.1
+    idle_poll_interval: float = 0.25
     max_line_bytes: int = 64 * KIB
     max_entry_bytes: int = 256 * KIB
     backoff_initial: float = 0.2
@@ -107,6 +109,7 @@ class Settings:
             batch_bytes=_int(env, "LOGGER_BATCH_BYTES", MIB, KIB, 1024 * MIB),
             flush_interval=_float(env, "LOGGER_FLUSH_INTERVAL", 0.2, 0.0),
             poll_interval=_float(env, "LOGGER_POLL_INTERVAL", 0.1, 0.001),
+            idle_poll_interval=_float(env, "LOGGER_IDLE_POLL_INTERVAL", 0.25, 0.001),
             max_line_bytes=_int(env, "LOGGER_MAX_LINE_BYTES", 64 * KIB, 64, 64 * MIB),
             max_entry_bytes=_int(env, "LOGGER_MAX_ENTRY_BYTES", 256 * KIB, 4 * KIB, 1024 * MIB),
             backoff_initial=_float(env, "LOGGER_BACKOFF_INITIAL", 0.2, 0.001),
