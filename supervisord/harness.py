@@ -7,6 +7,7 @@ fails when any process the stack spawned is still alive.
 from __future__ import annotations
 
 import copy
+import http.client
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import tempfile
 import time
 import tomllib
 import uuid
+import xmlrpc.client
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,7 +103,8 @@ class StackHandle:
         self.conf = self.root / "stack.conf"
         self.stack_id = uuid.uuid4().hex
         self.proc: subprocess.Popen | None = None
-        self.rpc = SupervisorRPC(f"unix://{state}/supervisor.sock")
+        self.rpc_url = f"unix://{state}/supervisor.sock"
+        self.rpc = SupervisorRPC(self.rpc_url)
         host = self.spec.host
         self.aggregator_url = f"http://{host}:{self.spec.aggregator_port}"
         self.controller_url = f"http://{host}:{self.spec.controller_port}"
@@ -144,6 +147,10 @@ class StackHandle:
     def wait_ready(self, timeout: float = 60.0) -> None:
         def ready() -> bool:
             self._check_alive()
+            try:  # like supervisorctl: also wakes supervisord's 1 s poll loop for its first spawns
+                SupervisorRPC(self.rpc_url).state()  # a fresh connection: a failed one is not reusable
+            except (OSError, xmlrpc.client.Error, http.client.HTTPException):
+                return False  # its socket is not there yet
             if requests.get(self.aggregator_url + "/health", timeout=1).status_code != 200:
                 return False
             return requests.get(self.controller_url + "/ready", timeout=1).status_code == 200

@@ -187,7 +187,7 @@ class PodRunner:
         self._keep_app(infos[self.programs["app"]], now)
         with self.lock:
             self._update_status()
-        waits = [0.5] + [s.next_at - now for s in self.probe_states.values()]
+        waits = [0.5] + [s.next_at - now for s in self._active_probes()]
         starts = [self.app_next_start] + [k.next_start for k in self.sidecars.values()]
         waits += [t - now for t in starts if t > now]
         return max(0.02, min(waits))
@@ -247,10 +247,20 @@ class PodRunner:
                 self.probe_states[kind] = probes.ProbeState(probe, now)
         log.info("pod %s: app running with pid %s", self.pod.name, pid)
 
-    def _probe_app(self, now: float) -> None:
+    def _active_kinds(self) -> tuple[str, ...]:
+        """The startup probe alone until it passes, then liveness and readiness (Kubernetes' order)."""
         startup = self.probe_states.get("startup")
-        kinds = ("startup",) if startup is not None and not startup.passing else ("liveness", "readiness")
-        due = [(kind, state) for kind in kinds
+        return ("startup",) if startup is not None and not startup.passing else ("liveness", "readiness")
+
+    def _active_probes(self) -> list[probes.ProbeState]:
+        """Probe states that will run: a passed startup probe is never due again, and waiting for
+        its stale next_at would spin the pod thread (a reconcile, an RPC and a /proc scan per 20 ms)."""
+        if not self.app_launched:
+            return []
+        return [s for kind in self._active_kinds() if (s := self.probe_states.get(kind)) is not None]
+
+    def _probe_app(self, now: float) -> None:
+        due = [(kind, state) for kind in self._active_kinds()
                if (state := self.probe_states.get(kind)) is not None and state.due(now)]
         if not due:
             return

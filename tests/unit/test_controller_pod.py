@@ -230,6 +230,21 @@ def test_startup_probe_gates_readiness_and_liveness():
     assert r.snapshot()["ready"] is True and r.snapshot()["containers_ready"] == 3
 
 
+def test_a_running_pod_sleeps_until_its_next_probe_not_on_a_passed_startup_probe():
+    # A passed startup probe is never due again; its stale time must not make the thread spin.
+    pod = make_pod(startup_probe=Probe(http_get="/startup", period_seconds=0.1, failure_threshold=10),
+                   readiness_probe=Probe(http_get="/ready", period_seconds=2.0),
+                   liveness_probe=Probe(http_get="/live", period_seconds=2.0))
+    r = rig(pod)
+    r.start_pod()
+    for _ in range(3):
+        r.clock.advance(0.1)
+        r.tick()
+    assert r.snapshot()["probes"]["startup"]["passing"] is True
+    r.clock.advance(5.0)  # the startup probe's next time is long past
+    assert r.runner.tick() >= 0.5
+
+
 def test_startup_probe_failure_threshold_kills_the_app():
     r = rig(make_pod(startup_probe=Probe(http_get="/startup", period_seconds=1.0, failure_threshold=2)))
     r.prober.answer("/startup", APP_PORT, False)
