@@ -122,7 +122,7 @@ class CheckpointStore:
         except FileNotFoundError:
             pass  # the first save
         os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
     @staticmethod
     def _parse(raw: bytes) -> IdentityRegistry:
@@ -151,11 +151,11 @@ class CheckpointStore:
         except OSError as exc:
             log.error("could not move corrupt checkpoint %s aside: %s", path, exc)
             return None
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return target
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checkpoint import fsync_dir
+
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(?P<key>[0-9a-f]{16})-(?P<name>.+)$")
@@ -72,7 +74,7 @@ class Spool:
         if not self._link(fd, path, target) and not self._copy(fd, target):
             return None
         self._used += max(size, os.stat(target).st_size)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return target
 
     def release(self, path: Path) -> None:
@@ -134,10 +136,3 @@ def _unlink(path: Path) -> None:
     except FileNotFoundError:
         pass
 
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -9,16 +9,7 @@ import pytest
 
 from aggregator.app import create_app
 from aggregator.auth import COOKIE_NAME, TokenFileError, load_or_create_token
-from tests.unit.test_aggregator_fixtures import (  # noqa: F401 - fixtures
-    app,
-    client,
-    entry,
-    make_settings,
-    post,
-    state_of,
-    token,
-    token_of,
-)
+from tests.unit.test_aggregator_fixtures import entry, make_settings, post, state_of, token_of
 
 
 def test_token_file_is_created_0600_and_reused(tmp_path: Path):

@@ -6,16 +6,7 @@ import json
 from pathlib import Path
 
 from aggregator.app import create_app
-from tests.unit.test_aggregator_fixtures import (  # noqa: F401 - fixtures
-    app,
-    client,
-    entry,
-    make_settings,
-    post,
-    state_of,
-    token,
-    token_of,
-)
+from tests.unit.test_aggregator_fixtures import entry, make_settings, post, state_of, token_of
 
 
 def stored_ids(client, token) -> list[str]:

@@ -9,16 +9,7 @@ import pytest
 from aggregator.app import create_app
 from aggregator.query import CursorCodec, fts_expression
 from aggregator.store import Store
-from tests.unit.test_aggregator_fixtures import (  # noqa: F401 - fixtures
-    app,
-    client,
-    entry,
-    make_settings,
-    post,
-    state_of,
-    token,
-    token_of,
-)
+from tests.unit.test_aggregator_fixtures import entry, make_settings, post, state_of, token_of
 
 
 def seed(client, token, entries):

@@ -11,14 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from aggregator.schema import SchemaError
 from aggregator.store import QueryTimeout, Store, StoreUnavailable
 from aggregator.validation import validate
-from tests.unit.test_aggregator_fixtures import (  # noqa: F401 - fixtures
-    app,
-    client,
-    entry,
-    post,
-    state_of,
-    token,
-)
+from tests.unit.test_aggregator_fixtures import entry, post, state_of
 
 
 @pytest.fixture

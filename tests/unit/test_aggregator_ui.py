@@ -10,16 +10,7 @@ import pytest
 from aggregator import ui
 from aggregator.app import create_app
 from aggregator.security import CONTENT_SECURITY_POLICY
-from tests.unit.test_aggregator_fixtures import (  # noqa: F401 - fixtures
-    app,
-    client,
-    entry,
-    make_settings,
-    post,
-    state_of,
-    token,
-    token_of,
-)
+from tests.unit.test_aggregator_fixtures import entry, make_settings, post, state_of, token_of
 
 STATIC = Path(ui.__file__).resolve().parent / "static"
 

@@ -41,7 +41,8 @@ def test_render_check_fails_on_drift(tmp_path):
 @pytest.mark.parametrize("mutate, message", [
     (lambda d: d["pods"]["user"].update(prot=1), "pod 'user': key 'prot' is unknown"),
     (lambda d: d["pods"]["user"].pop("command"), "pod 'user': key 'command' is missing"),
-    (lambda d: d["pods"]["product"].update(port=3000), "pod 'product': key 'port' port 3000 clashes with pod 'user' port"),
+    (lambda d: d["pods"]["product"].update(port=3000),
+     "pod 'product': key 'port' port 3000 clashes with pod 'user' port"),
     (lambda d: d["pods"]["user"].update(port="3000"), "pod 'user': key 'port' must be int"),
     (lambda d: d["pods"]["user"].update(port=70000), "pod 'user': key 'port' must be a port 1-65535"),
     (lambda d: d["pods"]["user"].update(restart_policy="sometimes"), "pod 'user': key 'restart_policy' must be one of"),
