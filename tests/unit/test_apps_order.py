@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,14 +15,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from apps import order, product, user
-from apps.common.jsonlog import open_log_handler
-from apps.common.requestid import RequestIdFilter
 from apps.common.settings import Settings
 from apps.upstream import UpstreamResponse, UpstreamUnavailable
+from tests.unit.apps_logging import ReadLog, captured_log
 
 USERS_URL = "http://users.test"
 PRODUCTS_URL = "http://products.test"
-ReadLog = Callable[[], list[dict]]
 
 
 class AppTransport:
@@ -83,16 +79,8 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def read_log(settings: Settings) -> Iterator[ReadLog]:
-    handler = open_log_handler(settings.log_file)
-    handler.addFilter(RequestIdFilter())
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield lambda: [json.loads(line) for line in settings.log_file.read_text().splitlines()]
-    root.removeHandler(handler)
-    root.setLevel(old_level)
-    handler.close()
+    with captured_log(settings.log_file) as read:
+        yield read
 
 
 def assert_json_error(response, status: int) -> dict:

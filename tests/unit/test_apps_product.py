@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,11 +12,8 @@ from flask.testing import FlaskClient
 
 from apps import product
 from apps.common.db import Database
-from apps.common.jsonlog import open_log_handler
-from apps.common.requestid import RequestIdFilter
 from apps.common.settings import Settings
-
-ReadLog = Callable[[], list[dict]]
+from tests.unit.apps_logging import ReadLog, captured_log
 
 
 @pytest.fixture
@@ -38,16 +33,8 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def read_log(settings: Settings) -> Iterator[ReadLog]:
-    handler = open_log_handler(settings.log_file)
-    handler.addFilter(RequestIdFilter())
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield lambda: [json.loads(line) for line in settings.log_file.read_text().splitlines()]
-    root.removeHandler(handler)
-    root.setLevel(old_level)
-    handler.close()
+    with captured_log(settings.log_file) as read:
+        yield read
 
 
 def assert_json_error(response, status: int) -> str:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,11 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from apps import user
-from apps.common.jsonlog import open_log_handler
-from apps.common.requestid import RequestIdFilter
 from apps.common.settings import Settings
-
-ReadLog = Callable[[], list[dict]]
+from tests.unit.apps_logging import ReadLog, captured_log
 
 
 @pytest.fixture
@@ -39,17 +34,8 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def read_log(settings: Settings) -> Iterator[ReadLog]:
-    """Log to settings.log_file the way main() does; returns a reader of the parsed lines."""
-    handler = open_log_handler(settings.log_file)
-    handler.addFilter(RequestIdFilter())
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield lambda: [json.loads(line) for line in settings.log_file.read_text().splitlines()]
-    root.removeHandler(handler)
-    root.setLevel(old_level)
-    handler.close()
+    with captured_log(settings.log_file) as read:
+        yield read
 
 
 def assert_json_error(response, status: int) -> str:
