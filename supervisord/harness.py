@@ -7,7 +7,6 @@ fails when any process the stack spawned is still alive.
 from __future__ import annotations
 
 import copy
-import http.client
 import os
 import signal
 import socket
@@ -103,8 +102,7 @@ class StackHandle:
         self.conf = self.root / "stack.conf"
         self.stack_id = uuid.uuid4().hex
         self.proc: subprocess.Popen | None = None
-        self.rpc_url = f"unix://{state}/supervisor.sock"
-        self.rpc = SupervisorRPC(self.rpc_url)
+        self.rpc = SupervisorRPC(f"unix://{state}/supervisor.sock")
         host = self.spec.host
         self.aggregator_url = f"http://{host}:{self.spec.aggregator_port}"
         self.controller_url = f"http://{host}:{self.spec.controller_port}"
@@ -148,8 +146,8 @@ class StackHandle:
         def ready() -> bool:
             self._check_alive()
             try:  # like supervisorctl: also wakes supervisord's 1 s poll loop for its first spawns
-                SupervisorRPC(self.rpc_url).state()  # a fresh connection: a failed one is not reusable
-            except (OSError, xmlrpc.client.Error, http.client.HTTPException):
+                self.rpc.state()
+            except (OSError, xmlrpc.client.Error):
                 return False  # its socket is not there yet
             if requests.get(self.aggregator_url + "/health", timeout=1).status_code != 200:
                 return False

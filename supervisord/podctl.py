@@ -152,7 +152,16 @@ class Client:
         """Poll until every named pod (default: every pod expected to serve) is Ready (or, for a job,
         Succeeded), one Failed for good, or the deadline passes; returns (ok, what is not ready)."""
         while True:
-            pods = [p for p in self.pods() if (p["pod"] in names if names is not None else expected_ready(p))]
+            try:
+                everything = self.pods()
+            except Unreachable:
+                # Right after `supervisord -c ...` the controller is not listening yet: keep asking
+                # until the deadline, then report it unreachable (exit 4).
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+                continue
+            pods = [p for p in everything if (p["pod"] in names if names is not None else expected_ready(p))]
             failed = [f'{p["pod"]} ({p["status"]})' for p in pods if p["phase"] == "Failed"]
             if failed:
                 return False, ", ".join(failed)

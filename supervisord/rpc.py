@@ -1,6 +1,7 @@
 """A thread-safe handle on supervisord's XML-RPC interface over its unix socket."""
 from __future__ import annotations
 
+import http.client
 import threading
 import xmlrpc.client
 from typing import Any, Protocol
@@ -37,31 +38,44 @@ class SupervisorRPC:
             self._local.proxy = proxy
         return proxy.supervisor
 
+    def _call(self, method: str, *args: Any) -> Any:
+        """One XML-RPC call. A failed connection is dropped (http.client cannot reuse it: the next
+        call would fail with CannotSendRequest) and reported as a ConnectionError, an OSError."""
+        try:
+            return getattr(self.proxy, method)(*args)
+        except xmlrpc.client.Fault:
+            raise
+        except (OSError, http.client.HTTPException, xmlrpc.client.ProtocolError) as exc:
+            self._local.proxy = None
+            if isinstance(exc, OSError):
+                raise
+            raise ConnectionError(f"supervisord at {self.serverurl}: {exc!r}") from exc
+
     def all_info(self) -> dict[str, dict[str, Any]]:
-        return {info["name"]: info for info in self.proxy.getAllProcessInfo()}
+        return {info["name"]: info for info in self._call("getAllProcessInfo")}
 
     def info(self, name: str) -> dict[str, Any]:
-        return self.proxy.getProcessInfo(name)
+        return self._call("getProcessInfo", name)
 
     def start(self, name: str, wait: bool = True) -> None:
         try:
-            self.proxy.startProcess(name, wait)
+            self._call("startProcess", name, wait)
         except xmlrpc.client.Fault as fault:
             if "ALREADY_STARTED" not in fault.faultString:
                 raise
 
     def stop(self, name: str, wait: bool = True) -> None:
         try:
-            self.proxy.stopProcess(name, wait)
+            self._call("stopProcess", name, wait)
         except xmlrpc.client.Fault as fault:
             if "NOT_RUNNING" not in fault.faultString:
                 raise
 
     def state(self) -> str:
-        return self.proxy.getState()["statename"]
+        return self._call("getState")["statename"]
 
     def pid(self) -> int:
-        return self.proxy.getPID()
+        return self._call("getPID")
 
     def send_remote(self, kind: str, data: str) -> None:
-        self.proxy.sendRemoteCommEvent(kind, data)
+        self._call("sendRemoteCommEvent", kind, data)

@@ -148,8 +148,18 @@ def test_every_command_exits_4_when_supervisord_cannot_be_reached(podvisor_facto
     stack = podvisor_factory(start=False)
     stack.root.mkdir(parents=True, exist_ok=True)
     render.write_files(render.render_files(stack.spec, stack.conf, harness.bin_dir()))  # a conf, nobody home
-    commands = (["status"], ["status", "--json"], ["stop", "user"], ["restart", "--all"], ["wait", "--ready"])
+    commands = (["status"], ["status", "--json"], ["stop", "user"], ["restart", "--all"],
+                ["wait", "--ready", "--timeout", "1"])
     for args in commands:
         result = stack.podctl(*args, timeout=30)
         assert result.returncode == EXIT_UNREACHABLE, (args, ok(result))
         assert "cannot reach supervisord" in result.stderr, (args, ok(result))
+
+
+def test_wait_ready_right_after_supervisord_starts_waits_for_the_controller(podvisor_factory):
+    # `supervisord -c stack.conf && podctl wait --ready`: the controller is not listening yet.
+    stack = podvisor_factory(start=False)
+    stack.start(wait_ready=False)
+    waited = stack.podctl("wait", "--ready", "--timeout", "60")
+    assert waited.returncode == EXIT_OK, ok(waited)
+    assert all(p["ready"] for p in stack.pods().values())
