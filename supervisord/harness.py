@@ -44,6 +44,17 @@ def free_port() -> int:
             return port
 
 
+def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM a child process and reap it; SIGKILL if it is still there after `timeout`."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, output: Callable[[], str] = lambda: "",
              interval: float = 0.05) -> Any:
     """Poll until `predicate()` is truthy; on timeout fail with `what` and the stack's output."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from supervisord.bench.report import Progress, ScenarioResult
 from supervisord.bench.sizes import Sizes
 from supervisord.bench.stacks import Stacks
+from supervisord.harness import terminate
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,4 @@ def child(argv: list[str], log: Path, **kwargs: object) -> Iterator[subprocess.P
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc)

@@ -20,7 +20,7 @@ import pytest
 import requests
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
-from supervisord.harness import StackHandle, free_port
+from supervisord.harness import StackHandle, free_port, terminate
 from supervisord.prometheus import alerts
 
 pytestmark = pytest.mark.e2e
@@ -144,12 +144,7 @@ def prometheus(stack: StackHandle, tmp_path_factory: pytest.TempPathFactory) -> 
         server.wait(lambda: requests.get(url + "/-/ready", timeout=2).status_code == 200, "prometheus ready")
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(15)
+        terminate(proc, 15)
 
 
 def endpoints(stack: StackHandle, kind: str) -> dict[str, str]:

@@ -14,6 +14,8 @@ from flask.testing import FlaskClient
 from aggregator.app import create_app
 from aggregator.settings import Settings
 from aggregator.state import EXTENSION_KEY, AggregatorState
+from aggregator.store import Store
+from aggregator.validation import validate
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -77,3 +79,18 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def token(app: Flask) -> str:
     return token_of(app)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A bare store (no app) in tmp_path."""
+    db = Store(str(tmp_path / "logs.db"))
+    yield db
+    db.close()
+
+
+def insert_entries(store: Store, entries: list[dict]) -> None:
+    """Validate `entries` as ingest does (all must be valid) and store them."""
+    batch = validate(entries, 1 << 20, 0)
+    assert not batch.errors, batch.errors
+    store.insert(batch.rows)

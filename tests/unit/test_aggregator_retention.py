@@ -5,29 +5,13 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from aggregator.metrics import Metrics
 from aggregator.retention import Retention, RetentionWorker
 from aggregator.store import Store, used_bytes
 from aggregator.timestamps import iso_to_ms
-from aggregator.validation import validate
-from tests.unit.test_aggregator_fixtures import entry
+from tests.unit.test_aggregator_fixtures import entry, insert_entries
 
 NOW = iso_to_ms("2024-05-20T00:00:00Z") / 1000
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    db = Store(str(tmp_path / "logs.db"))
-    yield db
-    db.close()
-
-
-def insert(store: Store, entries: list[dict]) -> None:
-    batch = validate(entries, 1 << 20, 0)
-    assert not batch.errors
-    store.insert(batch.rows)
 
 
 def stored_ids(store: Store) -> list[str]:
@@ -39,7 +23,7 @@ def test_age_retention_deletes_only_entries_older_than_the_limit(store):
            for i in range(2500)]
     new = [entry(10_000 + i, timestamp="2024-05-19T12:00:00Z", message=f"recent {i}")
            for i in range(10)]
-    insert(store, new[:5] + old + new[5:])
+    insert_entries(store, new[:5] + old + new[5:])
     metrics = Metrics()
     retention = Retention(store, max_age_days=7, max_bytes=0, chunk_rows=400,
                           clock=lambda: NOW, metrics=metrics)
@@ -59,7 +43,7 @@ def test_size_retention_deletes_oldest_first_until_under_the_limit(store):
     # Insertion order differs from time order: retention goes by timestamp.
     entries = [entry(i, timestamp=f"2024-05-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z",
                      message=f"{filler} {i}") for i in range(3000)]
-    insert(store, entries[1500:] + entries[:1500])
+    insert_entries(store, entries[1500:] + entries[:1500])
     with store.read() as conn:
         before = used_bytes(conn)
     limit = before // 2
@@ -75,7 +59,7 @@ def test_size_retention_deletes_oldest_first_until_under_the_limit(store):
 
 
 def test_retention_worker_runs_on_its_interval_and_stops(store):
-    insert(store, [entry(1, timestamp="2020-01-01T00:00:00Z")])
+    insert_entries(store, [entry(1, timestamp="2020-01-01T00:00:00Z")])
     metrics = Metrics()
     retention = Retention(store, max_age_days=1, max_bytes=0, clock=lambda: NOW, metrics=metrics)
     worker = RetentionWorker(retention, interval=0.01)
@@ -106,13 +90,13 @@ class _PausingStore(Store):
 def test_ingest_is_not_blocked_by_a_retention_pass_in_progress(tmp_path: Path):
     store = _PausingStore(str(tmp_path / "logs.db"))
     try:
-        insert(store, [entry(i, timestamp="2024-05-01T00:00:00Z") for i in range(2000)])
+        insert_entries(store, [entry(i, timestamp="2024-05-01T00:00:00Z") for i in range(2000)])
         done = threading.Event()
 
         def ingest_meanwhile() -> None:
             # Called after the first chunk of 100 deletions, while 1,900 old entries remain.
             fresh = entry(90_000, timestamp="2024-05-19T12:00:00Z")
-            worker = threading.Thread(target=lambda: (insert(store, [fresh]), done.set()))
+            worker = threading.Thread(target=lambda: (insert_entries(store, [fresh]), done.set()))
             worker.start()
             worker.join(10)
 

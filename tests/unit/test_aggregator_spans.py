@@ -5,8 +5,6 @@ import random
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from aggregator import schema
 from aggregator.query import LogQuery, seq_bounds
 from aggregator.search import fetch
@@ -16,13 +14,6 @@ from aggregator.validation import validate
 from tests.unit.test_aggregator_fixtures import entry
 
 BASE = 1_714_557_600_000  # 2024-05-01T10:00:00Z
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    db = Store(str(tmp_path / "logs.db"))
-    yield db
-    db.close()
 
 
 def insert(store: Store, stamps: list[int], start: int = 0) -> None:

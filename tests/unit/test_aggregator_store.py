@@ -14,13 +14,6 @@ from aggregator.validation import validate
 from tests.unit.test_aggregator_fixtures import entry, post, state_of
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    db = Store(str(tmp_path / "logs.db"))
-    yield db
-    db.close()
-
-
 def rows(entries):
     return validate(entries, 1 << 20, 0).rows
 

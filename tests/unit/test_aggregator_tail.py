@@ -9,21 +9,8 @@ import pytest
 
 from aggregator.app import create_app
 from aggregator.query import LogQuery
-from aggregator.store import Store
 from aggregator.tail import stream_events
-from aggregator.validation import validate
-from tests.unit.test_aggregator_fixtures import entry, make_settings, post, state_of, token_of
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    db = Store(str(tmp_path / "logs.db"))
-    yield db
-    db.close()
-
-
-def insert(store: Store, entries: list[dict]) -> None:
-    store.insert(validate(entries, 1 << 20, 0).rows)
+from tests.unit.test_aggregator_fixtures import entry, insert_entries, make_settings, post, state_of, token_of
 
 
 def event_ids(chunk: str) -> list[int]:
@@ -31,14 +18,14 @@ def event_ids(chunk: str) -> list[int]:
 
 
 def test_stream_sends_backlog_then_wakes_on_commit(store):
-    insert(store, [entry(i) for i in range(3)])
+    insert_entries(store, [entry(i) for i in range(3)])
     events = stream_events(store, LogQuery(), after=1, heartbeat=30, stop=lambda: False)
     assert next(events).startswith("retry: ")
     backlog = next(events)
     assert event_ids(backlog) == [2, 3]
     assert '"id":"user:abc:2"' in backlog and backlog.endswith("\n\n")
 
-    writer = threading.Thread(target=insert, args=(store, [entry(10)]))
+    writer = threading.Thread(target=insert_entries, args=(store, [entry(10)]))
     started = time.monotonic()
     writer.start()
     chunk = next(events)  # blocks until the writer's commit notifies, not until the heartbeat
@@ -51,7 +38,7 @@ def test_stream_filters_and_sends_heartbeats(store):
     events = stream_events(store, LogQuery(levels=("error",), text='"boom"'), after=0,
                            heartbeat=0.05, stop=lambda: False)
     next(events)
-    insert(store, [entry(1, level="info", message="boom"), entry(2, level="error", message="quiet"),
+    insert_entries(store, [entry(1, level="info", message="boom"), entry(2, level="error", message="quiet"),
                    entry(3, level="ERROR", message="boom again")])
     assert event_ids(next(events)) == [3]
     assert next(events) == ": heartbeat\n\n"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import TypeVar
 import pytest
 import requests
 
+from supervisord.harness import free_port, terminate
 from supervisord.prometheus import render_config, render_rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,22 +39,6 @@ os.replace(sys.argv[1] + ".tmp", sys.argv[1])
 print(server.server_port, flush=True)
 time.sleep(3600)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 def wait_for(what: str, check: Callable[[], T | None], logs: list[Path], procs: list[subprocess.Popen]) -> T:
@@ -171,7 +155,7 @@ def stack(tmp_path: Path) -> Iterator[dict]:
         }
     finally:
         for proc in reversed(procs):
-            stop(proc)
+            terminate(proc)
         for proc in procs:
             if proc.stdout:
                 proc.stdout.close()
