@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from supervisord.controller.procs import leftovers
+
 log = logging.getLogger(__name__)
 
 # supervisord states in which the app may still write lines.
@@ -75,17 +77,7 @@ def _classify(exc: Any, failures: int, program: str = "") -> str:
 
 
 def program_alive(program: str, env: Mapping[str, str] | None = None) -> bool:
-    """Whether a live (not zombie) process was started as `program` by our supervisord: every
-    child inherits SUPERVISOR_SERVER_URL and SUPERVISOR_PROCESS_NAME from it."""
-    import psutil
-
-    server = (env if env is not None else os.environ).get("SUPERVISOR_SERVER_URL")
-    for proc in psutil.process_iter():
-        try:
-            penv = proc.environ()
-            if (penv.get("SUPERVISOR_PROCESS_NAME") == program and penv.get("SUPERVISOR_SERVER_URL") == server
-                    and proc.status() != psutil.STATUS_ZOMBIE):
-                return True
-        except psutil.Error:  # gone, or not ours to read
-            continue
-    return False
+    """Whether a live process was started as `program` by our supervisord (found as the pod
+    controller finds what an app left behind: by the SUPERVISOR_* variables children inherit)."""
+    server = (env if env is not None else os.environ).get("SUPERVISOR_SERVER_URL", "")
+    return bool(leftovers(server, program))
