@@ -37,16 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sidecars.settings import SettingsError
+
 KIB = 1024
 MIB = 1024 * KIB
-
-
-class SettingsError(ValueError):
-    """A setting is missing or invalid; str() is one line naming it."""
-
-    def __init__(self, name: str, problem: str) -> None:
-        super().__init__(f"{name}: {problem}")
-        self.name = name
 
 
 @dataclass(frozen=True)

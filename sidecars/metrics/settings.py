@@ -10,17 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from sidecars.settings import SettingsError
+
 DEFAULT_PORT = 9101
 DEFAULT_SCRAPE_TIMEOUT = 5.0
 SUPERVISOR_ENV = ("SUPERVISOR_SERVER_URL", "SUPERVISOR_USERNAME", "SUPERVISOR_PASSWORD")
-
-
-class SettingsError(ValueError):
-    """A bad setting; str() is the one line to print."""
-
-    def __init__(self, name: str, problem: str) -> None:
-        super().__init__(f"{name}: {problem}")
-        self.name = name
 
 
 @dataclass(frozen=True)
