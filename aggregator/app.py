@@ -5,18 +5,21 @@ from collections.abc import Iterable
 
 from flask import Blueprint, Flask
 
-from aggregator import ingest, security, tail, views_logs, views_ops, views_pods, views_session
-from aggregator.auth import Authenticator, derive, load_or_create_token
-from aggregator.errors import register_error_handlers
-from aggregator.metrics import Metrics, StoreCollector
-from aggregator.pods import PodsMonitor
-from aggregator.query import CursorCodec
-from aggregator.retention import Retention, RetentionWorker
-from aggregator.settings import Settings
-from aggregator.state import EXTENSION_KEY, AggregatorState
-from aggregator.store import Store
+from podvisor.aggregator import security
+from podvisor.aggregator.auth import Authenticator, derive, load_or_create_token
+from podvisor.aggregator.errors import register_error_handlers
+from podvisor.aggregator.metrics import Metrics, StoreCollector
+from podvisor.aggregator.pods import PodsMonitor
+from podvisor.aggregator.query import CursorCodec
+from podvisor.aggregator.settings import Settings
+from podvisor.aggregator.state import EXTENSION_KEY, AggregatorState
+from podvisor.aggregator.store.retention import Retention, RetentionWorker
+from podvisor.aggregator.store.sqlite import Store
+from podvisor.aggregator.streams import TailLimiter
+from podvisor.aggregator.views import ingest, logs, ops, session, tail
+from podvisor.aggregator.views import pods as pods_view
 
-API_BLUEPRINTS = (ingest.bp, views_logs.bp, tail.bp, views_session.bp, views_ops.bp, views_pods.bp)
+API_BLUEPRINTS = (ingest.bp, logs.bp, tail.bp, session.bp, ops.bp, pods_view.bp)
 
 
 def create_app(settings: Settings, *, store: Store | None = None, token: str | None = None,
@@ -31,7 +34,7 @@ def create_app(settings: Settings, *, store: Store | None = None, token: str | N
     if store is None:
         store = Store(settings.db_path, query_timeout_ms=settings.query_timeout_ms)
     metrics = metrics or Metrics()
-    tails = tail.TailLimiter(settings.tail_max_streams, wake=store.wake)
+    tails = TailLimiter(settings.tail_max_streams, wake=store.wake)
     retention = Retention(store, max_age_days=settings.retention_days,
                           max_bytes=settings.retention_bytes, metrics=metrics)
     metrics.registry.register(StoreCollector(store, lambda: tails.active,

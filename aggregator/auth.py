@@ -8,24 +8,19 @@ HMAC-SHA256(token, "podvisor-csrf") as returned by GET /api/v1/session.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import os
 import secrets
 import stat
-from collections.abc import Callable
-from typing import Any, TypeVar
 
-from flask import Request, request
+from flask import Request
 
-from aggregator.errors import ApiError
-from aggregator.state import get_state
+from podvisor.aggregator.errors import ApiError
 
 COOKIE_NAME = "podvisor_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class TokenFileError(RuntimeError):
@@ -56,14 +51,14 @@ def read_token(path: str) -> str:
         info = os.stat(path)
         if info.st_mode & 0o077:
             raise TokenFileError(
-                f"AGGREGATOR_TOKEN_FILE {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}); run: chmod 600 {path}")
+                f"is accessible by group or others (mode {stat.S_IMODE(info.st_mode):04o}); "
+                f"run: chmod 600 {path}")
         with open(path, encoding="utf-8") as handle:
             token = handle.read().strip()
     except OSError as exc:
-        raise TokenFileError(f"AGGREGATOR_TOKEN_FILE {path} cannot be read: {exc}") from None
+        raise TokenFileError(f"cannot be read: {exc}") from None
     if len(token) < 16:
-        raise TokenFileError(f"AGGREGATOR_TOKEN_FILE {path} holds no token (need 16+ characters)")
+        raise TokenFileError("holds no token (need 16+ characters)")
     return token
 
 
@@ -113,30 +108,3 @@ class Authenticator:
                 raise ApiError(403, f"missing or invalid {CSRF_HEADER} header "
                                     "(cookie-authenticated requests that change state need it)")
         return how
-
-
-def _authenticator() -> Authenticator:
-    return get_state().auth
-
-
-def require_token(view: F) -> F:
-    """Decorator: the view always needs the token (ingest, anything that changes state)."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _authenticator().check(request, required=True)
-        return view(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def require_read(view: F) -> F:
-    """Decorator: the view needs the token only when AGGREGATOR_READ_AUTH says reads do."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        auth = _authenticator()
-        auth.check(request, required=auth.reads_need_token)
-        return view(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]

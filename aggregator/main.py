@@ -7,14 +7,16 @@ import logging
 import sqlite3
 import sys
 
-from aggregator import ui
-from aggregator.app import create_app
-from aggregator.auth import TokenFileError, load_or_create_token
-from aggregator.schema import SchemaError
-from aggregator.serve import serve
-from aggregator.settings import Settings, SettingsError
-from aggregator.state import EXTENSION_KEY
-from aggregator.store import Store
+from podvisor.aggregator.app import create_app
+from podvisor.aggregator.auth import TokenFileError, load_or_create_token
+from podvisor.aggregator.settings import Settings
+from podvisor.aggregator.state import EXTENSION_KEY
+from podvisor.aggregator.store.schema import SchemaError
+from podvisor.aggregator.store.sqlite import Store
+from podvisor.aggregator.views import ui
+from podvisor.core.budget import SERVER_DRAIN_SECONDS
+from podvisor.core.serving import Server, serve_until_signalled
+from podvisor.core.settings import Env, SettingsError, exit_bad_setting
 
 logger = logging.getLogger("aggregator")
 
@@ -47,37 +49,38 @@ def main(argv: list[str] | None = None) -> int:
         description="Central log store of podvisor. Configured by AGGREGATOR_* environment "
                     "variables (see docs/interfaces.md).")
     parser.parse_args(argv)
+    prog = "podvisor-aggregator"
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(Env())
     except SettingsError as exc:
-        configure_logging("INFO")
-        logger.error("%s", exc)
-        return 2
+        return exit_bad_setting(prog, exc)
     configure_logging(settings.log_level)
     try:
         token = load_or_create_token(settings.token_file)
     except TokenFileError as exc:
-        logger.error("%s", exc)
-        return 2
+        return exit_bad_setting(prog, SettingsError("AGGREGATOR_TOKEN_FILE", settings.token_file, str(exc)))
     except OSError as exc:
-        logger.error("AGGREGATOR_TOKEN_FILE %s cannot be created: %s", settings.token_file, exc)
-        return 2
+        return exit_bad_setting(prog, SettingsError("AGGREGATOR_TOKEN_FILE", settings.token_file,
+                                                    f"cannot be created: {exc}"))
     try:
         store = Store(settings.db_path, query_timeout_ms=settings.query_timeout_ms)
     except (sqlite3.Error, SchemaError, OSError) as exc:
-        logger.error("AGGREGATOR_DB %s cannot be opened: %s", settings.db_path, exc)
-        return 2
+        return exit_bad_setting(prog, SettingsError("AGGREGATOR_DB", settings.db_path, f"cannot be opened: {exc}"))
     app = create_app(settings, store=store, token=token, blueprints=(ui.bp,))
     state = app.extensions[EXTENSION_KEY]
     logger.info("store %s: %d entries, latest id %d; reads %s the token", settings.db_path,
                 store.entry_count, store.last_seq,
                 "need" if settings.reads_need_token else "do not need")
     try:
-        serve(app, settings.host, settings.port, settings.threads, on_stopping=state.tails.close)
-    except OSError as exc:
-        logger.error("cannot listen on AGGREGATOR_HOST=%s AGGREGATOR_PORT=%d: %s",
-                     settings.host, settings.port, exc)
-        return 2
+        try:
+            server = Server(app, host=settings.host, port=settings.port, threads=settings.threads,
+                            ident=prog, drain_seconds=SERVER_DRAIN_SECONDS, on_stopping=state.tails.close,
+                            clear_untrusted_proxy_headers=True)
+        except OSError as exc:
+            return exit_bad_setting(prog, SettingsError("AGGREGATOR_PORT", str(settings.port),
+                                                        f"cannot listen on {settings.host}: {exc}"))
+        logger.info("listening on http://%s:%d (threads=%d)", settings.host, server.port, settings.threads)
+        serve_until_signalled(server)
     finally:
         state.close()
         store.close()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from aggregator.store import Store
+from podvisor.aggregator.store.sqlite import Store
 
 logger = logging.getLogger(__name__)
 

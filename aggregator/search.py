@@ -5,10 +5,11 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from aggregator.errors import ApiError
-from aggregator.metrics import Metrics
-from aggregator.query import LogQuery, build_select, existing_services, seq_bounds, service_names
-from aggregator.store import QueryTimeout, Store, StoreUnavailable
+from podvisor.aggregator.errors import ApiError
+from podvisor.aggregator.metrics import Metrics
+from podvisor.aggregator.query import LogQuery, service_names
+from podvisor.aggregator.store.select import build_select, existing_services, seq_bounds
+from podvisor.aggregator.store.sqlite import QueryTimeout, Store, StoreUnavailable
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, request
 
-from aggregator.auth import SAFE_METHODS
-from aggregator.errors import ApiError
+from podvisor.aggregator.auth import SAFE_METHODS
+from podvisor.aggregator.errors import ApiError
 
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'none'",

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 from flask import current_app
 
 if TYPE_CHECKING:
-    from aggregator.auth import Authenticator
-    from aggregator.metrics import Metrics
-    from aggregator.pods import PodsMonitor
-    from aggregator.query import CursorCodec
-    from aggregator.retention import RetentionWorker
-    from aggregator.settings import Settings
-    from aggregator.store import Store
-    from aggregator.tail import TailLimiter
+    from podvisor.aggregator.auth import Authenticator
+    from podvisor.aggregator.metrics import Metrics
+    from podvisor.aggregator.pods import PodsMonitor
+    from podvisor.aggregator.query import CursorCodec
+    from podvisor.aggregator.settings import Settings
+    from podvisor.aggregator.store.retention import RetentionWorker
+    from podvisor.aggregator.store.sqlite import Store
+    from podvisor.aggregator.streams import TailLimiter
 
 EXTENSION_KEY = "podvisor_aggregator"
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from aggregator.schema import Row
-from aggregator.timestamps import ms_to_iso
+from podvisor.aggregator.store.schema import Row
+from podvisor.aggregator.timestamps import ms_to_iso
 
 MAX_ID_CHARS = 200
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

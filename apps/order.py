@@ -12,14 +12,14 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, url_for
 
-from apps.common.db import Database, get_db, utc_now
-from apps.common.errors import ApiError, error_response
-from apps.common.requestid import current_request_id, new_request_id
-from apps.common.runner import run_service
-from apps.common.service import create_service_app, current_service
-from apps.common.settings import Settings
-from apps.common.validation import cents_to_amount, integer, json_body, require
-from apps.upstream import RequestsTransport, Transport, Upstreams, UpstreamUnavailable
+from podvisor.apps.common.db import Database, get_db, utc_now
+from podvisor.apps.common.errors import ApiError, error_response
+from podvisor.apps.common.requestid import current_request_id, new_request_id
+from podvisor.apps.common.runner import run_service
+from podvisor.apps.common.service import create_service_app, current_service
+from podvisor.apps.common.settings import Settings
+from podvisor.apps.common.validation import cents_to_amount, integer, json_body, require
+from podvisor.apps.upstream import RequestsTransport, Transport, Upstreams, UpstreamUnavailable
 
 POD = "order"
 SERVICE = "order-service"

@@ -11,12 +11,12 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, url_for
 
-from apps.common.db import Database, get_db, utc_now
-from apps.common.errors import ApiError
-from apps.common.runner import run_service
-from apps.common.service import create_service_app, current_service
-from apps.common.settings import Settings
-from apps.common.validation import cents_to_amount, integer, json_body, price_cents, text
+from podvisor.apps.common.db import Database, get_db, utc_now
+from podvisor.apps.common.errors import ApiError
+from podvisor.apps.common.runner import run_service
+from podvisor.apps.common.service import create_service_app, current_service
+from podvisor.apps.common.settings import Settings
+from podvisor.apps.common.validation import cents_to_amount, integer, json_body, price_cents, text
 
 POD = "product"
 SERVICE = "product-service"

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import requests
 
-from apps.common.requestid import HEADER
+from podvisor.apps.common.requestid import HEADER
 
 
 @dataclass(frozen=True)

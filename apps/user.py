@@ -12,12 +12,12 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, url_for
 
-from apps.common.db import Database, get_db, utc_now
-from apps.common.errors import ApiError
-from apps.common.runner import run_service
-from apps.common.service import create_service_app, current_service
-from apps.common.settings import Settings
-from apps.common.validation import json_body, text
+from podvisor.apps.common.db import Database, get_db, utc_now
+from podvisor.apps.common.errors import ApiError
+from podvisor.apps.common.runner import run_service
+from podvisor.apps.common.service import create_service_app, current_service
+from podvisor.apps.common.settings import Settings
+from podvisor.apps.common.validation import json_body, text
 
 POD = "user"
 SERVICE = "user-service"

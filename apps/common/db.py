@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Flask, current_app, g
 
-from apps.common.jsonlog import format_timestamp
+from podvisor.apps.common.jsonlog import format_timestamp
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import time
 
 from flask import Flask, Response, g, request
 
-from apps.common.metrics import UNMATCHED, AppMetrics
-from apps.common.requestid import HEADER, accept_request_id
+from podvisor.apps.common.metrics import UNMATCHED, AppMetrics
+from podvisor.apps.common.requestid import HEADER, accept_request_id
 
 # Anything else (a client can send any token as a method) is counted as "other" to bound cardinality.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from flask import Flask
 
-from apps.common.jsonlog import configure_logging
-from apps.common.requestid import RequestIdFilter
-from apps.common.server import GracefulServer
-from apps.common.settings import ConfigError, Settings, load_settings
+from podvisor.apps.common.jsonlog import configure_logging
+from podvisor.apps.common.requestid import RequestIdFilter
+from podvisor.apps.common.settings import Settings, load_settings
+from podvisor.core.serving import Server, serve_until_signalled
+from podvisor.core.settings import Env, SettingsError, exit_bad_setting
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_STARTUP_FAILED = 1
-EXIT_BAD_CONFIG = 2
 
 ENVIRONMENT_HELP = """\
 environment:
@@ -28,6 +27,7 @@ environment:
   APP_DB                SQLite database file (default var/pods/<pod>/data/<pod>.db)
   APP_LOG_FILE          JSON-lines log file (default var/pods/<pod>/logs/app.log)
   APP_THREADS           waitress worker threads (default 8)
+  APP_DRAIN_SECONDS     on SIGTERM, finish in-flight requests within this (the pod's stop budget)
   USER_SERVICE_URL      order only: user service base URL (default http://127.0.0.1:3000)
   PRODUCT_SERVICE_URL   order only: product service base URL (default http://127.0.0.1:3002)
   APP_UPSTREAM_TIMEOUT  order only: seconds per upstream call (default 5)
@@ -45,13 +45,14 @@ def run_service(
     )
     parser.parse_args(argv)
     try:
-        settings = load_settings(pod, environ)
-    except ConfigError as exc:
-        return _fail(pod, EXIT_BAD_CONFIG, f"configuration error: {exc}")
+        settings = load_settings(pod, Env(environ))
+    except SettingsError as exc:
+        return exit_bad_setting(f"podvisor-{pod}", exc)
     try:
         handler = configure_logging(settings.log_file)
     except OSError as exc:
-        return _fail(pod, EXIT_BAD_CONFIG, f"configuration error: APP_LOG_FILE: cannot open: {exc}")
+        return exit_bad_setting(f"podvisor-{pod}", SettingsError("APP_LOG_FILE", str(settings.log_file),
+                                                                 f"cannot open: {exc}"))
     handler.addFilter(RequestIdFilter())
     try:
         return _serve(pod, service, create_app, settings)
@@ -67,27 +68,19 @@ def _serve(pod: str, service: str, create_app: Callable[[Settings], Flask], sett
         log.exception("%s cannot start: database %s unusable", service, settings.db_path)
         return _fail(pod, EXIT_STARTUP_FAILED, f"cannot start: APP_DB {settings.db_path}: {exc}")
     try:
-        server = GracefulServer(
-            app, host=settings.host, port=settings.port, threads=settings.threads, ident=service
-        )
+        server = Server(app, host=settings.host, port=settings.port, threads=settings.threads, ident=service,
+                        drain_seconds=settings.drain_seconds)
     except OSError as exc:
         log.error("%s cannot listen on %s:%d: %s", service, settings.host, settings.port, exc)
         return _fail(pod, EXIT_STARTUP_FAILED, f"cannot listen on APP_HOST/APP_PORT "
                                                f"{settings.host}:{settings.port}: {exc}")
-    previous = {
-        signum: signal.signal(signum, lambda num, _frame: server.request_stop(signal.Signals(num).name))
-        for signum in (signal.SIGTERM, signal.SIGINT)
-    }
-    try:
-        host, port = server.addresses[0]
-        listening = ", ".join(_address(h, p) for h, p in server.addresses)
-        log.info("%s listening on %s", service, listening,
-                 extra={"host": host, "port": port, "threads": settings.threads})
-        server.serve()
-        log.info("shutdown complete")
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    host, port = server.addresses[0]
+    listening = ", ".join(_address(h, p) for h, p in server.addresses)
+    log.info("%s listening on %s", service, listening,
+             extra={"host": host, "port": port, "threads": settings.threads,
+                    "drain_seconds": settings.drain_seconds})
+    serve_until_signalled(server)
+    log.info("shutdown complete")
     return EXIT_OK
 
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.routing import IntegerConverter
 
-from apps.common import db, instrument
-from apps.common.db import Database
-from apps.common.errors import register_error_handlers
-from apps.common.metrics import AppMetrics
-from apps.common.settings import Settings
+from podvisor.apps.common import db, instrument
+from podvisor.apps.common.db import Database
+from podvisor.apps.common.errors import register_error_handlers
+from podvisor.apps.common.metrics import AppMetrics
+from podvisor.apps.common.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import request
 
-from apps.common.errors import ApiError
+from podvisor.apps.common.errors import ApiError
 
 
 def json_body(allowed: Iterable[str]) -> dict[str, Any]:

@@ -2,27 +2,23 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from supervisord.controller.procs import leftovers
+from podvisor.core.procs import leftovers
+from podvisor.core.supervisor import ALIVE, SupervisorRPC
 
 log = logging.getLogger(__name__)
 
-# supervisord states in which the app may still write lines.
-ALIVE_STATES = frozenset({"STARTING", "RUNNING", "BACKOFF", "STOPPING"})
 UNREACHABLE_LIMIT = 3  # consecutive failed RPCs after which supervisord (and so the app) is taken as gone
 
 
-def rpc_state(env: Mapping[str, str], program: str) -> Callable[[], str]:
-    """A function returning the program's supervisord state name, over SUPERVISOR_SERVER_URL."""
-    from supervisor import childutils
+def rpc_state(rpc: SupervisorRPC, program: str) -> Callable[[], str]:
+    """A function returning the program's supervisord state name."""
 
     def state() -> str:
-        info = childutils.getRPCInterface(dict(env)).supervisor.getProcessInfo(program)
-        return str(info.get("statename", "UNKNOWN"))
+        return str(rpc.info(program).get("statename", "UNKNOWN"))
 
     return state
 
@@ -30,8 +26,10 @@ def rpc_state(env: Mapping[str, str], program: str) -> Callable[[], str]:
 class AppWatcher:
     """Polls the app's state on its own thread (an RPC may block); running() never blocks."""
 
-    def __init__(self, program: str, state: Callable[[], str], interval: float = 0.25) -> None:
+    def __init__(self, program: str, state: Callable[[], str], interval: float = 0.25,
+                 serverurl: str = "") -> None:
         self._program = program
+        self._serverurl = serverurl  # finds the app's processes while supervisord refuses XML-RPC
         self._state = state
         self._interval = interval
         self._stopped = threading.Event()
@@ -56,28 +54,21 @@ class AppWatcher:
                 failures = 0
             except Exception as exc:  # xmlrpc Fault (BAD_NAME), socket errors, ...
                 failures += 1
-                name = _classify(exc, failures, self._program)
+                name = _classify(exc, failures, self._program, self._serverurl)
                 if "SHUTDOWN_STATE" not in str(getattr(exc, "faultString", "")):
                     log.warning("asking supervisord for %s failed (%s)", self._program, exc)
-            if name not in ALIVE_STATES and name != "?":
+            if name not in ALIVE and name != "?":
                 log.info("app %s is %s: draining the last lines", self._program, name)
                 self._stopped.set()
                 return
             self._quit.wait(self._interval)
 
 
-def _classify(exc: Any, failures: int, program: str = "") -> str:
+def _classify(exc: Any, failures: int, program: str = "", serverurl: str = "") -> str:
     fault = str(getattr(exc, "faultString", ""))
     if "BAD_NAME" in fault:
         return "UNKNOWN"
     if "SHUTDOWN_STATE" in fault:
         # supervisord answers nothing while it shuts down: look at the processes themselves.
-        return "RUNNING" if program_alive(program) else "STOPPED"
+        return "RUNNING" if leftovers(serverurl, program) else "STOPPED"
     return "UNKNOWN" if failures >= UNREACHABLE_LIMIT else "?"
-
-
-def program_alive(program: str, env: Mapping[str, str] | None = None) -> bool:
-    """Whether a live process was started as `program` by our supervisord (found as the pod
-    controller finds what an app left behind: by the SUPERVISOR_* variables children inherit)."""
-    server = (env if env is not None else os.environ).get("SUPERVISOR_SERVER_URL", "")
-    return bool(leftovers(server, program))

@@ -14,33 +14,34 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
 import time
+
+from podvisor.core.settings import Env, SettingsError, exit_bad_setting
+from podvisor.core.supervisor import SupervisorRPC
 
 from .appstate import AppWatcher, rpc_state
 from .metrics import LoggerMetrics
 from .pipeline import Pipeline
 from .sender import RequestsTransport
 from .server import StatusServer
-from .settings import Settings, SettingsError
+from .settings import Settings
 
-log = logging.getLogger("sidecars.logger")
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the logging sidecar until SIGTERM; returns the exit status."""
     argparse.ArgumentParser(prog="podvisor-logger",
                             description="Tail a pod's logs and ship them exactly once.").parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOGGER_LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = Settings.from_env(os.environ)
+        settings = Settings.from_env(Env())
     except SettingsError as exc:
-        log.error("bad configuration: %s", exc)
-        return 2
+        return exit_bad_setting("podvisor-logger", exc)
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     stop = threading.Event()
     term_at: list[float] = []
@@ -57,23 +58,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pipeline = Pipeline(settings, RequestsTransport(), metrics=metrics)
     except OSError as exc:
-        log.error("bad configuration: LOGGER_STATE_DIR: cannot use %s: %s", settings.state_dir, exc)
-        return 2
+        return exit_bad_setting("podvisor-logger", SettingsError("LOGGER_STATE_DIR", str(settings.state_dir),
+                                                                 f"cannot use it: {exc}"))
     try:
         server = StatusServer(settings.host, settings.port, pipeline.health, metrics.registry).start()
     except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
         pipeline.close()
-        return 2
+        return exit_bad_setting("podvisor-logger", SettingsError("LOGGER_PORT", str(settings.port),
+                                                                 f"cannot listen on {settings.host}: {exc}"))
     log.info("tailing %s for pod %s, shipping to %s", settings.log_dir, settings.pod, settings.aggregator_url)
     watcher = None
     try:
         pipeline.run(stop)
         deadline = (term_at[0] if term_at else time.monotonic()) + settings.grace_seconds
         app_running = None
-        if settings.app_program and "SUPERVISOR_SERVER_URL" in os.environ:
+        if settings.app_program and settings.supervisor.serverurl:
             log.info("stopping: waiting for %s to stop before the last drain", settings.app_program)
-            watcher = AppWatcher(settings.app_program, rpc_state(os.environ, settings.app_program)).start()
+            rpc = SupervisorRPC(settings.supervisor, timeout=2.0)
+            watcher = AppWatcher(settings.app_program, rpc_state(rpc, settings.app_program),
+                                 serverurl=settings.supervisor.serverurl).start()
             app_running = watcher.running
         status = pipeline.shutdown(deadline, app_running)
     finally:

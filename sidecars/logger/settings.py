@@ -6,7 +6,10 @@ Optional, with defaults:
   LOGGER_AGGREGATOR_URL       http://127.0.0.1:8080
   LOGGER_HOST / LOGGER_PORT   127.0.0.1 / 0 (0 = any free port; the bound port is logged)
   LOGGER_APP_PROGRAM          unset: on SIGTERM do not wait for the app (see main.py)
-  LOGGER_GRACE_SECONDS        25     whole shutdown budget, app wait included
+  SUPERVISOR_SERVER_URL       set by supervisord: how the logger asks for its app's state
+  LOGGER_GRACE_SECONDS        whole shutdown budget, app wait included (podvisor.core.budget: the
+                              pod's grace plus the sidecar drain; 30 for the default grace of 20)
+  LOGGER_LOG_LEVEL            INFO   DEBUG, INFO, WARNING or ERROR
 Tuning knobs:
   LOGGER_BATCH_LINES          1000   entries per POST at most
   LOGGER_BATCH_BYTES          1 MiB  uncompressed JSON bytes per POST at most (one bigger entry goes alone)
@@ -32,15 +35,16 @@ Tuning knobs:
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from sidecars.settings import SettingsError
+from podvisor.core.budget import DEFAULT_BUDGET
+from podvisor.core.settings import Env, SettingsError
+from podvisor.core.supervisor import SupervisorConfig
 
 KIB = 1024
 MIB = 1024 * KIB
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 0
     app_program: str | None = None
-    grace_seconds: float = 25.0
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    grace_seconds: float = DEFAULT_BUDGET.logger_seconds
+    log_level: str = "INFO"
     batch_lines: int = 1000
     batch_bytes: int = MIB
     flush_interval: float = 0.2
@@ -74,80 +80,42 @@ class Settings:
     checkpoint_interval: float = 1.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Build settings from an environment mapping; raises SettingsError naming the bad setting."""
-        pod = _required(env, "POD_NAME")
-        if len(pod) > 100 or any(c in pod for c in ":/ \t\n"):
-            raise SettingsError("POD_NAME", f"must be a short name without ':', '/' or spaces, got {pod!r}")
-        url = env.get("LOGGER_AGGREGATOR_URL", "http://127.0.0.1:8080").strip().rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise SettingsError("LOGGER_AGGREGATOR_URL", f"must be an http(s) URL, got {url!r}")
-        state_dir = Path(_required(env, "LOGGER_STATE_DIR"))
-        log_dir = Path(_required(env, "LOGGER_LOG_DIR"))
+    def from_env(cls, env: Env) -> Settings:
+        """Build settings from the environment; raises SettingsError naming the bad setting."""
+        state_dir = env.path("LOGGER_STATE_DIR", required=True)
+        log_dir = env.path("LOGGER_LOG_DIR", required=True)
         if state_dir.resolve() == log_dir.resolve():
-            raise SettingsError("LOGGER_STATE_DIR", "must differ from LOGGER_LOG_DIR")
+            raise SettingsError("LOGGER_STATE_DIR", str(state_dir), "must differ from LOGGER_LOG_DIR")
         settings = cls(
-            pod=pod,
-            service_name=_required(env, "SERVICE_NAME"),
-            environment=env.get("ENVIRONMENT", "").strip() or "production",
+            pod=env.name("POD_NAME"),
+            service_name=env.required("SERVICE_NAME"),
+            environment=env.text("ENVIRONMENT", "production"),
             log_dir=log_dir,
             state_dir=state_dir,
-            aggregator_url=url,
-            token_file=Path(_required(env, "LOGGER_TOKEN_FILE")),
-            host=env.get("LOGGER_HOST", "").strip() or "127.0.0.1",
-            port=_int(env, "LOGGER_PORT", 0, 0, 65535),
-            app_program=env.get("LOGGER_APP_PROGRAM", "").strip() or None,
-            grace_seconds=_float(env, "LOGGER_GRACE_SECONDS", 25.0, 0.0),
-            batch_lines=_int(env, "LOGGER_BATCH_LINES", 1000, 1, 1_000_000),
-            batch_bytes=_int(env, "LOGGER_BATCH_BYTES", MIB, KIB, 1024 * MIB),
-            flush_interval=_float(env, "LOGGER_FLUSH_INTERVAL", 0.2, 0.0),
-            poll_interval=_float(env, "LOGGER_POLL_INTERVAL", 0.1, 0.001),
-            idle_poll_interval=_float(env, "LOGGER_IDLE_POLL_INTERVAL", 0.25, 0.001),
-            max_line_bytes=_int(env, "LOGGER_MAX_LINE_BYTES", 64 * KIB, 64, 64 * MIB),
-            max_entry_bytes=_int(env, "LOGGER_MAX_ENTRY_BYTES", 256 * KIB, 4 * KIB, 1024 * MIB),
-            backoff_initial=_float(env, "LOGGER_BACKOFF_INITIAL", 0.2, 0.001),
-            backoff_max=_float(env, "LOGGER_BACKOFF_MAX", 10.0, 0.001),
-            request_timeout=_float(env, "LOGGER_REQUEST_TIMEOUT", 10.0, 0.1),
-            spool_max_bytes=_int(env, "LOGGER_SPOOL_MAX_BYTES", 256 * MIB, 0, 1 << 50),
-            max_inflight_bytes=_int(env, "LOGGER_MAX_INFLIGHT_BYTES", 16 * MIB, KIB, 1 << 40),
-            rotated_idle_seconds=_float(env, "LOGGER_ROTATED_IDLE_SECONDS", 5.0, 0.0),
-            checkpoint_interval=_float(env, "LOGGER_CHECKPOINT_INTERVAL", 1.0, 0.0),
+            aggregator_url=env.url("LOGGER_AGGREGATOR_URL", "http://127.0.0.1:8080"),
+            token_file=env.path("LOGGER_TOKEN_FILE", required=True),
+            host=env.host("LOGGER_HOST"),
+            port=env.port("LOGGER_PORT", 0),
+            app_program=env.optional("LOGGER_APP_PROGRAM"),
+            supervisor=SupervisorConfig.from_env(env),
+            grace_seconds=env.seconds("LOGGER_GRACE_SECONDS", DEFAULT_BUDGET.logger_seconds),
+            log_level=env.choice("LOGGER_LOG_LEVEL", "INFO", LOG_LEVELS),
+            batch_lines=env.integer("LOGGER_BATCH_LINES", 1000, 1, 1_000_000),
+            batch_bytes=env.integer("LOGGER_BATCH_BYTES", MIB, KIB, 1024 * MIB),
+            flush_interval=env.seconds("LOGGER_FLUSH_INTERVAL", 0.2),
+            poll_interval=env.seconds("LOGGER_POLL_INTERVAL", 0.1, 0.001),
+            idle_poll_interval=env.seconds("LOGGER_IDLE_POLL_INTERVAL", 0.25, 0.001),
+            max_line_bytes=env.integer("LOGGER_MAX_LINE_BYTES", 64 * KIB, 64, 64 * MIB),
+            max_entry_bytes=env.integer("LOGGER_MAX_ENTRY_BYTES", 256 * KIB, 4 * KIB, 1024 * MIB),
+            backoff_initial=env.seconds("LOGGER_BACKOFF_INITIAL", 0.2, 0.001),
+            backoff_max=env.seconds("LOGGER_BACKOFF_MAX", 10.0, 0.001),
+            request_timeout=env.seconds("LOGGER_REQUEST_TIMEOUT", 10.0, 0.1),
+            spool_max_bytes=env.integer("LOGGER_SPOOL_MAX_BYTES", 256 * MIB, 0, 1 << 50),
+            max_inflight_bytes=env.integer("LOGGER_MAX_INFLIGHT_BYTES", 16 * MIB, KIB, 1 << 40),
+            rotated_idle_seconds=env.seconds("LOGGER_ROTATED_IDLE_SECONDS", 5.0),
+            checkpoint_interval=env.seconds("LOGGER_CHECKPOINT_INTERVAL", 1.0),
         )
         if settings.backoff_max < settings.backoff_initial:
-            raise SettingsError("LOGGER_BACKOFF_MAX", f"must be >= LOGGER_BACKOFF_INITIAL "
-                                f"({settings.backoff_initial}), got {settings.backoff_max}")
+            raise SettingsError("LOGGER_BACKOFF_MAX", str(settings.backoff_max),
+                                f"must be >= LOGGER_BACKOFF_INITIAL ({settings.backoff_initial})")
         return settings
-
-
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise SettingsError(name, "is required but not set")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(name, f"must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise SettingsError(name, f"must be between {low} and {high}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, low: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(name, f"must be a number of seconds, got {raw!r}") from None
-    if not value >= low or value == float("inf"):  # also rejects nan
-        raise SettingsError(name, f"must be a finite number >= {low}, got {raw!r}")
-    return value

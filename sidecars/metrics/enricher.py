@@ -1,14 +1,15 @@
 """One scrape of the sidecar: fetch every upstream at once, enrich, add the sidecar's own families.
 
-Upstreams (the app, the logger, the controller) are fetched concurrently and waited for until the
+Upstreams (the app and the logger) are fetched concurrently and waited for until the
 scrape deadline only; a late answer is abandoned, counted as a timeout, and its series are absent
 from this answer. Nothing is cached between scrapes. The sidecar's own families are built fresh for
 each scrape in a dedicated registry without default collectors, so no family appears twice: the
 app's own `process_*`/`python_*` pass through as the app's, ours are under `podvisor_`.
 
-The `podvisor_` namespace belongs to the sidecars: app families under `podvisor_target_`,
+The `podvisor_` namespace belongs to podvisor: app families under `podvisor_target_`,
 `podvisor_pod_` or `podvisor_logger_` are dropped, and only `podvisor_logger_*` families are taken
-from the logger (its `process_*` would collide with the app's).
+from the logger (its `process_*` would collide with the app's). The pod's lifecycle series
+(`podvisor_pod_ready`, `_phase`, `_restarts_total`) have one producer, the controller's /metrics.
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import quote
 
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .exposition import FamilyList, Format, assemble, encode, enrich, format_of
 from .labels import PodLabels
-from .pod import PodStatus, PodStatusCollector, parse_pod_status
 from .rewrite import Keep
 from .scraper import Fetch, Outcome, ScrapeError, TargetHealth
 
@@ -47,11 +46,10 @@ def logger_keep(name: str) -> bool:
 
 @dataclass(frozen=True)
 class Upstreams:
-    """URLs the sidecar fetches on each scrape; logger and controller are optional."""
+    """URLs the sidecar fetches on each scrape; the logger is optional."""
 
     app: str
     logger: str | None = None
-    controller: str | None = None  # base URL; we GET {controller}/pods/{pod}
 
 
 class Enricher:
@@ -73,13 +71,7 @@ class Enricher:
         self._expositions: list[tuple[str, str, Keep]] = [("app", upstreams.app, app_keep)]
         if upstreams.logger:
             self._expositions.append(("logger", upstreams.logger, logger_keep))
-        targets = [name for name, _, _ in self._expositions] + ["controller"] * bool(upstreams.controller)
-        self.health = TargetHealth(targets, labels)
-        self._controller_url = (
-            f"{upstreams.controller.rstrip('/')}/pods/{quote(labels.pod, safe='')}"
-            if upstreams.controller
-            else None
-        )
+        self.health = TargetHealth([name for name, _, _ in self._expositions], labels)
         self._was_up: dict[str, bool] = {}
         self._reserved_seen: frozenset[str] = frozenset()
 
@@ -94,7 +86,6 @@ class Enricher:
             (name, self._pool.submit(self._exposition, name, url, out, keep, deadline))
             for name, url, keep in self._expositions
         ]
-        status_job = self._pool.submit(self._pod_status, deadline) if self._controller_url else None
         # Local collectors (process tree, limits) run here while the upstreams answer.
         local = [family for collector in self._collectors for family in collector.collect()]
 
@@ -105,16 +96,11 @@ class Enricher:
             outcomes.append(outcome)
             if text:
                 parts.append(text)
-        status = None
-        if status_job is not None:
-            status, outcome = self._wait("controller", status_job, start, deadline)
-            outcomes.append(outcome)
         for outcome in outcomes:
             self._account(outcome)
 
         registry = CollectorRegistry(auto_describe=False)
         registry.register(FamilyList(local))
-        registry.register(PodStatusCollector(status, self.labels))
         registry.register(self.health.collector(outcomes))
         parts.append(encode(registry, out))
         return assemble(parts, out)
@@ -186,15 +172,3 @@ class Enricher:
                     "y" if len(names) == 1 else "ies",
                     ", ".join(sorted(names)[:10]),
                 )
-
-    def _pod_status(self, deadline: float) -> tuple[PodStatus | None, Outcome]:
-        url = self._controller_url
-        assert url is not None
-
-        def work(remaining: float) -> PodStatus:
-            response = self._fetch(url, "application/json", remaining)
-            if response.status != 200:
-                raise ScrapeError("http_status", f"GET {url}: HTTP {response.status}")
-            return parse_pod_status(response.body)
-
-        return self._timed("controller", deadline, work)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
 from collections.abc import Mapping, Sequence
-from types import FrameType
 
-import waitress
+from podvisor.core.budget import SERVER_DRAIN_SECONDS
+from podvisor.core.serving import Server, serve_until_signalled
+from podvisor.core.settings import Env, SettingsError, exit_bad_setting
+from podvisor.core.supervisor import SupervisorRPC
 
 from .app import MetricsApp
 from .enricher import Enricher, Upstreams
@@ -18,15 +18,15 @@ from .labels import PodLabels
 from .pids import PidfilePidSource, PidSource, SupervisorPidSource, no_pid
 from .process import ProcessTreeCollector
 from .scraper import HttpFetch
-from .settings import Settings, SettingsError, load_settings
+from .settings import Settings
 
-log = logging.getLogger("sidecars.metrics")
+log = logging.getLogger(__name__)
 
 
 def pid_source_for(settings: Settings) -> PidSource:
     """supervisord's word on the app's pid when we can ask it, else the pidfile, else none."""
-    if settings.app_program and settings.supervisor_url:
-        return SupervisorPidSource(settings.app_program, settings.supervisor_env)
+    if settings.app_program and settings.supervisor.serverurl:
+        return SupervisorPidSource(settings.app_program, SupervisorRPC(settings.supervisor, timeout=1.0))
     if settings.app_pidfile:
         return PidfilePidSource(settings.app_pidfile)
     if settings.app_program:
@@ -41,7 +41,7 @@ def build_app(settings: Settings, pid_source: PidSource | None = None) -> Metric
         pid_source or pid_source_for(settings), labels, settings.memory_limit_bytes
     )
     upstreams = Upstreams(
-        app=settings.target_url, logger=settings.logger_url, controller=settings.controller_url
+        app=settings.target_url, logger=settings.logger_url
     )
     enricher = Enricher(labels, upstreams, HttpFetch(), collectors=[process])
     return MetricsApp(enricher, max_timeout=settings.scrape_timeout)
@@ -56,49 +56,26 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         ),
     )
     parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = load_settings(os.environ if env is None else env)
+        settings = Settings.from_env(Env(env))
     except SettingsError as exc:
-        print(f"podvisor-metrics: {exc}", file=sys.stderr)
-        return 2
-
+        return exit_bad_setting("podvisor-metrics", exc)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = build_app(settings)
     try:
-        server = waitress.create_server(
-            app,
-            host=settings.host,
-            port=settings.port,
-            threads=settings.threads,
-            ident="podvisor-metrics",
-            clear_untrusted_proxy_headers=True,
-        )
+        server = Server(app, host=settings.host, port=settings.port, threads=settings.threads,
+                        ident="podvisor-metrics", drain_seconds=SERVER_DRAIN_SECONDS,
+                        clear_untrusted_proxy_headers=True)
     except OSError as exc:
-        print(
-            f"podvisor-metrics: METRICS_PORT: cannot listen on {settings.host}:{settings.port}: {exc}",
-            file=sys.stderr,
-        )
         app.enricher.close()
-        return 2
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
-        raise SystemExit(0)  # waitress' run() catches it and shuts its workers down
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    log.info(
-        "podvisor-metrics for pod %s listening on http://%s:%s (app %s)",
-        settings.pod,
-        server.effective_host,
-        server.effective_port,
-        settings.target_url,
-    )
+        return exit_bad_setting("podvisor-metrics", SettingsError(
+            "METRICS_PORT", str(settings.port), f"cannot listen on {settings.host}: {exc}"))
+    log.info("podvisor-metrics for pod %s listening on http://%s:%s (app %s)", settings.pod, settings.host,
+             server.port, settings.target_url)
     try:
-        server.run()
+        serve_until_signalled(server)
     finally:
         app.enricher.close()
-        server.close()
     log.info("stopped")
     return 0
 

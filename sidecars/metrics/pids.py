@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import psutil
-from supervisor import childutils
+
+from podvisor.core.supervisor import SupervisorRPC
 
 log = logging.getLogger(__name__)
 
@@ -39,63 +38,25 @@ class _LogOnChange:
         self._last = None
 
 
-class _Question:
-    """One XML-RPC question, asked on a daemon thread so a hung supervisord never blocks exit."""
-
-    def __init__(self, ask: Callable[[], int]) -> None:
-        self.answered = threading.Event()
-        self.pid: int | None = None
-        self.error: Exception | None = None
-        threading.Thread(target=self._run, args=(ask,), name="podvisor-pid", daemon=True).start()
-
-    def _run(self, ask: Callable[[], int]) -> None:
-        try:
-            self.pid = ask()
-        except Exception as exc:  # xmlrpc Fault, socket errors, a malformed answer: all mean "unknown"
-            self.error = exc
-        finally:
-            self.answered.set()
-
-
 class SupervisorPidSource:
     """The pid supervisord reports for `program`, or None when not running or unreachable.
 
-    supervisor's XML-RPC transport has no timeout, and a busy supervisord would hold a scrape
-    forever. So each question is waited for `timeout` seconds at most; while one is unanswered,
-    later scrapes wait on it instead of piling up new ones.
-    """
+    The client's timeout bounds each question, so a busy supervisord costs a scrape at most that
+    long and leaves the process series absent for it."""
 
-    def __init__(
-        self,
-        program: str,
-        env: Mapping[str, str],
-        rpc: Callable[[], Any] | None = None,
-        timeout: float = 1.0,
-    ) -> None:
+    def __init__(self, program: str, rpc: SupervisorRPC) -> None:
         self.program = program
-        self.timeout = timeout
-        self._env = dict(env)
-        self._rpc = rpc or (lambda: childutils.getRPCInterface(self._env))
+        self._rpc = rpc
         self._log = _LogOnChange(f"app pid via supervisord program {program!r}")
-        self._lock = threading.Lock()
-        self._asking: _Question | None = None
-
-    def _ask(self) -> int:
-        return int(self._rpc().supervisor.getProcessInfo(self.program)["pid"])
 
     def __call__(self) -> int | None:
-        with self._lock:
-            if self._asking is None or self._asking.answered.is_set():
-                self._asking = _Question(self._ask)
-            question = self._asking
-        if not question.answered.wait(self.timeout):
-            self._log.failed(f"supervisord did not answer within {self.timeout:g}s")
-            return None
-        if question.error is not None:
-            self._log.failed(f"{type(question.error).__name__}: {question.error}")
+        try:
+            pid = int(self._rpc.info(self.program)["pid"])
+        except Exception as exc:  # xmlrpc Fault, socket errors, a malformed answer: all mean "unknown"
+            self._log.failed(f"{type(exc).__name__}: {exc}")
             return None
         self._log.ok()
-        return question.pid or None
+        return pid or None
 
 
 class PidfilePidSource:

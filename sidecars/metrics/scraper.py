@@ -1,4 +1,4 @@
-"""Fetching upstream targets (app, logger, controller) and accounting for how each fetch went.
+"""Fetching upstream targets (app, logger) and accounting for how each fetch went.
 
 An upstream answer is taken fresh on every scrape of the sidecar; nothing is cached. Each target's
 outcome becomes `podvisor_target_up`, `podvisor_target_scrape_duration_seconds` and, on failure,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from supervisord.spec import Backoff
+from podvisor.supervisord.spec.model import Backoff
 
 
 class BackoffTracker:

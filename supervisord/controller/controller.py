@@ -1,26 +1,23 @@
-"""The controller: one thread per pod plus the aggregator's keeper, fed by supervisord's events."""
+"""The controller: one thread per pod plus one for the aggregator, fed by supervisord's events."""
 from __future__ import annotations
 
 import json
 import logging
 import os
 import threading
-import time
 import xmlrpc.client
 from pathlib import Path
 
-from supervisord import render
-from supervisord.controller.events import Event
-from supervisord.controller.keeper import Keeper
-from supervisord.controller.pod import PodRunner
-from supervisord.controller.procs import Reaper
-from supervisord.controller.shutdown import ShutdownDriver
-from supervisord.rpc import Supervisor
-from supervisord.spec import Backoff, Stack
+from podvisor.core.procs import Reaper
+from podvisor.core.supervisor import Supervisor, split_program
+from podvisor.supervisord.controller.events import Event
+from podvisor.supervisord.controller.pod import PodRunner, health_checked
+from podvisor.supervisord.controller.reconcile import SoloRunner
+from podvisor.supervisord.controller.shutdown import ShutdownDriver
+from podvisor.supervisord.render import conf as render
+from podvisor.supervisord.spec.model import Backoff, Stack
 
 log = logging.getLogger(__name__)
-# What state.json keeps per pod, for a controller restarted under the same supervisord.
-SAVED = ("desired", "phase", "status", "restarts", "last_reason", "held_by_operator")
 
 
 class Controller:
@@ -30,7 +27,7 @@ class Controller:
         self.stack, self.state_dir, self.sup = stack, state_dir, sup
         reaper = Reaper(serverurl)
         self.runners = {pod.name: PodRunner(pod, stack.host, sup, reaper=reaper) for pod in stack.pods}
-        self.aggregator = Keeper("aggregator", sup, Backoff(), stack.host, stack.aggregator_port)
+        self.aggregator = SoloRunner(health_checked("aggregator", Backoff(), stack.aggregator_port), stack.host, sup)
         self.stopping = threading.Event()
         self.shutdown = ShutdownDriver(stack, serverurl, sup.state)
         self.state_file = state_dir / "controller" / "state.json"
@@ -53,18 +50,8 @@ class Controller:
             return  # a fresh supervisord: every pod starts
         for name, pod in saved.get("pods", {}).items():
             runner = self.runners.get(name)
-            if runner is None:
-                continue
-            runner.restarts = int(pod.get("restarts", 0))
-            runner.last_reason = pod.get("last_reason")
-            if pod.get("desired") == "stopped":
-                runner.desired = "stopped"
-                runner.phase = pod.get("phase", "Stopped")
-                default = {"Succeeded": "Completed", "Failed": "Error"}.get(runner.phase, runner.phase)
-                runner.status = pod.get("status") or default
-            for role in pod.get("held_by_operator") or ():
-                if role in runner.programs:
-                    runner.hold(role)
+            if runner is not None and isinstance(pod, dict):
+                runner.restore(pod)
 
     @property
     def supervisord_pid(self) -> int:
@@ -74,9 +61,8 @@ class Controller:
 
     def save(self) -> None:
         """Persist what must survive a controller restart; written only when it changed."""
-        data = json.dumps({"supervisord_pid": self.supervisord_pid, "pods": {
-            name: {k: s[k] for k in SAVED}
-            for name, s in ((n, r.snapshot()) for n, r in self.runners.items())}}, sort_keys=True)
+        data = json.dumps({"supervisord_pid": self.supervisord_pid,
+                           "pods": {name: runner.saved() for name, runner in self.runners.items()}}, sort_keys=True)
         with self._save_lock:
             if data == self._saved:
                 return
@@ -96,10 +82,9 @@ class Controller:
         elif event.name == "REMOTE_COMMUNICATION" and event.payload_headers.get("type") == "podvisor":
             self.command(event.data)
         elif event.name.startswith("PROCESS_STATE"):
-            group = event.payload_headers.get("processname", "")
-            pod_name = group.rsplit("-", 1)[0]
-            if pod_name in self.runners:
-                self.runners[pod_name].wake.set()
+            owner = split_program(event.payload_headers.get("processname", ""))
+            if owner is not None and owner[0] in self.runners:
+                self.runners[owner[0]].wake.set()
 
     def command(self, data: str) -> None:
         """'stop user op-17' / 'restart --all op-18'."""
@@ -157,10 +142,11 @@ class Controller:
     def run_aggregator(self) -> None:
         while not self.stopping.is_set():
             try:
-                self.aggregator.keep(self.sup.all_info()["aggregator"], time.monotonic())
+                wait = self.aggregator.tick()
             except Exception:
-                log.exception("aggregator keeper step failed")
-            self.stopping.wait(0.5)
+                log.exception("aggregator reconcile step failed")
+                wait = 1.0
+            self.stopping.wait(wait)
 
     def start_threads(self) -> list[threading.Thread]:
         threads = [threading.Thread(target=self.run_aggregator, name="aggregator", daemon=True)]

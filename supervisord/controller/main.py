@@ -1,21 +1,25 @@
 """podvisor-controller: the pod lifecycle controller, run by supervisord as an event listener."""
 from __future__ import annotations
 
+import argparse
 import json
 import logging
-import os
 import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisord import spec as specmod
-from supervisord.controller import status
-from supervisord.controller.controller import Controller
-from supervisord.controller.events import Listener
-from supervisord.rpc import SupervisorRPC
+from podvisor.core.budget import SERVER_DRAIN_SECONDS
+from podvisor.core.serving import Server
+from podvisor.core.settings import Env, SettingsError, exit_bad_setting
+from podvisor.core.supervisor import SupervisorConfig, SupervisorRPC
+from podvisor.supervisord.controller.controller import Controller
+from podvisor.supervisord.controller.events import Listener
+from podvisor.supervisord.controller.status import status_app
+from podvisor.supervisord.spec import parse as specmod
 
-log = logging.getLogger("podvisor.controller")
+log = logging.getLogger(__name__)
+PROG = "podvisor-controller"
 
 
 @dataclass(frozen=True)
@@ -23,39 +27,44 @@ class Settings:
     spec_path: Path
     host: str
     port: int
-    serverurl: str
+    supervisor: SupervisorConfig
 
     @classmethod
-    def from_env(cls, env: dict[str, str]) -> Settings:
-        if "CONTROLLER_SPEC" not in env:
-            raise ValueError("CONTROLLER_SPEC is not set (path of the resolved stack.pods.json)")
-        if "SUPERVISOR_SERVER_URL" not in env:
-            raise ValueError("SUPERVISOR_SERVER_URL is not set: run me as a supervisord event listener")
-        port = env.get("CONTROLLER_PORT", "9100")
-        if not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"CONTROLLER_PORT must be a port number, got {port!r}")
-        return cls(Path(env["CONTROLLER_SPEC"]), env.get("CONTROLLER_HOST", "127.0.0.1"), int(port),
-                   env["SUPERVISOR_SERVER_URL"])
+    def from_env(cls, env: Env) -> Settings:
+        spec_path = env.path("CONTROLLER_SPEC", required=True)
+        supervisor = SupervisorConfig.from_env(env)
+        if not supervisor.serverurl:
+            raise SettingsError("SUPERVISOR_SERVER_URL", None, "is not set: run me as a supervisord event listener")
+        return cls(spec_path, env.host("CONTROLLER_HOST"), env.port("CONTROLLER_PORT", 9100), supervisor)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog=PROG, description=__doc__).parse_args(argv)
+    try:
+        settings = Settings.from_env(Env())
+    except SettingsError as exc:
+        return exit_bad_setting(PROG, exc)
+    try:
+        stack = specmod.from_dict(json.loads(settings.spec_path.read_text()))
+    except (ValueError, OSError) as exc:
+        return exit_bad_setting(PROG, SettingsError("CONTROLLER_SPEC", str(settings.spec_path), str(exc)))
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = Settings.from_env(dict(os.environ))
-        stack = specmod.from_dict(json.loads(settings.spec_path.read_text()))
-    except (ValueError, OSError, specmod.SpecError) as exc:
-        log.error("podvisor-controller: %s", exc)
-        return 2
     state_dir = Path(stack.state_dir)
     if not state_dir.is_absolute():
         state_dir = (settings.spec_path.parent / state_dir).resolve()
-    controller = Controller(stack, state_dir, SupervisorRPC(settings.serverurl), settings.serverurl)
+    serverurl = settings.supervisor.serverurl
+    controller = Controller(stack, state_dir, SupervisorRPC(settings.supervisor), serverurl)
     controller.prepare()
     controller.restore()
-    server = status.make_server(settings.host, settings.port, controller.pods)
-    status.serve_in_background(server)
-    log.info("pod status on http://%s:%d/pods", settings.host, server.server_address[1])
+    try:
+        server = Server(status_app(controller.pods, stack.environment), host=settings.host, port=settings.port,
+                        threads=4, ident=PROG, drain_seconds=SERVER_DRAIN_SECONDS)
+    except OSError as exc:
+        return exit_bad_setting(PROG, SettingsError("CONTROLLER_PORT", str(settings.port),
+                                                    f"cannot listen on {settings.host}: {exc}"))
+    server.serve_in_background("status-http")
+    log.info("pod status on http://%s:%d/pods", settings.host, server.port)
     controller.start_threads()
     # supervisord stops the listener last; SIGTERM then means everything else is already down.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -1,8 +1,14 @@
-"""One pod's lifecycle: sidecars first and last, probes, restart policy with backoff, memory limit.
+"""One pod: its three containers, run the way Kubernetes runs a pod with native sidecars.
 
-`PodRunner.tick()` is one reconcile step against supervisord's view of the pod's programs. Every
-start goes through the controller (supervisord's autostart/autorestart are off), so "we launched it
-and it is no longer alive" is exactly "it ended", however fast it died.
+`PodRunner.tick()` is one reconcile step against supervisord's view of the pod's programs: the
+sidecars are started first and the app only once both have started (answered /health); probes,
+the memory limit and the restart policy act on the app; a sidecar that ends is restarted alone.
+Every start goes through the controller (supervisord's autostart/autorestart are off), so "we
+launched it and it is no longer alive" is exactly "it ended", however fast it died.
+
+Threads: the pod's own thread runs `tick()`; the status endpoint reads `snapshot()`; supervisord's
+events call `request()` and `freeze()`. Every write to the pod's state happens under `lock`, and
+no I/O (XML-RPC, probes, signals, waits) happens while it is held.
 """
 from __future__ import annotations
 
@@ -12,72 +18,97 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from supervisord.controller import probes
-from supervisord.controller.backoff import BackoffTracker
-from supervisord.controller.keeper import Keeper, exit_reason
-from supervisord.controller.procs import kill_tree, pid_alive, tree_rss
-from supervisord.rpc import ALIVE, Supervisor
-from supervisord.spec import Pod
+from podvisor.core.procs import kill_tree, pid_alive, tree_rss
+from podvisor.core.supervisor import ALIVE as SUPERVISOR_ALIVE
+from podvisor.core.supervisor import Supervisor
+from podvisor.supervisord.controller import probes
+from podvisor.supervisord.controller.container import Container, Policy, Probes
+from podvisor.supervisord.controller.reconcile import Reconciler
+from podvisor.supervisord.controller.states import (
+    TERMINAL,
+    Phase,
+    Reason,
+    State,
+    Termination,
+    pod_phase,
+    pod_status,
+)
+from podvisor.supervisord.spec.model import Pod, Probe
 
 log = logging.getLogger(__name__)
 
 SIDECARS = ("logger", "metrics")
-TERMINAL = ("Succeeded", "Failed", "Stopped")
-# How long past its grace period a pod may take to stop before we report it and move on
-# (supervisord has SIGKILLed the app by then; the logger gets grace + 10 s to drain).
-STOP_SLACK_SECONDS = 15.0
+# A sidecar has started once it answers /health; one that never does within a minute is restarted.
+SIDECAR_HEALTH = Probe(http_get="/health", period_seconds=0.1, timeout_seconds=0.5, failure_threshold=600)
+SAVED_STATES = (State.STOPPED, State.EXITED, State.HELD)
 
 
 def _no_reaper(program: str) -> list[int]:
     return []
 
 
-class PodRunner:
-    """Desired state plus what was observed; all mutation happens on the pod's own thread."""
+def _legacy_containers(saved: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The containers of a pod in an older state file: {desired, phase, restarts, last_reason,
+    held_by_operator} (status may be missing), as restore() takes them."""
+    stopped = saved.get("desired") == "stopped"
+    ended = {"Stopped": State.STOPPED, "Succeeded": State.EXITED, "Failed": State.EXITED}
+    app = ended.get(saved.get("phase"), State.STOPPED) if stopped else State.WAITING
+    containers = {"app": {"state": app.value, "last_reason": saved.get("last_reason"),
+                          "restarts": saved.get("restarts", 0)},
+                  **{role: {"state": (State.STOPPED if stopped else State.WAITING).value} for role in SIDECARS}}
+    for role in saved.get("held_by_operator") or ():
+        if role in containers:
+            containers[role]["state"] = State.HELD.value
+    return containers
+
+
+def health_checked(program: str, backoff: Any, port: int | None) -> Container:
+    """A container whose start is its /health answering: a sidecar, the aggregator."""
+    return Container(program, backoff, Probes(startup=SIDECAR_HEALTH, port=port))
+
+
+class PodRunner(Reconciler):
+    """The pod's containers plus what is wanted of them (run, or stay stopped)."""
 
     def __init__(self, pod: Pod, host: str, sup: Supervisor, *, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, prober: Callable[..., probes.Result] = probes.run,
                  memory: Callable[[int], int] = tree_rss, killer: Callable[[int], None] = kill_tree,
                  reaper: Callable[[str], list[int]] = _no_reaper, alive: Callable[[int], bool] = pid_alive,
                  pause: Callable[[float], None] | None = None):
-        self.pod, self.host, self.sup = pod, host, sup
-        self.clock, self.wall, self.prober, self.memory, self.killer = clock, wall, prober, memory, killer
+        super().__init__(host, sup, clock=clock, prober=prober, killer=killer)
+        self.pod, self.wall, self.memory = pod, wall, memory
         self.reaper = reaper  # kills what an ended app left behind (grandchildren that left its group)
         self.alive = alive  # whether a pid still runs: supervisord answers no questions while shutting down
         self.pause = pause or self._pause  # waits while stopping; tests pass one that moves a fake clock
         self.programs = pod.programs
         self.wake = threading.Event()  # set by supervisord's events for this pod's programs
-        self.lock = threading.Lock()  # guards the fields the status endpoint reads
+        self.app = Container(self.programs["app"], pod.backoff,
+                             Probes(pod.startup_probe, pod.readiness_probe, pod.liveness_probe, pod.port),
+                             Policy(pod.restart_policy, pod.max_restarts), pod.memory_limit_bytes)
+        self.sidecars = {role: health_checked(self.programs[role], pod.backoff, port)
+                         for role, port in (("logger", pod.logger_port), ("metrics", pod.metrics_port))}
         self.pending_ops: list[tuple[str, str]] = []
         self.last_op: dict[str, Any] | None = None
+        self.desired = "running"
         self.frozen = False  # supervisord is shutting down: observe, never start
-        self.app_backoff = BackoffTracker(pod.backoff)
-        ports = {"logger": pod.logger_port, "metrics": pod.metrics_port}
-        self.sidecars = {role: Keeper(self.programs[role], sup, pod.backoff, host, ports[role], prober)
-                         for role in SIDECARS}
-        self._reset_epoch("running")
+        self.created_at = wall()
 
-    # -- epochs and operations -------------------------------------------------------------
-    def _reset_epoch(self, desired: str) -> None:
-        self.desired = desired
-        self.phase = "Pending" if desired == "running" else "Stopped"
-        self.status = "PodInitializing" if desired == "running" else "Stopped"
-        self.restarts = 0
-        self.last_reason: str | None = None
-        self.last_exit_code: int | None = None
-        self.restart_delay: float | None = None  # the backoff chosen for the latest restart
-        self.created_at = self.wall()
-        self.app_launched = False  # started by us (or adopted) and not yet seen ending
-        self.app_ready = False
-        self.app_held = False  # stopped from outside podvisor: left stopped until the pod is (re)started
-        self.app_next_start = 0.0
-        self.kill_reason: str | None = None
-        self.app_pid = 0
-        self.probe_states: dict[str, probes.ProbeState] = {}
-        self.app_backoff.reset()
-        for keeper in self.sidecars.values():
-            keeper.reset()
+    @property
+    def containers(self) -> list[Container]:
+        return [self.app, *self.sidecars.values()]
 
+    # -- derived ------------------------------------------------------------------------------------
+    @property
+    def phase(self) -> Phase:
+        return pod_phase(self.app.state, self.app.last, self.app.runs > 0,
+                         (c.state for c in self.sidecars.values()), self.frozen)
+
+    @property
+    def status(self) -> str:
+        return pod_status(self.phase, self.app.state, self.app.last, self.app.gave_up,
+                          (c.state for c in self.sidecars.values()))
+
+    # -- operations (podctl) --------------------------------------------------------------------------
     def request(self, action: str, op_id: str = "") -> None:
         """Queue start/stop/restart; it runs on the pod thread at its next tick."""
         if action not in ("start", "stop", "restart"):
@@ -98,10 +129,9 @@ class PodRunner:
                 if self.frozen:
                     raise RuntimeError("supervisord is shutting down")
                 if action in ("stop", "restart"):
-                    self.stop_pod("Stopped")
+                    self.stop_pod()
                 if action in ("start", "restart"):
-                    with self.lock:
-                        self._reset_epoch("running")
+                    self._start_run()
                 message = f"pod {self.pod.name} {'stopped' if action == 'stop' else action + 'ed'}"
             except Exception as exc:  # reported to podctl through last_op, and logged
                 log.exception("pod %s: %s failed", self.pod.name, action)
@@ -109,35 +139,50 @@ class PodRunner:
             with self.lock:
                 self.last_op = {"id": op_id, "action": action, "done": True, "ok": ok, "message": message}
 
-    def stop_pod(self, final_phase: str) -> None:
+    def _start_run(self) -> None:
+        """A new run of the pod: containers that are down start again from fresh counts; running
+        ones are left as they are (starting a running pod changes nothing)."""
+        with self.lock:
+            self.desired = "running"
+            if self.phase in TERMINAL:
+                for container in self.containers:
+                    container.restart_run()
+                self.created_at = self.wall()
+
+    def stop_pod(self) -> None:
         """App first (SIGTERM to its group, grace, SIGKILL), what it left behind, then the sidecars."""
         with self.lock:
             self.desired = "stopped"
-            self.phase, self.status = "Terminating", "Terminating"
-            self.app_launched = False
-        # stopProcess with wait returns once the app has exited (supervisord SIGKILLs its group after
-        # stopwaitsecs = grace_seconds): only then are the sidecars signalled, so the logger sees
-        # every line the app wrote, its shutdown lines included.
-        self.sup.stop(self.programs["app"], True)
+            signal_app = self.app.stop()
+        budget = self.pod.budget
+        if signal_app:
+            # supervisord SIGKILLs the app's group after stopwaitsecs = grace_seconds; only once
+            # the app has exited are the sidecars signalled, so the logger sees every line it wrote.
+            self.sup.stop(self.programs["app"], False)
+            if not self._wait_until(lambda: not self._running([self.app]), budget.app_stop_seconds):
+                log.error("pod %s: app still running %.0fs after it was told to stop", self.pod.name,
+                          budget.app_stop_seconds)
         self.reaper(self.programs["app"])
-        for role in SIDECARS:
-            self.sup.stop(self.programs[role], False)
-
-        def sidecars_down() -> bool:
-            infos = self.sup.all_info()
-            return not any(infos[self.programs[r]]["statename"] in ALIVE for r in SIDECARS)
-
-        if not self._wait_until(sidecars_down, self.pod.grace_seconds + STOP_SLACK_SECONDS):
-            log.error("pod %s: sidecars still running %.0fs after they were told to stop", self.pod.name,
-                      self.pod.grace_seconds + STOP_SLACK_SECONDS)
         with self.lock:
-            self.phase = final_phase
-            self.status = {"Succeeded": "Completed", "Failed": "Error"}.get(final_phase, final_phase)
-            self.app_ready = False
-            self.app_pid = 0
-            self.probe_states = {}
-            for keeper in self.sidecars.values():
-                keeper.launched = keeper.ready = False
+            self.app.gone()
+        self._drain_sidecars()
+
+    def _drain_sidecars(self) -> None:
+        """Stop the sidecars (the logger ships what is left first) and wait until they have exited."""
+        with self.lock:
+            alive = [c for c in self.sidecars.values() if c.stop()]
+        for container in alive:
+            self.sup.stop(container.program, False)
+        seconds = self.pod.budget.pod_stop_seconds
+        if alive and not self._wait_until(lambda: not self._running(alive), seconds):
+            log.error("pod %s: sidecars still running %.0fs after they were told to stop", self.pod.name, seconds)
+        with self.lock:
+            for container in alive:
+                container.gone()
+
+    def _running(self, containers: list[Container]) -> bool:
+        infos = self.sup.all_info()
+        return any(infos[c.program]["statename"] in SUPERVISOR_ALIVE for c in containers)
 
     def _wait_until(self, done: Callable[[], bool], seconds: float) -> bool:
         deadline = self.clock() + seconds
@@ -153,240 +198,125 @@ class PodRunner:
         self.wake.wait(seconds)
         self.wake.clear()
 
-    def hold(self, role: str) -> None:
-        """Leave stopped a program an operator stopped outside podvisor (also after a controller restart)."""
-        if role == "app":
-            self.app_held, self.app_next_start = True, float("inf")
-            if self.desired == "running":
-                self.phase = self.status = "Stopped"
-        else:
-            keeper = self.sidecars[role]
-            keeper.held, keeper.next_start = True, float("inf")
-
     def freeze(self) -> None:
-        """supervisord is shutting down: it stops every program itself, in priority order."""
+        """supervisord is shutting down: it stops every program itself (the shutdown driver orders it)."""
         with self.lock:
             self.frozen = True
-            if self.phase not in TERMINAL:
-                self.phase = self.status = "Terminating"
+            for container in self.containers:
+                if container.alive or container.state in (State.WAITING, State.BACKOFF):
+                    container.stop()
         self.wake.set()
 
-    # -- the reconcile step ----------------------------------------------------------------
+    def restore(self, saved: dict[str, Any]) -> None:
+        """After a controller restart under the same supervisord: operators' stops, ended pods and
+        restart counts come back, through the containers' own moves."""
+        with self.lock:
+            self.desired = saved.get("desired", "running")
+            containers = saved.get("containers")
+            if containers is None:  # written by a controller that saved the pod's phase instead
+                containers = _legacy_containers(saved)
+            for role, state in (containers or {}).items():
+                container = self.app if role == "app" else self.sidecars.get(role)
+                if container is None:
+                    continue
+                try:
+                    target = State(state.get("state"))
+                except ValueError:
+                    continue
+                container.restore(target if target in SAVED_STATES else State.WAITING,
+                                  Termination.parse(state.get("last_reason")), int(state.get("restarts", 0)))
+
+    def saved(self) -> dict[str, Any]:
+        """What restore() needs, taken under the lock."""
+        with self.lock:
+            return {"desired": self.desired, "containers": {
+                role: {"state": c.state.value, "last_reason": str(c.last) if c.last else None, "restarts": c.restarts}
+                for role, c in (("app", self.app), *self.sidecars.items())}}
+
+    # -- the reconcile step --------------------------------------------------------------------------
     def tick(self) -> float:
         """One reconcile step; returns how long the pod thread may sleep before the next."""
         self._run_ops()
         if self.frozen:
-            self._watch_app_end()
+            self._watch_while_frozen()
             return 0.5
         if self.desired != "running":
             return 1.0
         now = self.clock()
-        infos = self.sup.all_info()
-        for keeper in self.sidecars.values():
-            keeper.keep(infos[keeper.name], now)
-        self._keep_app(infos[self.programs["app"]], now)
+        if self.programs["app"] in self.observe(self.containers, self.sup.all_info(), now):
+            # The app's exit ends its container: whatever it left running (even outside its process
+            # group) is killed now, as a pid namespace would be, before any restart.
+            self.reaper(self.programs["app"])
+        self.probe(self.containers, now)
+        if self._end_if_exited():
+            return 1.0
+        self._check_memory()
         with self.lock:
-            self._update_status()
-        waits = [0.5] + [s.next_at - now for s in self._active_probes()]
-        starts = [self.app_next_start] + [k.next_start for k in self.sidecars.values()]
-        waits += [t - now for t in starts if t > now]
-        return max(0.02, min(waits))
+            due = [c for c in self.sidecars.values() if c.start_due(now)]
+            # Native-sidecar ordering: the app is spawned only once its sidecars have started.
+            if all(c.started for c in self.sidecars.values()) and self.app.start_due(now):
+                due.append(self.app)
+        self.start(due)
+        if self._end_if_exited():  # a refused spawn can end the app for good (policy never, max_restarts)
+            return 1.0
+        return self.next_wait(self.containers, now)
 
-    def _watch_app_end(self) -> None:
+    def _end_if_exited(self) -> bool:
+        """When the app has ended for good, the pod ends: its sidecars are drained at once."""
+        if self.app.state is not State.EXITED:
+            return False
+        with self.lock:
+            self.desired = "stopped"
+        log.info("pod %s: app ended (%s); draining sidecars", self.pod.name, self.app.last)
+        self._drain_sidecars()
+        log.info("pod %s: %s", self.pod.name, self.phase.value)
+        return True
+
+    def _check_memory(self) -> None:
+        if not self.app.memory_limit or not self.app.pid or self.app.state is State.STOPPING:
+            return
+        rss = self.memory(self.app.pid)
+        with self.lock:
+            reason = self.app.check_memory(rss)
+        if reason is not None:
+            self.kill(self.app, reason)
+
+    def _watch_while_frozen(self) -> None:
         """While supervisord shuts down, still leave no orphan behind an app that has ended.
 
         supervisord refuses XML-RPC in its SHUTDOWN state, so the app's pid is watched directly."""
-        if not self.app_launched:
+        with self.lock:
+            pid = self.app.pid if self.app.state is State.STOPPING else None
+        if pid is None:
             return
-        if not self.app_pid or not self.alive(self.app_pid):
+        if not pid or not self.alive(pid):
             with self.lock:
-                self.app_launched = self.app_ready = False
-                self.app_pid = 0
+                self.app.gone()
             self.reaper(self.programs["app"])
 
-    def _keep_app(self, info: dict, now: float) -> None:
-        state = info["statename"]
-        if state in ALIVE:
-            self.app_held = False
-            if not self.app_launched or info["pid"] != self.app_pid:
-                self._app_started(info["pid"], now)
-            self._probe_app(now)
-            self._check_memory()
-            return
-        if self.app_launched:
-            self._app_ended(info, now)
-            return
-        if self.phase in TERMINAL or self.app_next_start == float("inf"):
-            return
-        if all(k.ready for k in self.sidecars.values()) and now >= self.app_next_start:
-            # Native-sidecar ordering: the app is spawned only once its sidecars answer /health.
-            self._start_app(now)
-
-    def _start_app(self, now: float) -> None:
-        try:
-            self.sup.start(self.programs["app"], False)
-        except Exception as exc:  # a refused spawn is a failed start: counted, backed off, reported
-            log.error("pod %s: cannot start app: %s", self.pod.name, exc)
-            self._after_app(f"StartError: {exc}", True, now)
-            return
-        self.app_backoff.started(now)
-        self.app_launched = True
-        info = self.sup.all_info()[self.programs["app"]]
-        if info["statename"] in ALIVE:
-            self._app_started(info["pid"], now)
-
-    def _app_started(self, pid: int, now: float) -> None:
-        self.app_launched = True
-        self.app_pid = pid
-        self.kill_reason = None
-        self.phase = "Running"
-        self.probe_states = {}
-        for kind in ("startup", "readiness", "liveness"):
-            probe = getattr(self.pod, f"{kind}_probe")
-            if probe is not None:
-                self.probe_states[kind] = probes.ProbeState(probe, now)
-        log.info("pod %s: app running with pid %s", self.pod.name, pid)
-
-    def _active_kinds(self) -> tuple[str, ...]:
-        """The startup probe alone until it passes, then liveness and readiness (Kubernetes' order)."""
-        startup = self.probe_states.get("startup")
-        return ("startup",) if startup is not None and not startup.passing else ("liveness", "readiness")
-
-    def _active_probes(self) -> list[probes.ProbeState]:
-        """Probe states that will run: a passed startup probe is never due again, and waiting for
-        its stale next_at would spin the pod thread (a reconcile, an RPC and a /proc scan per 20 ms)."""
-        if not self.app_launched:
-            return []
-        return [s for kind in self._active_kinds() if (s := self.probe_states.get(kind)) is not None]
-
-    def _probe_app(self, now: float) -> None:
-        due = [(kind, state) for kind in self._active_kinds()
-               if (state := self.probe_states.get(kind)) is not None and state.due(now)]
-        if not due:
-            return
-        results = self._run_probes([state.probe for _, state in due])
-        for (kind, state), result in zip(due, results, strict=True):
-            # Periods run start to start, like the kubelet's: a slow probe does not stretch them.
-            state.record(result, now)
-            if kind in ("startup", "liveness") and state.failed and self.kill_reason is None:
-                self._kill_app(f"{kind.capitalize()} probe failed: {result.message}")
-                return
-
-    def _run_probes(self, due: list) -> list[probes.Result]:
-        """Probes that are due together run concurrently, so a hung readiness probe cannot delay liveness."""
-        results: list[probes.Result | None] = [None] * len(due)
-
-        def run(i: int) -> None:
-            try:
-                results[i] = self.prober(due[i], self.host, self.pod.port)
-            except Exception as exc:  # a probe that raises has failed, with the reason
-                results[i] = probes.Result(False, f"probe error: {type(exc).__name__}: {exc}")
-
-        others = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(1, len(due))]
-        for t in others:
-            t.start()
-        run(0)
-        for t in others:
-            t.join()
-        return [r or probes.Result(False, "probe gave no result") for r in results]
-
-    def _check_memory(self) -> None:
-        limit = self.pod.memory_limit_bytes
-        if limit and self.kill_reason is None and self.app_pid:
-            rss = self.memory(self.app_pid)
-            if rss > limit:
-                log.warning("pod %s: app uses %d bytes, over its limit of %d", self.pod.name, rss, limit)
-                self._kill_app("OOMKilled")
-
-    def _kill_app(self, reason: str) -> None:
-        log.warning("pod %s: killing app pid %s: %s", self.pod.name, self.app_pid, reason)
-        self.kill_reason = reason
-        self.killer(self.app_pid)
-
-    def _app_ended(self, info: dict, now: float) -> None:
-        self.app_launched = self.app_ready = False
-        self.probe_states = {}
-        self.app_pid = 0
-        # The app's exit ends its container: whatever it left running (even outside its process
-        # group) is killed now, as a pid namespace would be, before any restart.
-        self.reaper(self.programs["app"])
-        if info["statename"] == "STOPPED" and not self.kill_reason:
-            log.warning("pod %s: app was stopped from outside podvisor; leaving it stopped", self.pod.name)
-            self.hold("app")
-            return
-        self.last_exit_code = info.get("exitstatus")
-        if self.kill_reason:
-            reason, failed = self.kill_reason, True
-        else:
-            reason = exit_reason(info)
-            failed = reason != "Completed"
-        self._after_app(reason, failed, now)
-
-    def _after_app(self, reason: str, failed: bool, now: float) -> None:
-        """The app ended or could not start: restart it with backoff, or end the pod, per its policy."""
-        self.last_reason = reason
-        self.status = self._terminated_status(reason, failed)
-        policy = self.pod.restart_policy
-        gave_up = self.pod.max_restarts is not None and self.restarts >= self.pod.max_restarts
-        if policy == "never" or (policy == "on-failure" and not failed) or gave_up:
-            final = "Failed" if failed else "Succeeded"
-            log.info("pod %s: app ended (%s); pod %s, draining sidecars", self.pod.name, reason, final)
-            self.stop_pod(final)
-            with self.lock:
-                self.status = "BackoffLimitExceeded" if gave_up else self._terminated_status(reason, failed)
-                self.last_reason = reason
-            return
-        delay = self.app_backoff.crashed(now)
-        self.restarts += 1
-        self.restart_delay = delay
-        self.app_next_start = now + delay
-        log.warning("pod %s: app ended (%s); restart %d in %.2fs", self.pod.name, reason, self.restarts,
-                    delay)
-
-    @staticmethod
-    def _terminated_status(reason: str, failed: bool) -> str:
-        """kubectl's STATUS for a terminated app: OOMKilled, StartError, Error or Completed."""
-        if reason in ("OOMKilled",) or reason.startswith("StartError"):
-            return reason.split(":", 1)[0]
-        return "Error" if failed else "Completed"
-
-    def _update_status(self) -> None:
-        if self.phase in TERMINAL or self.phase == "Terminating":
-            return
-        readiness = self.probe_states.get("readiness")
-        startup = self.probe_states.get("startup")
-        started = startup is None or startup.passing
-        self.app_ready = self.app_launched and started and (readiness.passing if readiness else True)
-        if self.app_launched:
-            self.phase, self.status = "Running", "Running"
-        elif self.restarts and self.app_next_start > self.clock():
-            # An OOM kill stays the visible status until the restart (kubectl shows OOMKilled too).
-            self.status = "OOMKilled" if self.last_reason == "OOMKilled" else "CrashLoopBackOff"
-        elif not all(k.ready for k in self.sidecars.values()):
-            waiting = any(not k.held and k.next_start > self.clock() for k in self.sidecars.values())
-            self.status = "Init:CrashLoopBackOff" if waiting else "PodInitializing"
-
-    # -- what the status endpoint and metrics show ----------------------------------------
+    # -- what the status endpoint and metrics show ---------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
-            ready_count = int(self.app_ready) + sum(k.ready for k in self.sidecars.values())
-            pod_ready = self.phase == "Running" and ready_count == len(self.programs)
-            held = (["app"] if self.app_held else []) + [r for r, k in self.sidecars.items() if k.held]
-            waiting = (not self.app_launched and self.phase not in TERMINAL
-                       and self.app_next_start > self.clock())
+            now = self.clock()
+            phase = self.phase
+            ready_count = sum(c.ready for c in self.containers)
+            held = [role for role, c in (("app", self.app), *self.sidecars.items()) if c.state is State.HELD]
+            last = self.app.last
             return {
                 "pod": self.pod.name, "service": self.pod.service, "desired": self.desired,
-                "phase": self.phase, "status": self.status, "ready": pod_ready,
+                "phase": phase.value, "status": self.status,
+                "ready": phase is Phase.RUNNING and ready_count == len(self.programs),
                 "containers_ready": ready_count, "containers": len(self.programs),
-                "restarts": self.restarts, "last_reason": self.last_reason,
-                "last_exit_code": self.last_exit_code,
-                "restart_delay_seconds": self.restart_delay,
-                "restart_in_seconds": max(0.0, self.app_next_start - self.clock()) if waiting else None,
-                "sidecar_restarts": {role: k.restarts for role, k in self.sidecars.items()},
-                "sidecar_last_reason": {role: k.last_reason for role, k in self.sidecars.items()},
+                "restarts": self.app.restarts,
+                "last_reason": str(last) if last and last.reason is not Reason.STOPPED_OUTSIDE else None,
+                "last_exit_code": last.exit_code if last else None,
+                "restart_delay_seconds": self.app.delay,
+                "restart_in_seconds": self.app.waiting_for(now),
+                "sidecar_restarts": {role: c.restarts for role, c in self.sidecars.items()},
+                "sidecar_last_reason": {role: str(c.last) if c.last else None for role, c in self.sidecars.items()},
                 "held_by_operator": held, "created_at": self.created_at,
-                "age_seconds": max(0.0, self.wall() - self.created_at), "app_pid": self.app_pid or None,
-                "probes": {k: {"passing": s.passing, "last": s.last.message if s.last else None}
-                           for k, s in self.probe_states.items()},
+                "age_seconds": max(0.0, self.wall() - self.created_at), "app_pid": self.app.pid or None,
+                "probes": self.app.snapshot(now)["probes"],
+                "container_states": {role: c.snapshot(now) for role, c in (("app", self.app), *self.sidecars.items())},
                 "last_op": dict(self.last_op) if self.last_op else None,
             }

@@ -6,7 +6,7 @@ import socket
 import subprocess
 from dataclasses import dataclass
 
-from supervisord.spec import Probe
+from podvisor.supervisord.spec.model import Probe
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable
 
 import psutil
 
-from supervisord.controller.procs import leftovers
-from supervisord.spec import Stack
+from podvisor.core.procs import leftovers
+from podvisor.supervisord.spec.model import Stack
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,12 @@ class ShutdownDriver:
 
     def _run(self) -> None:
         began = time.monotonic()
-        grace = max(p.grace_seconds for p in self.stack.pods)
-        apps = [f"{p.name}-app" for p in self.stack.pods]
-        sidecars = [f"{p.name}-{role}" for p in self.stack.pods for role in ("logger", "metrics")]
-        self._stop(apps, group=True, within=grace + 5)
-        self._stop(sidecars, group=False, within=grace + 10)
-        self._stop(["aggregator"], group=False, within=30)
+        pods, budget = self.stack.pods, self.stack.budget
+        apps = [p.programs["app"] for p in pods]
+        sidecars = [p.programs[role] for p in pods for role in ("logger", "metrics")]
+        self._stop(apps, group=True, within=max(p.budget.app_stop_seconds for p in pods))
+        self._stop(sidecars, group=False, within=max(p.budget.pod_stop_seconds for p in pods))
+        self._stop(["aggregator"], group=False, within=budget.aggregator_stopwaitsecs)
         log.info("shutdown: every pod and the aggregator stopped in %.2fs", time.monotonic() - began)
 
     def _stop(self, programs: Iterable[str], group: bool, within: float) -> None:

@@ -1,9 +1,9 @@
-"""`python -m supervisord.prometheus`: write prometheus.yml, the rules file and its promtool tests.
+"""`python -m podvisor.supervisord.prometheus`: write prometheus.yml, the rules file and its promtool tests.
 
-    python -m supervisord.prometheus --out var/prometheus --aggregator 127.0.0.1:8080 \
+    python -m podvisor.supervisord.prometheus --out var/prometheus --aggregator 127.0.0.1:8080 \
         --controller 127.0.0.1:9100 --pod user=127.0.0.1:9101 --pod product=127.0.0.1:9102
-    python -m supervisord.prometheus --out var/prometheus --spec supervisord/pods.toml --scrape-interval 5s
-    python -m supervisord.prometheus --commit    # refresh the copies committed beside this module
+    python -m podvisor.supervisord.prometheus --out var/prometheus --spec supervisord/pods.toml --scrape-interval 5s
+    python -m podvisor.supervisord.prometheus --commit    # refresh the copies committed beside this module
 
 `podvisor-render --prometheus DIR` does the `--spec` form for the spec it renders.
 """
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from supervisord import spec as specmod
+from podvisor.supervisord.spec import parse as specmod
 
 from .config import CONFIG_FILENAME, RULES_FILENAME, render_config
 from .rules import render_rules
@@ -41,7 +41,7 @@ def _pod(value: str) -> tuple[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m supervisord.prometheus",
+        prog="python -m podvisor.supervisord.prometheus",
         description=(f"Write {CONFIG_FILENAME}, {RULES_FILENAME} and {TESTS_FILENAME} for a podvisor stack."),
     )
     parser.add_argument("--out", type=Path, help="directory to write the files to (created if missing)")

@@ -104,7 +104,7 @@ def render_config(
         document,
         header=(
             "Prometheus configuration for podvisor, rendered by `podvisor-render --prometheus DIR`\n"
-            "(or `python -m supervisord.prometheus`); re-render rather than edit.\n"
+            "(or `python -m podvisor.supervisord.prometheus`); re-render rather than edit.\n"
             f"Job {PODS_JOB} scrapes every pod's metrics sidecar; honor_labels keeps the sidecar's\n"
             "pod labels (the target's `pod` label is the same value)."
         ),

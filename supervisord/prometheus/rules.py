@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from podvisor.supervisord.controller.states import QUIET
+
 from .config import PODS_JOB
 from .yamltext import dump
 
 GROUP = "podvisor"
 # Phases of a pod that is down on purpose: no "service down" alert for them.
-QUIET_PHASES = ("Stopped", "Succeeded")
+QUIET_PHASES = tuple(phase.value for phase in QUIET)
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ def alerts(t: Thresholds = Thresholds()) -> list[Alert]:
             name="PodvisorCrashLooping",
             # The controller's /metrics and every metrics sidecar both expose the restart count:
             # one alert per pod whichever source is up.
-            expr=f"max by (pod) (increase(podvisor_pod_restarts_total[10m])) > {t.restarts_in_10m}",
+            expr=f"sum by (pod, service_name) (increase(podvisor_pod_restarts_total[10m])) > {t.restarts_in_10m}",
             for_="",
             severity="critical",
             summary=f"The app of pod {pod} is crash looping",
@@ -180,7 +182,7 @@ def render_rules(thresholds: Thresholds = Thresholds()) -> str:
     return dump(
         document,
         header=(
-            "podvisor alert rules, rendered by `python -m supervisord.prometheus`; do not edit by hand.\n"
+            "podvisor alert rules, rendered by `python -m podvisor.supervisord.prometheus`; do not edit by hand.\n"
             "Unit tests for promtool: rules_test.yml beside the committed copy."
         ),
     )

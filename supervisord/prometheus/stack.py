@@ -2,7 +2,7 @@
 
 Targets: every pod's metrics sidecar (which also carries the pod's logger self-metrics and the
 controller's pod status), the aggregator and the controller's `/metrics`. Used by
-`podvisor-render --prometheus DIR`, `python -m supervisord.prometheus --spec FILE` and the test
+`podvisor-render --prometheus DIR`, `python -m podvisor.supervisord.prometheus --spec FILE` and the test
 harness (`StackHandle.prometheus_config()`), so all three write the same files for the same spec.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from supervisord.spec import Stack
+from podvisor.supervisord.spec.model import Stack
 
 from .config import CONFIG_FILENAME, RULES_FILENAME, duration_seconds, render_config
 from .rules import render_rules

@@ -15,7 +15,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from supervisord.harness import StackHandle
+from podvisor.testing.harness import StackHandle
 
 pytestmark = pytest.mark.e2e
 

@@ -26,7 +26,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
-from supervisord.harness import REPO, StackHandle, load_spec_dict, wait_for, wait_for_gone
+from podvisor.testing.harness import REPO, StackHandle, load_spec_dict, wait_for, wait_for_gone
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -137,8 +137,8 @@ def console(driver: WebDriver) -> str:
 
 def waiter(driver: WebDriver, stack: StackHandle):
     def until(predicate, timeout: float, what: str):
-        return wait_for(predicate, timeout, what,
-                        lambda: f"browser console:\n{console(driver)}\n{stack.output(20)}")
+        return wait_for(predicate, timeout, what, check=stack._check_alive,
+                        output=lambda: f"browser console:\n{console(driver)}\n{stack.output(20)}")
     return until
 
 

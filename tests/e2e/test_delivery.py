@@ -29,7 +29,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from supervisord.harness import StackHandle, wait_for
+from podvisor.testing.harness import StackHandle, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -75,9 +75,6 @@ class Delivery:
         self.db = stack.state_dir / "aggregator" / "logs.db"
         self.lost_before: dict[str, int] = {}  # loss records present before the current scenario
 
-    def output(self) -> str:
-        return self.stack.output()
-
     def logs(self, pod: str = "ship") -> Path:
         return self.stack.pod_dir(pod) / "logs"
 
@@ -114,8 +111,8 @@ class Delivery:
                             seqs: set[int] | None = None, settle: bool = True) -> Counter:
         """Wait for the lines of `run` (all `count`, or `seqs`), then: none missing, none twice, no loss."""
         expected = set(range(count)) if seqs is None else seqs
-        wait_for(lambda: set(self.tally(run)) >= expected, timeout,
-                 f"the {len(expected)} lines of run {run} in the store", self.output, interval=0.2)
+        self.stack.wait_for(lambda: set(self.tally(run)) >= expected, timeout,
+                 f"the {len(expected)} lines of run {run} in the store", interval=0.2)
         if settle:  # anything still in flight would show up as a late duplicate
             self.wait_settled(pod)
         counts = self.tally(run)
@@ -125,9 +122,9 @@ class Delivery:
         assert not missing and not duplicated and not unexpected, (
             f"run {run}: lost {missing[:20]} ({len(missing)}), duplicated "
             f"{dict(list(duplicated.items())[:20])} ({len(duplicated)}), unexpected {unexpected[:20]}\n"
-            f"{self.output()}")
+            f"{self.stack.output()}")
         lost = self.lost_records(pod)[self.lost_before.get(pod, 0):]
-        assert not lost, f"the logger reported a loss: {lost}\n{self.output()}"
+        assert not lost, f"the logger reported a loss: {lost}\n{self.stack.output()}"
         return counts
 
     def duplicates_in_pod(self, pod: str) -> list[tuple]:
@@ -144,7 +141,7 @@ class Delivery:
         def settled() -> bool:
             health = self.health(pod)
             return health["inflight_lines"] == 0 and health["lag_bytes"] == 0
-        wait_for(settled, timeout, f"the {pod} logger to have shipped everything", self.output, interval=0.1)
+        self.stack.wait_for(settled, timeout, f"the {pod} logger to have shipped everything", interval=0.1)
 
     def metric(self, pod: str, name: str, **labels: str) -> float:
         text = requests.get(self.stack.loggers[pod] + "/metrics", timeout=5).text
@@ -178,14 +175,14 @@ class Delivery:
 
     def start_aggregator(self) -> None:
         self.stack.rpc.start("aggregator")
-        wait_for(self.aggregator_up, 30, "the aggregator back", self.output)
+        self.stack.wait_for(self.aggregator_up, 30, "the aggregator back")
 
     def kill(self, program: str) -> None:
         """SIGKILL `program`; the controller restarts it (with its backoff); wait for the new process."""
         old = self.running_pid(program)
-        assert old, f"{program} is not running\n{self.output()}"
+        assert old, f"{program} is not running\n{self.stack.output()}"
         os.kill(old, signal.SIGKILL)
-        wait_for(lambda: self.running_pid(program) not in (0, old), 30, f"{program} restarted", self.output)
+        self.stack.wait_for(lambda: self.running_pid(program) not in (0, old), 30, f"{program} restarted")
 
     def stop_logger(self, pod: str = "ship", kill: bool = False) -> None:
         """supervisorctl stop (SIGTERM; the logger waits for its app up to the pod's grace), or kill -9."""
@@ -197,11 +194,11 @@ class Delivery:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        wait_for(lambda: self.state(program) == "STOPPED", 30, f"{program} stopped", self.output)
+        self.stack.wait_for(lambda: self.state(program) == "STOPPED", 30, f"{program} stopped")
 
     def start_logger(self, pod: str = "ship") -> None:
         self.stack.rpc.start(f"{pod}-logger")
-        wait_for(lambda: self.health(pod)["state"] == "running", 30, f"{pod} logger serving", self.output)
+        self.stack.wait_for(lambda: self.health(pod)["state"] == "running", 30, f"{pod} logger serving")
 
     # -- writing ----------------------------------------------------------------------------------
     def app_run(self, count: int, rate: float, pad: int = 0, pod: str = "ship") -> str:
@@ -216,12 +213,11 @@ class Delivery:
         return requests.get(f"{self.stack.apps[pod]}/runs/{run}", timeout=5).json()["written"]
 
     def wait_app_done(self, run: str, count: int, pod: str = "ship", timeout: float = 60.0) -> None:
-        wait_for(lambda: self.app_written(run, pod) == count, timeout, f"the app to write run {run}",
-                 self.output)
+        self.stack.wait_for(lambda: self.app_written(run, pod) == count, timeout, f"the app to write run {run}")
 
     def wait_stored_more(self, run: str, than: int, timeout: float = 30.0) -> int:
-        return wait_for(lambda: (n := self.stored(run)) > than and n, timeout, f"more of run {run} stored",
-                        self.output, interval=0.02)
+        return self.stack.wait_for(lambda: (n := self.stored(run)) > than and n, timeout, f"more of run {run} stored",
+                                   interval=0.02)
 
 
 class FileWriter(threading.Thread):
@@ -296,9 +292,9 @@ def healthy(d):
             d.stack.rpc.start(program)
         elif pid := d.running_pid(program):
             os.kill(pid, signal.SIGCONT)  # in case a scenario failed while it was frozen
-    wait_for(d.aggregator_up, 30, "the aggregator up", d.output)
+    d.stack.wait_for(d.aggregator_up, 30, "the aggregator up")
     for pod in ("ship", "tight"):
-        wait_for(lambda pod=pod: d.health(pod)["state"] == "running", 30, f"{pod} logger up", d.output)
+        d.stack.wait_for(lambda pod=pod: d.health(pod)["state"] == "running", 30, f"{pod} logger up")
 
 
 # -- 1-3: outages and crashes ----------------------------------------------------------------------
@@ -308,8 +304,8 @@ def test_aggregator_down_for_several_retry_rounds(d):
     d.stop_aggregator()
     retries = d.metric("ship", "podvisor_logger_retries_total")
     try:
-        wait_for(lambda: d.metric("ship", "podvisor_logger_retries_total") >= retries + 8, 30,
-                 "8 failed attempts (backoff rounds) while the aggregator is down", d.output)
+        d.stack.wait_for(lambda: d.metric("ship", "podvisor_logger_retries_total") >= retries + 8, 30,
+                 "8 failed attempts (backoff rounds) while the aggregator is down")
         d.wait_app_done(run, 600)
         assert d.health()["aggregator_reachable"] is False
         assert d.metric("ship", "podvisor_logger_lag_seconds") > 0
@@ -327,8 +323,8 @@ def test_aggregator_hung_past_the_request_timeout_stores_resent_batches_once(d):
     pid = d.running_pid("aggregator")
     os.kill(pid, signal.SIGSTOP)  # hung: connections queue up, the logger's requests time out
     try:
-        wait_for(lambda: d.metric("ship", "podvisor_logger_retries_total") >= retries + 3, 30,
-                 "the logger timing out and sending the same batch again", d.output)
+        d.stack.wait_for(lambda: d.metric("ship", "podvisor_logger_retries_total") >= retries + 3, 30,
+                 "the logger timing out and sending the same batch again")
     finally:
         os.kill(pid, signal.SIGCONT)  # it now stores the batch it never answered, and the re-sends
     d.wait_app_done(run, 1000)
@@ -343,10 +339,9 @@ def test_aggregator_killed_and_restarted_mid_batch(d):
         d.wait_stored_more(run, d.stored(run) + 50)  # batches of 50 are flowing: kill in the middle
         if frozen:  # freeze it first, so that a POST is certainly in flight when it dies
             os.kill(d.running_pid("aggregator"), signal.SIGSTOP)
-            wait_for(lambda: d.health()["inflight_lines"] > 120, 30, "a batch in flight, more queued",
-                     d.output)
+            d.stack.wait_for(lambda: d.health()["inflight_lines"] > 120, 30, "a batch in flight, more queued")
         d.kill("aggregator")
-        wait_for(d.aggregator_up, 30, "the aggregator restarted by the controller", d.output)
+        d.stack.wait_for(d.aggregator_up, 30, "the aggregator restarted by the controller")
     d.wait_app_done(run, 1500)
     d.expect_exactly_once(run, 1500)
 
@@ -427,7 +422,7 @@ def test_partial_line_across_a_logger_restart(d):
     half = line(run, 50)
     path.write_bytes(b"".join(line(run, n) for n in range(50)) + half[:20])
     d.expect_exactly_once(run, 50, seqs=set(range(50)), settle=False)  # the partial line is lag, rightly
-    wait_for(lambda: d.health()["inflight_lines"] == 0, 30, "the 50 lines acknowledged", d.output)
+    d.stack.wait_for(lambda: d.health()["inflight_lines"] == 0, 30, "the 50 lines acknowledged")
     d.stop_logger()  # graceful: the live file's partial line is not shipped as if complete
     assert 50 not in d.tally(run)
     with path.open("ab") as f:
@@ -514,13 +509,13 @@ def test_rotation_while_the_aggregator_is_down(d):
         d.wait_app_done(run, 4000)
         assert d.health()["aggregator_reachable"] is False
         # Rotated files deleted by supervisord while unshipped survive in the spool ...
-        wait_for(lambda: list(spool.iterdir()), 10, "rotated files kept in the spool", d.output)
+        d.stack.wait_for(lambda: list(spool.iterdir()), 10, "rotated files kept in the spool")
         assert d.metric("ship", "podvisor_logger_spool_bytes") > 0
         d.kill("ship-logger")  # ... even across a logger crash, with nothing held in memory
     finally:
         d.start_aggregator()
     d.expect_exactly_once(run, 4000)
-    wait_for(lambda: not list(spool.iterdir()), 30, "the spool emptied once everything shipped", d.output)
+    d.stack.wait_for(lambda: not list(spool.iterdir()), 30, "the spool emptied once everything shipped")
 
 
 # -- accounted, never silent ------------------------------------------------------------------------
@@ -535,12 +530,12 @@ def test_past_the_spool_bound_loss_is_counted_and_dead_lettered(d):
     d.stop_aggregator()
     try:
         live.write_bytes(b"".join(lines))
-        wait_for(lambda: d.health("tight")["inflight_lines"] > 0, 10, "the tight logger reading", d.output)
+        d.stack.wait_for(lambda: d.health("tight")["inflight_lines"] > 0, 10, "the tight logger reading")
         live.rename(logs / "bound.log.1")
-        wait_for(lambda: d.metric("tight", "podvisor_logger_spool_refused_total") >= 1, 10,
-                 "the spool refusing a file over its bound", d.output)
+        d.stack.wait_for(lambda: d.metric("tight", "podvisor_logger_spool_refused_total") >= 1, 10,
+                 "the spool refusing a file over its bound")
         (logs / "bound.log.1").unlink()  # the rotator deletes it before it was shipped
-        wait_for(lambda: d.lost_records("tight"), 10, "the loss recorded in the dead-letter file", d.output)
+        d.stack.wait_for(lambda: d.lost_records("tight"), 10, "the loss recorded in the dead-letter file")
     finally:
         d.start_aggregator()
     (record,) = d.lost_records("tight")
@@ -550,7 +545,7 @@ def test_past_the_spool_bound_loss_is_counted_and_dead_lettered(d):
     lost = {n for n in range(5000) if offsets[n] >= record["start"]}
     shipped = set(range(5000)) - lost
     assert lost and shipped, "some lines were read ahead and shipped, the rest is the accounted loss"
-    wait_for(lambda: set(d.tally(run)) >= shipped, 60, "every line read ahead shipped", d.output)
+    d.stack.wait_for(lambda: set(d.tally(run)) >= shipped, 60, "every line read ahead shipped")
     d.wait_settled("tight")
     counts = d.tally(run)
     assert set(counts) == shipped and all(n == 1 for n in counts.values()), "stored = all - lost, once each"

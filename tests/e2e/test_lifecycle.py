@@ -19,7 +19,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from supervisord.harness import wait_for_gone
+from podvisor.testing.harness import wait_for_gone
 from tests.fixtures.lifecycle import (
     FAST_STARTUP,
     Poller,
@@ -243,7 +243,7 @@ def test_a_pod_whose_app_exits_0_under_never_succeeds_drains_and_leaves_no_orpha
 
 # -- a stop under load ---------------------------------------------------------------------------------
 def test_stopping_the_stack_while_requests_are_logged_loses_no_line(podvisor_factory, tmp_path):
-    from supervisord.harness import load_spec_dict
+    from podvisor.testing.harness import load_spec_dict
     spec = load_spec_dict(None)
     del spec["pods"]["order"]  # two pods are enough, and stop faster
     stack = podvisor_factory(spec)

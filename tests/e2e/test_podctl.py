@@ -6,7 +6,8 @@ import json
 import pytest
 import requests
 
-from supervisord import harness, render
+from podvisor.supervisord.render import conf as render
+from podvisor.testing import harness
 from tests.fixtures.lifecycle import (
     assert_app_stopped_before_its_sidecars,
     marks_for,

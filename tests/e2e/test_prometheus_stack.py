@@ -20,8 +20,8 @@ import pytest
 import requests
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
-from supervisord.harness import StackHandle, free_port, terminate
-from supervisord.prometheus import alerts
+from podvisor.supervisord.prometheus import alerts
+from podvisor.testing.harness import StackHandle, free_port, terminate
 
 pytestmark = pytest.mark.e2e
 SERVICES = {"user": "user-service", "product": "product-service", "order": "order-service"}
@@ -176,15 +176,18 @@ def test_sidecar_carries_app_pod_logger_and_process_series_with_pod_labels(stack
               "podvisor_target_scrape_duration_seconds", "podvisor_target_scrape_errors_total",
               "podvisor_pod_cpu_seconds_total", "podvisor_pod_resident_memory_bytes", "podvisor_pod_open_fds",
               "podvisor_pod_max_fds", "podvisor_pod_threads", "podvisor_pod_start_time_seconds",
-              "podvisor_pod_memory_limit_bytes", "podvisor_pod_ready", "podvisor_pod_restarts_total",
-              "podvisor_pod_phase", "podvisor_logger_lag_seconds", "podvisor_logger_lines_shipped_total"]
+              "podvisor_pod_memory_limit_bytes", "podvisor_logger_lag_seconds", "podvisor_logger_lines_shipped_total"]
     for name in wanted:
         assert series(text, name) and len(samples(text, name, **ours)) == len(series(text, name)), (
             f"{name} missing or without the pod labels:\n{text[:3000]}")
-    for target in ("app", "logger", "controller"):
+    for target in ("app", "logger"):
         assert [v for _, v in samples(text, "podvisor_target_up", target=target)] == ["1.0"], text[:3000]
-    assert [v for _, v in samples(text, "podvisor_pod_ready")] == ["1.0"]
-    assert [v for _, v in samples(text, "podvisor_pod_phase", phase="Running")] == ["1.0"]
+    # The pod's lifecycle series have one producer, the controller: never a second copy here.
+    for name in ("podvisor_pod_ready", "podvisor_pod_phase", "podvisor_pod_restarts_total"):
+        assert not series(text, name), f"{name} is exposed by the sidecar too"
+    controller = requests.get(stack.controller_url + "/metrics", timeout=10).text
+    assert [float(v) for _, v in samples(controller, "podvisor_pod_ready", **ours)] == [1], controller
+    assert [float(v) for _, v in samples(controller, "podvisor_pod_phase", phase="Running", **ours)] == [1]
     # le is the app's, untouched; one family only per name (a dedicated registry, no default collectors)
     buckets = samples(text, "http_request_duration_seconds_bucket")
     assert {labels["le"] for labels, _ in buckets} >= {"0.005", "+Inf"}
@@ -201,7 +204,7 @@ def test_sidecar_openmetrics_answer_parses_and_keeps_every_app_series(stack, pod
     enriched = {f.name: f for f in parse_openmetrics(resp.text)}  # raises on anything invalid
     assert enriched["http_requests"].type == "counter"
     assert enriched["http_request_duration_seconds"].type == "histogram"
-    assert enriched["podvisor_target_up"].type == "gauge" and enriched["podvisor_pod_phase"].type == "gauge"
+    assert enriched["podvisor_target_up"].type == "gauge" and enriched["podvisor_pod_threads"].type == "gauge"
     for family in enriched.values():
         for sample in family.samples:
             assert {k: sample.labels.get(k) for k in OUR_LABELS} == {
@@ -250,10 +253,11 @@ def test_prometheus_scrapes_every_target_and_sees_the_enriched_series(stack, pro
                 f'pod="{pod}",path="/"}}')
         (found,) = prometheus.wait(lambda expr=expr: prometheus.query(expr), f"{expr} in Prometheus")
         assert found["metric"]["job"] == "podvisor-pods" and float(found["value"][1]) >= 1
-    # pod status twice (the sidecar, with the pod labels, and the controller), logger and process series
+    # pod status once (the controller's, with the pod labels), logger and process series
     all_ready = dict.fromkeys(SERVICES, "1")
-    prometheus.wait_values('podvisor_pod_ready{job="podvisor-pods"}', lambda v: v == all_ready)
-    prometheus.wait_values('podvisor_pod_ready{job="podvisor-controller"}', lambda v: v == all_ready)
+    prometheus.wait_values('podvisor_pod_ready{job="podvisor-controller",environment="production"}',
+                           lambda v: v == all_ready)
+    assert not prometheus.query('podvisor_pod_ready{job="podvisor-pods"}'), "a second producer of pod status"
     prometheus.wait_values("podvisor_logger_lag_seconds", lambda v: set(v) == set(SERVICES))
     prometheus.wait_values("podvisor_pod_resident_memory_bytes",
                            lambda v: set(v) == set(SERVICES) and all(float(x) > 0 for x in v.values()))

@@ -6,7 +6,7 @@ import uuid
 import pytest
 import requests
 
-from supervisord.harness import wait_for
+from podvisor.testing.harness import wait_for
 
 pytestmark = pytest.mark.e2e
 SERVICES = {"user": "user-service", "product": "product-service", "order": "order-service"}
@@ -30,7 +30,7 @@ def test_hello_is_logged_enriched_and_counted_with_pod_labels(stack, pod):
 
     def shipped():
         return [e for e in stack.logs(request_id=request_id) if e.get("path") == "/"]
-    (entry,) = wait_for(shipped, 10, f"{pod} access line in the aggregator", stack.output)
+    (entry,) = stack.wait_for(shipped, 10, f"{pod} access line in the aggregator")
     assert entry["service_name"] == SERVICES[pod]
     assert entry["environment"] == "production"
     assert entry["pod"] == pod and entry["host"] and entry["source"] == "app.log"
@@ -59,13 +59,13 @@ def test_order_spanning_three_services_is_followed_by_its_request_id(stack):
     def across_pods():
         pods = {e["pod"] for e in stack.logs(request_id=request_id)}
         return pods if pods >= {"user", "product", "order"} else None
-    wait_for(across_pods, 10, "the order's request id in all three pods' logs", stack.output)
+    stack.wait_for(across_pods, 10, "the order's request id in all three pods' logs")
 
 
 def test_aggregator_restart_keeps_stored_logs(stack):
     request_id = rid()
     requests.get(stack.apps["user"] + "/", headers={"X-Request-ID": request_id}, timeout=5)
-    wait_for(lambda: stack.logs(request_id=request_id), 10, "line stored before restart", stack.output)
+    stack.wait_for(lambda: stack.logs(request_id=request_id), 10, "line stored before restart")
     old_pid = stack.pid("aggregator")
     stack.rpc.stop("aggregator")
     stack.rpc.start("aggregator")

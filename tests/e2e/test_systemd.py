@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from supervisord import harness, systemd
+from podvisor.supervisord.systemd import unit as systemd
+from podvisor.testing import harness
 
 pytestmark = pytest.mark.e2e
 SUPERVISORD = Path(sys.executable).parent / "supervisord"

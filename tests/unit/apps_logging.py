@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from apps.common.jsonlog import open_log_handler
-from apps.common.requestid import RequestIdFilter
+from podvisor.apps.common.jsonlog import open_log_handler
+from podvisor.apps.common.requestid import RequestIdFilter
 
 ReadLog = Callable[[], list[dict]]
 

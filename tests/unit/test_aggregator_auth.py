@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.app import create_app
-from aggregator.auth import COOKIE_NAME, TokenFileError, load_or_create_token
+from podvisor.aggregator.app import create_app
+from podvisor.aggregator.auth import COOKIE_NAME, TokenFileError, load_or_create_token
 from tests.unit.test_aggregator_fixtures import entry, make_settings, post, state_of, token_of
 
 

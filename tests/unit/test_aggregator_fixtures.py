@@ -11,11 +11,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from aggregator.app import create_app
-from aggregator.settings import Settings
-from aggregator.state import EXTENSION_KEY, AggregatorState
-from aggregator.store import Store
-from aggregator.validation import validate
+from podvisor.aggregator.app import create_app
+from podvisor.aggregator.settings import Settings
+from podvisor.aggregator.state import EXTENSION_KEY, AggregatorState
+from podvisor.aggregator.store.sqlite import Store
+from podvisor.aggregator.validation import validate
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:

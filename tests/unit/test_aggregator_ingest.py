@@ -5,7 +5,7 @@ import gzip
 import json
 from pathlib import Path
 
-from aggregator.app import create_app
+from podvisor.aggregator.app import create_app
 from tests.unit.test_aggregator_fixtures import entry, make_settings, post, state_of, token_of
 
 

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from aggregator.app import create_app
-from aggregator.pods import (
+from podvisor.aggregator.app import create_app
+from podvisor.aggregator.pods import (
     PodsMonitor,
     Sample,
     histogram_quantile,
@@ -16,6 +15,7 @@ from aggregator.pods import (
     parse_sample,
     point_between,
 )
+from podvisor.testing.waiting import wait_for
 from tests.unit.test_aggregator_fixtures import make_settings, state_of, token_of
 
 LABELS = 'service_name="user-service",environment="production",pod="user"'
@@ -211,10 +211,7 @@ def test_monitor_thread_polls_and_stops(site):
     monitor = PodsMonitor(CONTROLLER, (), interval=0.01, fetch=fetch)
     monitor.start()
     try:
-        deadline = time.monotonic() + 10
-        while len(polled) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)  # polling the observable list, bounded by the deadline
-        assert len(polled) >= 3
+        wait_for(lambda: len(polled) >= 3, 10, "three polls of the controller", interval=0.01)
     finally:
         monitor.stop()
     assert not monitor._thread.is_alive()

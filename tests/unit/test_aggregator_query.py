@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.app import create_app
-from aggregator.query import CursorCodec, fts_expression
-from aggregator.store import Store
+from podvisor.aggregator.app import create_app
+from podvisor.aggregator.query import CursorCodec, fts_expression
+from podvisor.aggregator.store.sqlite import Store
 from tests.unit.test_aggregator_fixtures import entry, make_settings, post, state_of, token_of
 
 

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
-from aggregator.metrics import Metrics
-from aggregator.retention import Retention, RetentionWorker
-from aggregator.store import Store, used_bytes
-from aggregator.timestamps import iso_to_ms
+from podvisor.aggregator.metrics import Metrics
+from podvisor.aggregator.store.retention import Retention, RetentionWorker
+from podvisor.aggregator.store.sqlite import Store, used_bytes
+from podvisor.aggregator.timestamps import iso_to_ms
+from podvisor.testing.waiting import wait_for
 from tests.unit.test_aggregator_fixtures import entry, insert_entries
 
 NOW = iso_to_ms("2024-05-20T00:00:00Z") / 1000
@@ -65,10 +65,7 @@ def test_retention_worker_runs_on_its_interval_and_stops(store):
     worker = RetentionWorker(retention, interval=0.01)
     worker.start()
     try:
-        deadline = time.monotonic() + 5
-        while store.entry_count and time.monotonic() < deadline:
-            time.sleep(0.01)  # polling the observable count, bounded by the deadline
-        assert store.entry_count == 0
+        wait_for(lambda: store.entry_count == 0, 5, "the retention worker to delete the old entry", interval=0.01)
     finally:
         worker.stop()
     assert metrics.retention_runs.labels("ok")._value.get() >= 1

@@ -5,12 +5,13 @@ import logging
 
 import pytest
 
-from aggregator.main import main
-from aggregator.settings import MIB, Settings, SettingsError, parse_size
+from podvisor.aggregator.main import main
+from podvisor.aggregator.settings import MIB, Settings, SettingsError
+from podvisor.core.settings import Env, parse_size
 
 
 def test_defaults_follow_the_contract():
-    settings = Settings.from_env({})
+    settings = Settings.from_env(Env({}))
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert settings.read_auth == "auto" and settings.reads_need_token is False
     assert settings.token_file == "./var/aggregator/token"
@@ -20,7 +21,7 @@ def test_defaults_follow_the_contract():
 
 
 def test_every_variable_is_read():
-    settings = Settings.from_env({
+    settings = Settings.from_env(Env({
         "AGGREGATOR_HOST": "10.0.0.5", "AGGREGATOR_PORT": "18080",
         "AGGREGATOR_DB": "/srv/pv/logs.db", "AGGREGATOR_READ_AUTH": "Always",
         "AGGREGATOR_MAX_BODY_BYTES": "4MiB", "AGGREGATOR_RETENTION_DAYS": "1.5",
@@ -28,7 +29,7 @@ def test_every_variable_is_read():
         "AGGREGATOR_CONTROLLER_URL": "http://127.0.0.1:9100/",
         "AGGREGATOR_METRICS_URLS": "user=http://127.0.0.1:9101, order=http://127.0.0.1:9103/metrics",
         "AGGREGATOR_PODS_INTERVAL": "2.5",
-    })
+    }))
     assert settings.host == "10.0.0.5" and settings.port == 18080
     assert settings.token_file == "/srv/pv/token"  # beside the database unless given
     assert settings.read_auth == "always" and settings.reads_need_token
@@ -53,8 +54,8 @@ def test_every_variable_is_read():
 ])
 def test_a_bad_value_names_its_variable(name, value):
     with pytest.raises(SettingsError) as caught:
-        Settings.from_env({name: value})
-    assert caught.value.name == name and name in str(caught.value)
+        Settings.from_env(Env({name: value}))
+    assert caught.value.name == name and str(caught.value).startswith(f"{name}={value!r}: "), str(caught.value)
 
 
 def test_parse_size_units():
@@ -77,4 +78,18 @@ def test_main_exits_2_with_one_line_naming_the_setting(monkeypatch, capsys, rest
     monkeypatch.setenv("AGGREGATOR_PODS_INTERVAL", "soon")
     assert main([]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "AGGREGATOR_PODS_INTERVAL" in err[0]
+    assert err == ["podvisor-aggregator: bad setting AGGREGATOR_PODS_INTERVAL='soon': must be a number"]
+
+
+def test_main_exits_2_naming_an_unsafe_token_file_once(monkeypatch, capsys, restore_logging, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("a-token-that-is-long-enough\n")
+    token.chmod(0o644)
+    monkeypatch.setenv("AGGREGATOR_DB", str(tmp_path / "logs.db"))
+    monkeypatch.setenv("AGGREGATOR_TOKEN_FILE", str(token))
+    assert main([]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"podvisor-aggregator: bad setting AGGREGATOR_TOKEN_FILE={str(token)!r}: "), err
+    assert "chmod 600" in err[0] and err[0].count("AGGREGATOR_TOKEN_FILE") == 1  # the message names it once
+    assert not (tmp_path / "logs.db").exists()  # nothing was opened

@@ -5,12 +5,13 @@ import random
 import sqlite3
 from pathlib import Path
 
-from aggregator import schema
-from aggregator.query import LogQuery, seq_bounds
-from aggregator.search import fetch
-from aggregator.store import Store
-from aggregator.timestamps import ms_to_iso
-from aggregator.validation import validate
+from podvisor.aggregator.query import LogQuery
+from podvisor.aggregator.search import fetch
+from podvisor.aggregator.store import schema
+from podvisor.aggregator.store.select import seq_bounds
+from podvisor.aggregator.store.sqlite import Store
+from podvisor.aggregator.timestamps import ms_to_iso
+from podvisor.aggregator.validation import validate
 from tests.unit.test_aggregator_fixtures import entry
 
 BASE = 1_714_557_600_000  # 2024-05-01T10:00:00Z

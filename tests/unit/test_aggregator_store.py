@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aggregator.schema import SchemaError
-from aggregator.store import QueryTimeout, Store, StoreUnavailable
-from aggregator.validation import validate
+from podvisor.aggregator.store.schema import SchemaError
+from podvisor.aggregator.store.sqlite import QueryTimeout, Store, StoreUnavailable
+from podvisor.aggregator.validation import validate
 from tests.unit.test_aggregator_fixtures import entry, post, state_of
 
 
@@ -122,7 +122,7 @@ def test_metrics_exposition_parses(client, token):
 
 
 def test_each_app_has_its_own_registry(tmp_path: Path):
-    from aggregator.app import create_app
+    from podvisor.aggregator.app import create_app
     from tests.unit.test_aggregator_fixtures import make_settings
 
     apps = [create_app(make_settings(tmp_path / str(i)), start_background=False) for i in range(2)]

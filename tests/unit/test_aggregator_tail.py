@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.app import create_app
-from aggregator.query import LogQuery
-from aggregator.tail import stream_events
+from podvisor.aggregator.app import create_app
+from podvisor.aggregator.query import LogQuery
+from podvisor.aggregator.views.tail import stream_events
 from tests.unit.test_aggregator_fixtures import entry, insert_entries, make_settings, post, state_of, token_of
 
 

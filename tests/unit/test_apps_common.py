@@ -12,12 +12,14 @@ import pytest
 from flask import Flask
 from prometheus_client import CollectorRegistry
 
-from apps import order, product, user
-from apps.common.jsonlog import JsonFormatter, configure_logging, format_timestamp
-from apps.common.metrics import AppMetrics
-from apps.common.requestid import MAX_LENGTH, RequestIdFilter, accept_request_id
-from apps.common.settings import ConfigError, Settings, load_settings
-from apps.upstream import RequestsTransport, UpstreamUnavailable
+from podvisor.apps import order, product, user
+from podvisor.apps.common.jsonlog import JsonFormatter, configure_logging, format_timestamp
+from podvisor.apps.common.metrics import AppMetrics
+from podvisor.apps.common.requestid import MAX_LENGTH, RequestIdFilter, accept_request_id
+from podvisor.apps.common.settings import Settings, load_settings
+from podvisor.apps.upstream import RequestsTransport, UpstreamUnavailable
+from podvisor.core.budget import DEFAULT_BUDGET
+from podvisor.core.settings import Env, SettingsError
 
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
@@ -25,27 +27,28 @@ TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 # --- settings -----------------------------------------------------------------------------------
 
 def test_settings_defaults_let_a_pod_run_alone() -> None:
-    settings = load_settings("product", {})
+    settings = load_settings("product", Env({}))
     assert settings.host == "127.0.0.1"
     assert settings.port == 3002
     assert settings.threads == 8
     assert settings.upstream_timeout == 5.0
+    assert settings.drain_seconds == DEFAULT_BUDGET.app_drain_seconds
     assert settings.db_path == Path("var/pods/product/data/product.db")
     assert settings.log_file == Path("var/pods/product/logs/app.log")
-    assert load_settings("user", {}).port == 3000
-    assert load_settings("order", {}).port == 3003
+    assert load_settings("user", Env({})).port == 3000
+    assert load_settings("order", Env({})).port == 3003
 
 
 def test_settings_read_every_variable() -> None:
-    settings = load_settings("order", {
+    settings = load_settings("order", Env({
         "APP_HOST": "0.0.0.0", "APP_PORT": "0", "APP_DB": "/x/o.db", "APP_LOG_FILE": "/x/o.log",
-        "APP_THREADS": "3", "USER_SERVICE_URL": "http://127.0.0.1:4000/",
+        "APP_THREADS": "3", "APP_DRAIN_SECONDS": "7.5", "USER_SERVICE_URL": "http://127.0.0.1:4000/",
         "PRODUCT_SERVICE_URL": "http://127.0.0.1:4002", "APP_UPSTREAM_TIMEOUT": "0.5",
-    })
+    }))
     assert settings == Settings(
         host="0.0.0.0", port=0, db_path=Path("/x/o.db"), log_file=Path("/x/o.log"), threads=3,
-        user_service_url="http://127.0.0.1:4000", product_service_url="http://127.0.0.1:4002",
-        upstream_timeout=0.5,
+        drain_seconds=7.5, user_service_url="http://127.0.0.1:4000",
+        product_service_url="http://127.0.0.1:4002", upstream_timeout=0.5,
     )
 
 
@@ -53,12 +56,13 @@ def test_settings_read_every_variable() -> None:
     ("APP_PORT", "abc"), ("APP_PORT", "70000"), ("APP_PORT", "-1"), ("APP_THREADS", "0"),
     ("APP_UPSTREAM_TIMEOUT", "soon"), ("APP_UPSTREAM_TIMEOUT", "-2"), ("APP_UPSTREAM_TIMEOUT", "nan"),
     ("USER_SERVICE_URL", "127.0.0.1:3000"), ("PRODUCT_SERVICE_URL", "ftp://x"), ("APP_HOST", "a b"),
+    ("APP_DRAIN_SECONDS", "-1"), ("APP_DRAIN_SECONDS", "later"),
 ])
 def test_bad_setting_is_named(name: str, value: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        load_settings("order", {name: value})
-    assert str(info.value).startswith(f"{name}:")
-    assert value in str(info.value)
+    with pytest.raises(SettingsError) as info:
+        load_settings("order", Env({name: value}))
+    assert info.value.name == name
+    assert str(info.value).startswith(f"{name}={value!r}:"), str(info.value)
 
 
 @pytest.mark.parametrize("module", [user, product, order])
@@ -71,7 +75,7 @@ def test_main_with_bad_port_exits_2_naming_app_port(
     assert module.main([]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert "APP_PORT" in err[0] and "'abc'" in err[0]
+    assert err[0].startswith(f"podvisor-{module.__name__.rsplit('.', 1)[1]}: bad setting APP_PORT='abc': ")
     assert not (tmp_path / "x.db").exists()  # nothing started
 
 
@@ -92,7 +96,7 @@ def test_log_lines_are_single_json_objects_with_extra_fields(tmp_path: Path) -> 
     path = tmp_path / "nested" / "dir" / "app.log"  # parents are created
     handler = configure_logging(path)
     try:
-        logger = logging.getLogger("apps.test.jsonlog")
+        logger = logging.getLogger("podvisor.apps.test.jsonlog")
         logger.info("hello %s", "world", extra={"order_id": 7})
         try:
             raise RuntimeError("boom\nsecond line")
@@ -106,7 +110,7 @@ def test_log_lines_are_single_json_objects_with_extra_fields(tmp_path: Path) -> 
     first, second = (json.loads(line) for line in lines)
     assert list(first)[:4] == ["timestamp", "level", "message", "logger"]
     assert first["message"] == "hello world" and first["level"] == "INFO"
-    assert first["logger"] == "apps.test.jsonlog" and first["order_id"] == 7
+    assert first["logger"] == "podvisor.apps.test.jsonlog" and first["order_id"] == 7
     assert TIMESTAMP.fullmatch(first["timestamp"])
     assert second["level"] == "ERROR" and "RuntimeError: boom" in second["exception"]
 
@@ -115,7 +119,7 @@ def test_log_handler_reopens_a_rotated_file(tmp_path: Path) -> None:
     path = tmp_path / "app.log"
     handler = configure_logging(path)
     try:
-        logger = logging.getLogger("apps.test.rotate")
+        logger = logging.getLogger("podvisor.apps.test.rotate")
         logger.info("before")
         path.rename(tmp_path / "app.log.1")  # logrotate "create" style
         logger.info("after")
@@ -191,7 +195,7 @@ def test_requests_transport_maps_connection_errors_to_unavailable(monkeypatch: p
         seen.update(kwargs, method=method, url=url)
         raise requests.ConnectionError("connection refused")
 
-    monkeypatch.setattr("apps.upstream.requests.request", refuse)
+    monkeypatch.setattr("podvisor.apps.upstream.requests.request", refuse)
     with pytest.raises(UpstreamUnavailable) as info:
         RequestsTransport().request("GET", "http://127.0.0.1:1/users/1", json=None,
                                     headers={"X-Request-ID": "r1"}, timeout=2.5)
@@ -205,7 +209,7 @@ def test_requests_transport_reports_timeouts(monkeypatch: pytest.MonkeyPatch) ->
     def slow(method, url, **kwargs):
         raise requests.ReadTimeout("read timed out")
 
-    monkeypatch.setattr("apps.upstream.requests.request", slow)
+    monkeypatch.setattr("podvisor.apps.upstream.requests.request", slow)
     with pytest.raises(UpstreamUnavailable) as info:
         RequestsTransport().request("GET", "http://127.0.0.1:1/", json=None, headers={}, timeout=0.2)
     assert "0.2 s" in info.value.reason

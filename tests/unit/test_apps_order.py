@@ -14,9 +14,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from apps import order, product, user
-from apps.common.settings import Settings
-from apps.upstream import UpstreamResponse, UpstreamUnavailable
+from podvisor.apps import order, product, user
+from podvisor.apps.common.settings import Settings
+from podvisor.apps.upstream import UpstreamResponse, UpstreamUnavailable
 from tests.unit.apps_logging import ReadLog, captured_log
 
 USERS_URL = "http://users.test"
@@ -160,7 +160,8 @@ def test_create_order(app: Flask, client: FlaskClient, product_app: Flask, trans
     assert len(created) == 1 and created[0]["request_id"] == "trace-42" and created[0]["total"] == 1999.98
     # One request id followed across the three services' lines.
     loggers = {line["logger"] for line in lines if line.get("request_id") == "trace-42"}
-    assert {"apps.order.access", "apps.user.access", "apps.product.access", "apps.product"} <= loggers
+    assert {"podvisor.apps.order.access", "podvisor.apps.user.access", "podvisor.apps.product.access",
+            "podvisor.apps.product"} <= loggers
 
 
 def test_generated_request_id_is_propagated(client: FlaskClient, transport: AppTransport) -> None:

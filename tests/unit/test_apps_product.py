@@ -10,9 +10,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from apps import product
-from apps.common.db import Database
-from apps.common.settings import Settings
+from podvisor.apps import product
+from podvisor.apps.common.db import Database
+from podvisor.apps.common.settings import Settings
 from tests.unit.apps_logging import ReadLog, captured_log
 
 

@@ -9,32 +9,16 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
-from apps.common.server import GracefulServer
+from podvisor.core.serving import Server
+from podvisor.testing.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 20.0
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = DEADLINE,
-              proc: subprocess.Popen | None = None) -> object:
-    """Poll ``condition`` until truthy; fail at once (with the output) when ``proc`` died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"process exited with {proc.returncode} while waiting for {what}\n{out}\n{err}")
-        time.sleep(0.02)  # polling interval, not synchronisation: the deadline decides
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def log_lines(path: Path) -> list[dict]:
@@ -44,8 +28,8 @@ def log_lines(path: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize(("module", "service", "signum"), [
-    ("apps.user", "user-service", signal.SIGTERM),
-    ("apps.order", "order-service", signal.SIGINT),
+    ("podvisor.apps.user", "user-service", signal.SIGTERM),
+    ("podvisor.apps.order", "order-service", signal.SIGINT),
 ])
 def test_main_serves_on_port_0_and_exits_0_on_signal(
     tmp_path: Path, module: str, service: str, signum: signal.Signals
@@ -53,13 +37,20 @@ def test_main_serves_on_port_0_and_exits_0_on_signal(
     log_file = tmp_path / "logs" / "app.log"
     env = {**os.environ, "APP_PORT": "0", "APP_DB": str(tmp_path / "data" / "app.db"),
            "APP_LOG_FILE": str(log_file), "APP_THREADS": "2", "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", module], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out_file = tmp_path / "process.out"
+
+    def output() -> str:
+        app_log = log_file.read_text() if log_file.exists() else ""
+        return f"stdout/stderr:\n{out_file.read_text()}\napp.log:\n{app_log}"
+
+    with out_file.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", module], cwd=tmp_path, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
         def started() -> dict | None:
             return next((line for line in log_lines(log_file) if " listening on " in line["message"]), None)
 
-        startup = wait_for(started, "the startup line", proc=proc)
+        startup = wait_for(started, DEADLINE, "the startup line", output=output, procs=[proc])
         port = startup["port"]
         assert port > 0 and startup["message"] == f"{service} listening on 127.0.0.1:{port}"
         response = requests.get(f"http://127.0.0.1:{port}/health", headers={"X-Request-ID": "probe-1"},
@@ -68,13 +59,11 @@ def test_main_serves_on_port_0_and_exits_0_on_signal(
         assert response.headers["X-Request-ID"] == "probe-1"
 
         proc.send_signal(signum)
-        assert proc.wait(timeout=DEADLINE) == 0, proc.communicate()
+        assert proc.wait(timeout=DEADLINE) == 0, output()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=DEADLINE)
-        proc.stdout.close()
-        proc.stderr.close()
     messages = [line["message"] for line in log_lines(log_file)]
     assert "GET /health 200" in messages
     name = signal.Signals(signum).name
@@ -90,11 +79,10 @@ def test_graceful_server_finishes_in_flight_requests_then_stops_accepting() -> N
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"finished"]
 
-    server = GracefulServer(slow_app, host="127.0.0.1", port=0, threads=2, ident="test",
-                            drain_seconds=DEADLINE)
-    port = server.addresses[0][1]
-    serving = threading.Thread(target=server.serve)
-    serving.start()
+    server = Server(slow_app, host="127.0.0.1", port=0, threads=2, ident="test", drain_seconds=DEADLINE)
+    port = server.port
+    assert server.addresses[0] == ("127.0.0.1", port)
+    serving = server.serve_in_background("test-server")
     results: dict = {}
     client = threading.Thread(target=lambda: results.update(
         response=requests.get(f"http://127.0.0.1:{port}/", timeout=DEADLINE)))
@@ -110,7 +98,7 @@ def test_graceful_server_finishes_in_flight_requests_then_stops_accepting() -> N
                 return True
             return False
 
-        wait_for(refused, "the listening socket to close")
+        wait_for(refused, DEADLINE, "the listening socket to close")
         assert serving.is_alive(), "the server stopped before its in-flight request finished"
     finally:
         release.set()

@@ -12,8 +12,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from apps import user
-from apps.common.settings import Settings
+from podvisor.apps import user
+from podvisor.apps.common.settings import Settings
 from tests.unit.apps_logging import ReadLog, captured_log
 
 
@@ -299,7 +299,7 @@ def test_error_responses_carry_the_request_id(client: FlaskClient) -> None:
 def test_one_access_line_per_request_with_all_fields(client: FlaskClient, read_log: ReadLog) -> None:
     client.get("/users/1?verbose=1", headers={"X-Request-ID": "log-1"})
     client.post("/users", data="{", content_type="application/json")
-    access = [line for line in read_log() if line["logger"] == "apps.user.access"]
+    access = [line for line in read_log() if line["logger"] == "podvisor.apps.user.access"]
     assert len(access) == 2
     first, second = access
     assert first["request_id"] == "log-1" and first["method"] == "GET"

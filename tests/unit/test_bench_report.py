@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from supervisord.bench import aggregator as agg_scenario
-from supervisord.bench.latency import percentile
-from supervisord.bench.main import parse_only
-from supervisord.bench.overhead import parse_wrk
-from supervisord.bench.report import Figure, Goal, ScenarioResult, fmt, summary, table
+from podvisor.bench import aggregator as agg_scenario
+from podvisor.bench.latency import percentile
+from podvisor.bench.main import parse_only
+from podvisor.bench.overhead import parse_wrk
+from podvisor.bench.report import Figure, Goal, ScenarioResult, fmt, summary, table
 
 WRK = """Running 1s test @ http://127.0.0.1:18765/
   1 threads and 2 connections

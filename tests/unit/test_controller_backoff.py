@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from supervisord.controller.backoff import BackoffTracker
-from supervisord.spec import Backoff
+from podvisor.supervisord.controller.backoff import BackoffTracker
+from podvisor.supervisord.spec.model import Backoff
 
 
 def tracker(rng=lambda: 0.5, **policy) -> BackoffTracker:

@@ -7,11 +7,14 @@ import xmlrpc.client
 
 import pytest
 
-from supervisord.controller import main as controller_main
-from supervisord.controller.controller import Controller
-from supervisord.controller.events import Event, parse_payload
-from supervisord.spec import Stack
-from tests.unit.fakes_supervisor import FakeClock, FakeSupervisor, make_pod
+from podvisor.core.settings import Env, SettingsError
+from podvisor.supervisord.controller import main as controller_main
+from podvisor.supervisord.controller import probes
+from podvisor.supervisord.controller.controller import Controller
+from podvisor.supervisord.controller.events import Event, parse_payload
+from podvisor.supervisord.controller.states import Reason, State, Termination
+from podvisor.supervisord.spec.model import Stack
+from tests.fakes.supervisor import FakeClock, FakeSupervisor, make_pod
 
 
 def event(name: str, payload: str = "") -> Event:
@@ -19,8 +22,9 @@ def event(name: str, payload: str = "") -> Event:
     return Event(name, {"eventname": name, "len": str(len(payload.encode()))}, headers, data)
 
 
-def controller(tmp_path, *names: str, supervisord_pid: int = 4242) -> Controller:
-    pods = tuple(make_pod(name, 3000 + 100 * i) for i, name in enumerate(names or ("user", "product")))
+def controller(tmp_path, *names: str, supervisord_pid: int = 4242, **pod_overrides) -> Controller:
+    pods = tuple(make_pod(name, 3000 + 100 * i, **pod_overrides)
+                 for i, name in enumerate(names or ("user", "product")))
     stack = Stack(pods=pods, state_dir=str(tmp_path))
     programs = ["aggregator", *(p for pod in pods for p in pod.programs.values())]
     c = Controller(stack, tmp_path, FakeSupervisor(programs, FakeClock(), supervisord_pid))
@@ -30,6 +34,20 @@ def controller(tmp_path, *names: str, supervisord_pid: int = 4242) -> Controller
 
 def queued(c: Controller) -> dict[str, list]:
     return {name: list(r.pending_ops) for name, r in c.runners.items()}
+
+
+def healthy(probe, host: str, port: int) -> probes.Result:
+    return probes.Result(True, f"{probe.http_get or probe.kind} on {port}: 200")
+
+
+def run_pods(c: Controller) -> None:
+    """Start every pod on the fake supervisord, every probe answering (no sockets): sidecars, then apps."""
+    for runner in c.runners.values():
+        runner.prober = healthy
+    for _ in range(2):
+        for runner in c.runners.values():
+            runner.tick()
+    assert all(c.sup.statename(r.programs["app"]) == "RUNNING" for r in c.runners.values())
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -99,7 +117,7 @@ def test_a_pod_name_with_a_dash_is_woken_by_its_own_programs(tmp_path):
 # -- state.json ------------------------------------------------------------------------------------
 def stop_user(c: Controller) -> None:
     runner = c.runners["user"]
-    runner.restarts, runner.last_reason = 4, "OOMKilled"
+    runner.app.restarts, runner.app.last = 4, Termination(Reason.OOM_KILLED)  # as after 4 OOM kills
     runner.request("stop", "op1")
     runner.tick()  # stopping probes nothing and spawns nothing: safe with the real prober
     assert runner.snapshot()["phase"] == "Stopped"
@@ -111,8 +129,10 @@ def test_a_stopped_pod_stays_stopped_across_a_controller_restart(tmp_path):
     stop_user(first)
     saved = json.loads(first.state_file.read_text())
     assert saved["supervisord_pid"] == 4242
-    assert saved["pods"]["user"] == {"desired": "stopped", "phase": "Stopped", "status": "Stopped",
-                                     "restarts": 4, "last_reason": "OOMKilled", "held_by_operator": []}
+    assert saved["pods"]["user"] == {"desired": "stopped", "containers": {
+        "app": {"state": "Stopped", "last_reason": "OOMKilled", "restarts": 4},
+        "logger": {"state": "Stopped", "last_reason": None, "restarts": 0},
+        "metrics": {"state": "Stopped", "last_reason": None, "restarts": 0}}}
 
     second = controller(tmp_path, supervisord_pid=4242)
     second.restore()
@@ -150,39 +170,48 @@ ENV = {"CONTROLLER_SPEC": "/x/stack.pods.json", "SUPERVISOR_SERVER_URL": "unix:/
 
 
 def test_settings_from_env_defaults():
-    s = controller_main.Settings.from_env(ENV)
-    assert (str(s.spec_path), s.host, s.port, s.serverurl) == ("/x/stack.pods.json", "127.0.0.1", 9100,
-                                                                 "unix:///x/s.sock")
+    s = controller_main.Settings.from_env(Env(ENV))
+    assert (str(s.spec_path), s.host, s.port, s.supervisor.serverurl) == ("/x/stack.pods.json", "127.0.0.1",
+                                                                            9100, "unix:///x/s.sock")
 
 
-@pytest.mark.parametrize("env, named", [
-    ({"SUPERVISOR_SERVER_URL": "unix:///s"}, "CONTROLLER_SPEC"),
-    ({"CONTROLLER_SPEC": "/x"}, "SUPERVISOR_SERVER_URL"),
-    ({**ENV, "CONTROLLER_PORT": "70000"}, "CONTROLLER_PORT"),
-    ({**ENV, "CONTROLLER_PORT": "http"}, "CONTROLLER_PORT"),
+@pytest.mark.parametrize("env, named, value", [
+    ({"SUPERVISOR_SERVER_URL": "unix:///s"}, "CONTROLLER_SPEC", None),
+    ({"CONTROLLER_SPEC": "/x"}, "SUPERVISOR_SERVER_URL", None),
+    ({**ENV, "CONTROLLER_PORT": "70000"}, "CONTROLLER_PORT", "70000"),
+    ({**ENV, "CONTROLLER_PORT": "http"}, "CONTROLLER_PORT", "http"),
 ])
-def test_bad_settings_name_the_setting(env, named):
-    with pytest.raises(ValueError, match=named):
-        controller_main.Settings.from_env(env)
+def test_bad_settings_name_the_setting(env, named, value):
+    with pytest.raises(SettingsError) as err:
+        controller_main.Settings.from_env(Env(env))
+    expected = f"{named}: " if value is None else f"{named}={value!r}: "
+    assert err.value.name == named and str(err.value).startswith(expected), str(err.value)
 
 
-def test_main_exits_2_with_one_line_when_misconfigured(monkeypatch, caplog):
+def test_main_exits_2_with_one_line_when_misconfigured(monkeypatch, capsys):
     monkeypatch.delenv("CONTROLLER_SPEC", raising=False)
     monkeypatch.setenv("SUPERVISOR_SERVER_URL", "unix:///x/s.sock")
     assert controller_main.main([]) == 2
-    assert "CONTROLLER_SPEC is not set" in caplog.text
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["podvisor-controller: bad setting CONTROLLER_SPEC: is required but not set"]
 
 
-@pytest.mark.parametrize("phase, status", [("Succeeded", "Completed"), ("Failed", "Error")])
-def test_a_finished_pod_is_restored_with_its_status(tmp_path, phase, status):
-    first = controller(tmp_path)
-    first.runners["user"].stop_pod(phase)  # what the runner does when the app completes or fails
+@pytest.mark.parametrize("exitstatus, phase, status", [(0, "Succeeded", "Completed"), (3, "Failed", "Error")])
+def test_a_finished_pod_is_restored_with_its_status(tmp_path, exitstatus, phase, status):
+    first = controller(tmp_path, restart_policy="never")
+    run_pods(first)
+    first.sup.crash("user-app", exitstatus)  # the app ends; under `never` the pod ends with it
+    first.runners["user"].tick()
+    before = first.runners["user"].snapshot()
+    assert (before["phase"], before["status"], before["desired"]) == (phase, status, "stopped")
     first.save()
 
-    second = controller(tmp_path)
+    second = controller(tmp_path, restart_policy="never")
     second.restore()
     snap = second.runners["user"].snapshot()
     assert (snap["phase"], snap["status"], snap["desired"]) == (phase, status, "stopped")
+    assert snap["last_reason"] == before["last_reason"]
+    assert second.runners["user"].tick() == 1.0 and second.sup.calls("start") == []
 
 
 def test_a_state_file_from_before_status_was_saved_still_restores_completed(tmp_path):
@@ -199,9 +228,12 @@ def test_a_state_file_from_before_status_was_saved_still_restores_completed(tmp_
 
 def test_an_operators_stop_of_one_program_survives_a_controller_restart(tmp_path):
     first = controller(tmp_path)
-    user = first.runners["user"]
-    user.hold("app")  # what the runner does when it sees user-app STOPPED from outside
-    first.runners["product"].hold("metrics")
+    run_pods(first)
+    first.sup.operator_stop("user-app")  # supervisorctl stop: the runners see it STOPPED from outside
+    first.sup.operator_stop("product-metrics")
+    for runner in first.runners.values():
+        runner.tick()
+    assert first.runners["user"].snapshot()["held_by_operator"] == ["app"]
     first.save()
 
     second = controller(tmp_path)
@@ -209,11 +241,33 @@ def test_an_operators_stop_of_one_program_survives_a_controller_restart(tmp_path
     user, product = second.runners["user"], second.runners["product"]
     assert user.snapshot()["held_by_operator"] == ["app"] and user.snapshot()["phase"] == "Stopped"
     assert product.snapshot()["held_by_operator"] == ["metrics"]
-    assert user.app_next_start == float("inf") and product.sidecars["metrics"].next_start == float("inf")
+    assert user.app.state is State.HELD and product.sidecars["metrics"].state is State.HELD
+    for runner in second.runners.values():
+        runner.prober = healthy
+    for _ in range(3):
+        for runner in second.runners.values():
+            runner.tick()
+    assert second.sup.calls("start", "user-app") == [] and second.sup.calls("start", "product-metrics") == []
+    assert second.sup.statename("user-logger") == "RUNNING"  # what was not stopped by hand runs on
+
+
+def test_a_state_file_of_an_older_controller_keeps_an_operators_stop(tmp_path):
+    first = controller(tmp_path)
+    first.save()
+    saved = json.loads(first.state_file.read_text())
+    saved["pods"]["user"] = {"desired": "running", "phase": "Stopped", "status": "Stopped", "restarts": 2,
+                             "last_reason": "Error: exit code 3", "held_by_operator": ["app"]}
+    first.state_file.write_text(json.dumps(saved))
+    second = controller(tmp_path)
+    second.restore()
+    snap = second.runners["user"].snapshot()
+    assert (snap["phase"], snap["held_by_operator"], snap["restarts"]) == ("Stopped", ["app"], 2)
+    assert snap["last_reason"] == "Error: exit code 3"
 
 
 def test_a_step_that_finds_supervisord_shutting_down_freezes_every_runner(tmp_path, caplog):
     c = controller(tmp_path)
+    run_pods(c)
 
     def shutting_down():
         raise xmlrpc.client.Fault(6, "SHUTDOWN_STATE")
@@ -234,3 +288,25 @@ def test_a_step_that_fails_otherwise_is_logged_and_retried(tmp_path, caplog):
     c.sup.all_info = broken
     assert c.step(c.runners["user"]) == 1.0
     assert "reconcile step failed" in caplog.text and not c.runners["user"].frozen
+
+
+# -- the aggregator ----------------------------------------------------------------------------------
+def test_the_aggregator_is_started_health_checked_and_restarted_alone(tmp_path):
+    c = controller(tmp_path)
+    aggregator = c.aggregator
+    aggregator.prober, aggregator.clock = healthy, c.sup.clock  # no sockets, no real time
+    aggregator.tick()
+    assert [e.name for e in c.sup.calls("start")] == ["aggregator"]
+    assert aggregator.container.state is State.STARTING  # until its /health answers
+    c.sup.clock.advance(1.0)
+    aggregator.tick()
+    assert aggregator.container.state is State.RUNNING
+
+    c.sup.crash("aggregator", 1)
+    aggregator.tick()
+    assert aggregator.container.state is State.BACKOFF and aggregator.container.restarts == 1
+    assert str(aggregator.container.last) == "Error: exit code 1"
+    c.sup.clock.advance(aggregator.container.delay)
+    aggregator.tick()
+    assert len(c.sup.spawns("aggregator")) == 2 and c.sup.statename("aggregator") == "RUNNING"
+    assert all(e.name == "aggregator" for e in c.sup.calls("start"))  # no pod was touched

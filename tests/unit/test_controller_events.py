@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from supervisord.controller.events import Listener, parse_payload, parse_tokens
+from podvisor.supervisord.controller.events import Listener, parse_payload, parse_tokens
 
 
 def envelope(name: str, payload: bytes, serial: int = 1) -> bytes:

@@ -1,8 +1,8 @@
 """PodRunner against a fake supervisord: start ordering, crash backoff, sidecar crashes, probes, memory."""
 from __future__ import annotations
 
-from supervisord.spec import Probe
-from tests.unit.fakes_supervisor import make_pod, rig
+from podvisor.supervisord.spec.model import Probe
+from tests.fakes.supervisor import make_pod, rig
 
 APP, LOGGER, METRICS = "user-app", "user-logger", "user-metrics"
 APP_PORT, METRICS_PORT, LOGGER_PORT = 3000, 3001, 3002
@@ -22,6 +22,7 @@ def test_sidecars_start_first_and_the_app_only_after_both_answer_health():
     assert r.snapshot()["phase"] == "Pending" and r.snapshot()["status"] == "PodInitializing"
 
     r.prober.answer("/health", LOGGER_PORT, True)
+    r.clock.advance(1.0)  # the sidecar's /health check is periodic: its next one is due
     r.tick()
 
     (app_start,) = r.sup.calls("start", APP)
@@ -307,3 +308,28 @@ def test_over_the_memory_limit_the_app_is_killed_as_oomkilled_and_restarted():
     assert r.sup.statename(APP) == "RUNNING" and r.sup.pid_of(APP) != pid
     assert r.snapshot()["status"] == "Running" and r.snapshot()["last_reason"] == "OOMKilled"
     assert len(r.sup.calls("kill")) == 1
+
+
+# -- the snapshot ------------------------------------------------------------------------------------
+SNAPSHOT_KEYS = {
+    "pod", "service", "desired", "phase", "status", "ready", "containers_ready", "containers", "restarts",
+    "last_reason", "last_exit_code", "restart_delay_seconds", "restart_in_seconds", "sidecar_restarts",
+    "sidecar_last_reason", "held_by_operator", "created_at", "age_seconds", "app_pid", "probes", "last_op",
+    "container_states",
+}
+
+
+def test_the_snapshot_keeps_its_keys_and_shows_each_containers_state():
+    r = rig()
+    r.start_pod()
+    r.sup.crash(METRICS, 1)
+    r.tick()
+    snap = r.snapshot()
+    assert set(snap) == SNAPSHOT_KEYS
+    states = snap["container_states"]
+    assert {role: s["state"] for role, s in states.items()} == {"app": "Running", "logger": "Running",
+                                                                 "metrics": "BackOff"}
+    assert states["app"]["pid"] == r.sup.pid_of(APP) == snap["app_pid"]
+    assert states["metrics"]["restarts"] == 1 == snap["sidecar_restarts"]["metrics"]
+    assert states["metrics"]["last_reason"] == "Error: exit code 1" == snap["sidecar_last_reason"]["metrics"]
+    assert r.runner.app.state.value == "Running" and r.runner.sidecars["metrics"].state.value == "BackOff"

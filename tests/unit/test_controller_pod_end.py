@@ -5,10 +5,10 @@ import threading
 
 import pytest
 
-from supervisord.controller import probes
-from supervisord.controller.status import expected_ready
-from supervisord.spec import Probe
-from tests.unit.fakes_supervisor import make_pod, rig
+from podvisor.supervisord.controller import probes
+from podvisor.supervisord.controller.status import expected_ready
+from podvisor.supervisord.spec.model import Probe
+from tests.fakes.supervisor import make_pod, rig
 
 APP, LOGGER, METRICS = "user-app", "user-logger", "user-metrics"
 APP_PORT, METRICS_PORT, LOGGER_PORT = 3000, 3001, 3002
@@ -170,9 +170,27 @@ def test_a_sidecar_that_never_exits_bounds_the_stop_by_the_grace_deadline(caplog
     r.runner.request("stop", "op1")
     r.tick()
     waited = r.clock() - started
-    assert 5.0 + 15.0 <= waited <= 5.0 + 15.0 + 0.5  # grace_seconds 5 + STOP_SLACK_SECONDS
+    deadline = r.runner.pod.budget.pod_stop_seconds  # from grace_seconds 5 (podvisor.core.budget)
+    assert deadline <= waited <= deadline + 0.5
     assert "sidecars still running" in caplog.text
     assert r.snapshot()["last_op"]["done"] is True and r.snapshot()["phase"] == "Stopped"
+
+
+def test_an_app_that_never_exits_bounds_its_wait_then_the_sidecars_are_stopped(caplog):
+    r = rig()
+    r.start_pod()
+    r.sup.stuck.add(APP)  # SIGTERM'd but never gone (supervisord's SIGKILL would come later)
+    started = r.clock()
+    r.runner.request("stop", "op1")
+    r.tick()
+    waited = r.clock() - started
+    deadline = r.runner.pod.budget.app_stop_seconds  # the grace, then supervisord's SIGKILL
+    assert deadline <= waited <= deadline + 0.5
+    assert "app still running" in caplog.text
+    (app_stop,) = r.sup.calls("stop", APP)
+    assert all(e.seq > app_stop.seq for e in r.sup.calls("stop") if e.name != APP)  # sidecars after the app
+    assert [r.sup.statename(n) for n in (LOGGER, METRICS)] == ["STOPPED", "STOPPED"]
+    assert r.snapshot()["last_op"]["done"] is True
 
 
 def test_stopping_waits_for_no_time_when_the_sidecars_exit_at_once():

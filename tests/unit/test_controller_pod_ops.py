@@ -5,7 +5,7 @@ import xmlrpc.client
 
 import pytest
 
-from tests.unit.fakes_supervisor import make_pod, rig
+from tests.fakes.supervisor import make_pod, rig
 
 APP, LOGGER, METRICS = "user-app", "user-logger", "user-metrics"
 SIDECARS = (LOGGER, METRICS)

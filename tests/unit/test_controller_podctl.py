@@ -5,9 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from supervisord import podctl, render
-from supervisord import spec as specmod
-from tests.unit.fakes_supervisor import make_pod, rig
+from podvisor.supervisord.podctl import client as podclient
+from podvisor.supervisord.podctl import main as podctl
+from podvisor.supervisord.podctl import output
+from podvisor.supervisord.render import conf as render
+from podvisor.supervisord.spec import parse as specmod
+from tests.fakes.supervisor import make_pod, rig
 
 
 def snapshots() -> list[dict]:
@@ -24,7 +27,7 @@ def snapshots() -> list[dict]:
 
 
 def test_the_table_reads_like_kubectl_get_pods():
-    lines = podctl.table(snapshots()).splitlines()
+    lines = output.table(snapshots()).splitlines()
     assert lines[0].split() == ["POD", "READY", "STATUS", "RESTARTS", "AGE", "LAST", "REASON"]
     user, product = lines[1], lines[2]
     assert user.split()[:5] == ["user", "3/3", "Running", "1", "2m"]
@@ -40,7 +43,7 @@ def test_the_table_reads_like_kubectl_get_pods():
 @pytest.mark.parametrize("seconds, shown", [(0, "0s"), (59.9, "59s"), (60, "1m"), (3600 * 5, "5h"),
                                             (86400 * 3, "3d")])
 def test_age_is_kubectl_style(seconds, shown):
-    assert podctl.age(seconds) == shown
+    assert output.age(seconds) == shown
 
 
 @pytest.mark.parametrize("argv", [["stop"], ["restart", "user", "--all"], ["start"]])
@@ -67,7 +70,7 @@ def test_the_target_comes_from_the_rendered_conf(tmp_path: Path):
                                                  "metrics_port": 3001, "logger_port": 3002}}})
     conf = tmp_path / "stack.conf"
     render.write_files(render.render_files(stack, conf))
-    target = podctl.Target.from_conf(conf)
+    target = podclient.Target.from_conf(conf)
     assert target.serverurl == f"unix://{tmp_path}/state/supervisor.sock"
     assert (target.controller_url, target.aggregator_url) == ("http://127.0.0.1:9555", "http://127.0.0.1:9556")
     assert target.state_dir == tmp_path / "state"
@@ -77,14 +80,14 @@ def test_a_conf_without_the_podvisor_section_says_how_to_fix_it(tmp_path):
     conf = tmp_path / "plain.conf"
     conf.write_text("[supervisorctl]\nserverurl=unix:///tmp/x.sock\n")
     with pytest.raises(ValueError, match=r"\[podvisor\] controller_url is missing .*podvisor-render"):
-        podctl.Target.from_conf(conf)
+        podclient.Target.from_conf(conf)
 
 
-class ScriptedClient(podctl.Client):
+class ScriptedClient(podclient.Client):
     """A Client whose controller answers are a script of pod lists (no sockets)."""
 
     def __init__(self, *answers: list[dict]):
-        super().__init__(podctl.Target("unix:///nowhere.sock", "http://127.0.0.1:1", "http://127.0.0.1:2",
+        super().__init__(podclient.Target("unix:///nowhere.sock", "http://127.0.0.1:1", "http://127.0.0.1:2",
                                        Path("/nowhere")))
         self.answers = list(answers)
 

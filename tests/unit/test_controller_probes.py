@@ -1,8 +1,8 @@
 """Probe bookkeeping: initial delay, period, success and failure thresholds."""
 from __future__ import annotations
 
-from supervisord.controller.probes import ProbeState, Result
-from supervisord.spec import Probe
+from podvisor.supervisord.controller.probes import ProbeState, Result
+from podvisor.supervisord.spec.model import Probe
 
 OK, FAIL = Result(True, "200"), Result(False, "503")
 

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from sidecars.logger.batcher import Batcher, Item, body_size
-from sidecars.logger.fakes import FakeClock
+from podvisor.sidecars.logger.batcher import Batcher, Item, body_size
+from tests.fakes.logger import FakeClock
 
 
 def _item(n, size=10):

@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from sidecars.logger.checkpoint import CheckpointStore
-from sidecars.logger.fakes import FakeClock, FakeWaiter, RecordingTransport, settings_for, unreachable
-from sidecars.logger.fileid import Identity, IdentityRegistry
-from sidecars.logger.pipeline import Pipeline
-from sidecars.logger.sender import Response
+from podvisor.sidecars.logger.checkpoint import CheckpointStore
+from podvisor.sidecars.logger.fileid import Identity, IdentityRegistry
+from podvisor.sidecars.logger.pipeline import Pipeline
+from podvisor.sidecars.logger.sender import Response
+from tests.fakes.logger import FakeClock, FakeWaiter, RecordingTransport, settings_for, unreachable
 
 KEY = "0123456789abcdef"
 

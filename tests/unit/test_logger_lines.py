@@ -1,8 +1,8 @@
 """Line framing, decoding and enrichment of the logging sidecar."""
 import json
 
-from sidecars.logger.enrich import Enricher, iso_utc, source_name
-from sidecars.logger.lines import LineFramer, RawLine, decode, entry_size, fit
+from podvisor.sidecars.logger.enrich import Enricher, iso_utc, source_name
+from podvisor.sidecars.logger.lines import LineFramer, RawLine, decode, entry_size, fit
 
 
 def test_framer_holds_partial_line_until_newline():

@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-from sidecars.logger.fakes import FakeClock, FakeWaiter, RecordingTransport, settings_for
-from sidecars.logger.pipeline import Pipeline
+from podvisor.sidecars.logger.pipeline import Pipeline
+from tests.fakes.logger import FakeClock, FakeWaiter, RecordingTransport, settings_for
 
 
 class Crash(BaseException):

@@ -6,11 +6,11 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sidecars.logger.batcher import Item
-from sidecars.logger.deadletter import DeadLetter
-from sidecars.logger.fakes import FakeWaiter, RecordingTransport, unreachable
-from sidecars.logger.metrics import LoggerMetrics
-from sidecars.logger.sender import BACKOFF_CAP, Cancelled, Response, Sender
+from podvisor.sidecars.logger.batcher import Item
+from podvisor.sidecars.logger.deadletter import DeadLetter
+from podvisor.sidecars.logger.metrics import LoggerMetrics
+from podvisor.sidecars.logger.sender import BACKOFF_CAP, Cancelled, Response, Sender
+from tests.fakes.logger import FakeWaiter, RecordingTransport, unreachable
 
 
 def _item(n, size=10):

@@ -2,11 +2,13 @@
 import json
 import threading
 import time
+import xmlrpc.client
 
-from sidecars.logger.appstate import AppWatcher
-from sidecars.logger.fakes import FakeClock, FakeWaiter, RecordingTransport, settings_for, unreachable
-from sidecars.logger.pipeline import Pipeline
-from sidecars.logger.sender import Response
+from podvisor.sidecars.logger.appstate import AppWatcher, rpc_state
+from podvisor.sidecars.logger.pipeline import Pipeline
+from podvisor.sidecars.logger.sender import Response
+from podvisor.testing.waiting import wait_for
+from tests.fakes.logger import FakeClock, FakeWaiter, RecordingTransport, settings_for, unreachable
 
 
 def _dirs(tmp_path):
@@ -94,9 +96,7 @@ def test_unreachable_aggregator_ends_the_drain_early_without_losing_anything(tmp
     stop = threading.Event()
     runner = threading.Thread(target=pipeline.run, args=(stop,))
     runner.start()
-    deadline = time.monotonic() + 10
-    while not transport.requests and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: transport.requests, 10, "a first attempt to ship", interval=0.01)
     stop.set()
     runner.join()
     started = time.monotonic()
@@ -112,16 +112,31 @@ def test_unreachable_aggregator_ends_the_drain_early_without_losing_anything(tmp
 def test_app_watcher_reports_stopped_states_and_unreachable_supervisord():
     states = iter(["STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED"])
     watcher = AppWatcher("user-app", lambda: next(states), interval=0.001).start()
-    deadline = time.monotonic() + 5
-    while watcher.running() and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert not watcher.running()
+    wait_for(lambda: not watcher.running(), 5, "the watcher to see the app EXITED", interval=0.001)
 
     def broken():
         raise ConnectionRefusedError("no supervisord")
 
     watcher = AppWatcher("user-app", broken, interval=0.001).start()
-    deadline = time.monotonic() + 5
-    while watcher.running() and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert not watcher.running()
+    wait_for(lambda: not watcher.running(), 5, "the watcher to give up on supervisord", interval=0.001)
+
+
+def test_rpc_state_reads_the_programs_state_from_the_supervisor_client():
+    asked = []
+
+    class Rpc:  # what SupervisorRPC.info answers: supervisord's getProcessInfo
+        def info(self, program):
+            asked.append(program)
+            return {"name": program, "statename": "STOPPING"}
+
+    assert rpc_state(Rpc(), "user-app")() == "STOPPING" and asked == ["user-app"]
+
+
+def test_app_watcher_looks_at_the_processes_while_supervisord_shuts_down(tmp_path):
+    def shutting_down():
+        raise xmlrpc.client.Fault(6, "SHUTDOWN_STATE")
+
+    # No process of this supervisord runs as user-app: the app is taken as gone.
+    watcher = AppWatcher("user-app", shutting_down, interval=0.001,
+                         serverurl=f"unix://{tmp_path}/supervisor.sock").start()
+    wait_for(lambda: not watcher.running(), 5, "the watcher to find no user-app process", interval=0.001)

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from sidecars.logger.enrich import Enricher
-from sidecars.logger.lines import RawLine, decode_text
-from sidecars.logger.pipeline import _dumps
+from podvisor.sidecars.logger.enrich import Enricher
+from podvisor.sidecars.logger.lines import RawLine, decode_text
+from podvisor.sidecars.logger.pipeline import _dumps
 
 
 def line(text: str) -> RawLine:

@@ -2,8 +2,8 @@
 import json
 import os
 
-from sidecars.logger.fakes import FakeClock, FakeWaiter, RecordingTransport, settings_for, unreachable
-from sidecars.logger.pipeline import Pipeline
+from podvisor.sidecars.logger.pipeline import Pipeline
+from tests.fakes.logger import FakeClock, FakeWaiter, RecordingTransport, settings_for, unreachable
 
 
 class Down(RecordingTransport):

@@ -8,9 +8,9 @@ import os
 import random
 import shutil
 
-from sidecars.logger.checkpoint import CheckpointStore
-from sidecars.logger.fakes import FakeClock, FakeWaiter, RecordingTransport, settings_for
-from sidecars.logger.pipeline import Pipeline
+from podvisor.sidecars.logger.checkpoint import CheckpointStore
+from podvisor.sidecars.logger.pipeline import Pipeline
+from tests.fakes.logger import FakeClock, FakeWaiter, RecordingTransport, settings_for
 
 
 class Rig:

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,14 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.exposition import choose_encoder
 from werkzeug.test import Client
 
-from sidecars.metrics.app import MetricsApp, scrape_timeout
-from sidecars.metrics.enricher import Enricher, Upstreams
-from sidecars.metrics.labels import PodLabels
-from sidecars.metrics.main import main
-from sidecars.metrics.scraper import Response, ScrapeError
-from sidecars.metrics.settings import SettingsError, load_settings
+from podvisor.core.settings import Env, SettingsError
+from podvisor.sidecars.metrics.app import MetricsApp, scrape_timeout
+from podvisor.sidecars.metrics.enricher import Enricher, Upstreams
+from podvisor.sidecars.metrics.labels import PodLabels
+from podvisor.sidecars.metrics.main import main
+from podvisor.sidecars.metrics.scraper import Response, ScrapeError
+from podvisor.sidecars.metrics.settings import Settings
+from podvisor.testing.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 POD = PodLabels(service_name="user-service", environment="test", pod="user")
@@ -130,6 +131,10 @@ def test_unknown_path_and_method(client: Client) -> None:
 # settings
 
 
+def load_settings(env: dict[str, str]) -> Settings:
+    return Settings.from_env(Env(env))
+
+
 def test_settings_defaults() -> None:
     s = load_settings(ENV)
     assert (s.pod, s.service_name, s.environment, s.host, s.port) == (
@@ -140,7 +145,7 @@ def test_settings_defaults() -> None:
         9101,
     )
     assert s.scrape_timeout == 5.0 and s.memory_limit_bytes is None and s.logger_url is None
-    assert s.supervisor_url is None
+    assert s.supervisor.serverurl == "" and s.app_program is None and s.app_pidfile is None
 
 
 def test_settings_full() -> None:
@@ -151,7 +156,6 @@ def test_settings_full() -> None:
             "METRICS_PORT": "0",
             "METRICS_SCRAPE_TIMEOUT": "2.5",
             "METRICS_LOGGER_URL": "http://127.0.0.1:9201/metrics",
-            "METRICS_CONTROLLER_URL": "http://127.0.0.1:9100",
             "METRICS_APP_PROGRAM": "user-app",
             "METRICS_MEMORY_LIMIT_BYTES": "268435456",
             "SUPERVISOR_SERVER_URL": "unix:///tmp/s.sock",
@@ -159,7 +163,8 @@ def test_settings_full() -> None:
         }
     )
     assert (s.port, s.scrape_timeout, s.memory_limit_bytes, s.app_program) == (0, 2.5, 268435456, "user-app")
-    assert s.supervisor_url == "unix:///tmp/s.sock"
+    assert s.logger_url == "http://127.0.0.1:9201/metrics"
+    assert s.supervisor.serverurl == "unix:///tmp/s.sock" and s.supervisor.password == "secret"
     assert "secret" not in repr(s)
 
 
@@ -171,13 +176,14 @@ def test_settings_full() -> None:
         ("METRICS_TARGET_URL", None),
         ("METRICS_TARGET_URL", "127.0.0.1:3000/metrics"),
         ("METRICS_LOGGER_URL", "ftp://x/metrics"),
-        ("METRICS_CONTROLLER_URL", "http://host:99999"),
+        ("METRICS_LOGGER_URL", "http://host:99999"),
         ("METRICS_PORT", "http"),
         ("METRICS_PORT", "70000"),
         ("METRICS_SCRAPE_TIMEOUT", "0"),
         ("METRICS_SCRAPE_TIMEOUT", "soon"),
         ("METRICS_MEMORY_LIMIT_BYTES", "-5"),
-        ("METRICS_MEMORY_LIMIT_BYTES", "256MB"),
+        ("METRICS_MEMORY_LIMIT_BYTES", "256 parsecs"),
+        ("METRICS_MEMORY_LIMIT_BYTES", "0"),
     ],
 )
 def test_bad_setting_is_named(name: str, raw: str | None) -> None:
@@ -186,13 +192,19 @@ def test_bad_setting_is_named(name: str, raw: str | None) -> None:
         env[name] = raw
     with pytest.raises(SettingsError) as info:
         load_settings(env)
-    assert info.value.name == name and str(info.value).startswith(f"{name}: ")
+    # The message names the variable and, when there was one, the bad value (blank counts as unset).
+    expected = f"{name}={raw!r}: " if raw else f"{name}: "
+    assert info.value.name == name and str(info.value).startswith(expected), str(info.value)
+
+
+def test_memory_limit_takes_units() -> None:
+    assert load_settings({**ENV, "METRICS_MEMORY_LIMIT_BYTES": "256MiB"}).memory_limit_bytes == 256 * 1024 * 1024
 
 
 def test_main_exits_2_with_one_line_naming_the_setting(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([], env={**ENV, "METRICS_PORT": "nope"}) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "METRICS_PORT" in err[0]
+    assert err == ["podvisor-metrics: bad setting METRICS_PORT='nope': must be an integer"]
 
 
 def test_process_serves_logs_its_port_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -207,18 +219,15 @@ def test_process_serves_logs_its_port_and_stops_on_sigterm(tmp_path: Path) -> No
     }
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sidecars.metrics.main"],
+            [sys.executable, "-m", "podvisor.sidecars.metrics.main"],
             cwd=ROOT,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 15
-        while not (m := re.search(r"listening on http://127\.0\.0\.1:(\d+)", log.read_text())):
-            assert proc.poll() is None, f"sidecar exited {proc.returncode}:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"no listening line:\n{log.read_text()}"
-            time.sleep(0.05)
+        m = wait_for(lambda: re.search(r"listening on http://127\.0\.0\.1:(\d+)", log.read_text()), 15,
+                     "the listening line", output=log.read_text, procs=[proc])
         base = f"http://127.0.0.1:{m.group(1)}"
         assert requests.get(f"{base}/health", timeout=5).json()["ok"] is True
         metrics = requests.get(f"{base}/metrics", timeout=5)

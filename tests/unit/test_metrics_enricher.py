@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -15,14 +14,14 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.process_collector import ProcessCollector
 
-from sidecars.metrics.enricher import Enricher, Upstreams
-from sidecars.metrics.exposition import OPENMETRICS, TEXT, enrich, format_of, negotiate
-from sidecars.metrics.labels import PodLabels
-from sidecars.metrics.scraper import REASONS, Response, ScrapeError
+from podvisor.sidecars.metrics.enricher import Enricher, Upstreams
+from podvisor.sidecars.metrics.exposition import OPENMETRICS, TEXT, enrich, format_of, negotiate
+from podvisor.sidecars.metrics.labels import PodLabels
+from podvisor.sidecars.metrics.scraper import REASONS, Response, ScrapeError
 
 POD = PodLabels(service_name="user-service", environment="test", pod="user")
 OURS = {"service_name": "user-service", "environment": "test", "pod": "user"}
-APP, LOGGER, CONTROLLER = "http://app/metrics", "http://logger/metrics", "http://ctl"
+APP, LOGGER = "http://app/metrics", "http://logger/metrics"
 
 Handler = Callable[[str], Response]
 
@@ -212,7 +211,7 @@ def test_app_families_in_the_sidecar_namespace_are_dropped(
     Gauge("podvisor_app_custom", "An app may use other podvisor_ names.", registry=registry).set(3)
     upstreams.routes[APP] = serving(registry)
     enricher = make(upstreams)
-    with caplog.at_level("WARNING", logger="sidecars.metrics.enricher"):
+    with caplog.at_level("WARNING", logger="podvisor.sidecars.metrics.enricher"):
         fams = families(enricher.render(TEXT, 5.0))
         enricher.render(TEXT, 5.0)
     assert value(fams, "podvisor_target_up", target="app") == 1
@@ -222,52 +221,15 @@ def test_app_families_in_the_sidecar_namespace_are_dropped(
     assert len(warnings) == 1 and "podvisor_pod_ready, podvisor_target_up" in warnings[0], warnings
 
 
-def controller(status: int, body: object) -> Handler:
-    return lambda accept: Response(status, "application/json", json.dumps(body).encode())
-
-
-def test_controller_status_becomes_pod_series(upstreams: FakeUpstreams) -> None:
-    upstreams.routes[f"{CONTROLLER}/pods/user"] = controller(
-        200, {"pod": "user", "ready": True, "phase": "Running", "restarts": 2, "last_reason": "OOMKilled"}
-    )
-    fams = families(make(upstreams, controller=CONTROLLER + "/").render(TEXT, 5.0))
-    assert value(fams, "podvisor_pod_ready", **OURS) == 1
-    assert fams["podvisor_pod_restarts"].type == "counter"
-    assert value(fams, "podvisor_pod_restarts", **OURS) == 2
-    phases = {s.labels["phase"]: s.value for s in fams["podvisor_pod_phase"].samples}
-    assert phases["Running"] == 1 and sum(phases.values()) == 1 and "Pending" in phases and "Failed" in phases
-    assert value(fams, "podvisor_target_up", target="controller") == 1
-
-
-def test_an_unknown_phase_is_exposed_too(upstreams: FakeUpstreams) -> None:
-    upstreams.routes[f"{CONTROLLER}/pods/user"] = controller(
-        200, {"ready": False, "phase": "Thawing", "restarts": 0}
-    )
-    fams = families(make(upstreams, controller=CONTROLLER).render(TEXT, 5.0))
-    phases = {s.labels["phase"]: s.value for s in fams["podvisor_pod_phase"].samples}
-    assert phases["Thawing"] == 1 and sum(phases.values()) == 1
-    assert value(fams, "podvisor_pod_ready") == 0
-
-
-@pytest.mark.parametrize(
-    "route, reason",
-    [
-        (controller(404, {"ok": False, "error": "no such pod"}), "http_status"),
-        (controller(200, {"ready": "yes", "phase": "Running", "restarts": 0}), "parse"),
-        (controller(200, ["not", "an", "object"]), "parse"),
-        (lambda accept: Response(200, "application/json", b"{oops"), "parse"),
-        (ScrapeError("connection", "refused"), "connection"),
-    ],
-)
-def test_controller_trouble_leaves_pod_series_absent_and_counts(
-    upstreams: FakeUpstreams, route: Handler | Exception, reason: str
-) -> None:
-    upstreams.routes[f"{CONTROLLER}/pods/user"] = route
-    fams = families(make(upstreams, controller=CONTROLLER).render(TEXT, 5.0))
+def test_the_pod_lifecycle_series_are_left_to_the_controller(upstreams: FakeUpstreams) -> None:
+    """podvisor_pod_ready/_phase/_restarts_total have one producer, the controller: the sidecar
+    neither fetches the controller nor exposes them, and has no controller target."""
+    upstreams.routes[LOGGER] = serving(CollectorRegistry())
+    fams = families(make(upstreams, logger=LOGGER).render(TEXT, 5.0))
     assert not {"podvisor_pod_ready", "podvisor_pod_restarts", "podvisor_pod_phase"} & set(fams)
-    assert value(fams, "podvisor_target_up", target="controller") == 0
-    assert value(fams, "podvisor_target_scrape_errors", target="controller", reason=reason) == 1
-    assert value(fams, "podvisor_target_up", target="app") == 1
+    targets = {s.labels["target"] for s in fams["podvisor_target_up"].samples}
+    assert targets == {"app", "logger"}
+    assert {url for url, _, _ in upstreams.calls} == {APP, LOGGER}
 
 
 def test_local_collectors_are_collected_every_scrape(upstreams: FakeUpstreams) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
-import threading
 import time
 import xmlrpc.client
 from collections.abc import Iterator
@@ -14,9 +14,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sidecars.metrics.labels import PodLabels
-from sidecars.metrics.pids import PidfilePidSource, SupervisorPidSource
-from sidecars.metrics.process import ProcessTreeCollector, tree_usage
+from podvisor.core.supervisor import SupervisorRPC
+from podvisor.sidecars.metrics.labels import PodLabels
+from podvisor.sidecars.metrics.pids import PidfilePidSource, SupervisorPidSource
+from podvisor.sidecars.metrics.process import ProcessTreeCollector, tree_usage
+from podvisor.testing.waiting import wait_for
 
 POD = PodLabels(service_name="user-service", environment="test", pod="user")
 TREE_FAMILIES = {
@@ -108,10 +110,9 @@ def test_unknown_or_gone_pid_means_absent_series_but_the_limit_stays() -> None:
 def test_zombie_app_counts_as_not_running() -> None:
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
-        deadline = time.monotonic() + 10
-        while psutil.Process(zombie.pid).status() != psutil.STATUS_ZOMBIE:  # exited, not yet reaped
-            assert time.monotonic() < deadline, "child did not exit"
-            time.sleep(0.01)
+        # exited, not yet reaped
+        wait_for(lambda: psutil.Process(zombie.pid).status() == psutil.STATUS_ZOMBIE, 10, "the child to exit",
+                 interval=0.01)
         assert tree_usage(zombie.pid) is None
     finally:
         zombie.wait(10)
@@ -149,11 +150,13 @@ def test_pidfile_source(tmp_path: Path) -> None:
 
 
 class FakeSupervisor:
+    """Stands in for SupervisorRPC: `info(program)` answers from a script (an exception is raised)."""
+
     def __init__(self, answers: list[object]) -> None:
         self.answers = answers
         self.asked: list[str] = []
 
-    def getProcessInfo(self, name: str) -> dict:  # noqa: N802 - supervisord's XML-RPC name
+    def info(self, name: str) -> dict:
         self.asked.append(name)
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
@@ -163,43 +166,31 @@ class FakeSupervisor:
 
 def test_supervisor_source_asks_every_time_and_maps_0_to_none() -> None:
     fake = FakeSupervisor([4242, 0, xmlrpc.client.Fault(10, "BAD_NAME"), ConnectionRefusedError(), 4343])
-
-    class Proxy:
-        supervisor = fake
-
-    source = SupervisorPidSource("user-app", {"SUPERVISOR_SERVER_URL": "unix:///nowhere.sock"}, rpc=Proxy)
+    source = SupervisorPidSource("user-app", fake)
     assert [source() for _ in range(5)] == [4242, None, None, None, 4343]
     assert fake.asked == ["user-app"] * 5
 
 
-def test_a_hung_supervisord_costs_one_timeout_and_one_thread() -> None:
-    release = threading.Event()
-    asked = []
+def test_a_malformed_answer_is_none() -> None:
+    class Odd:
+        def info(self, name: str) -> dict:
+            return {"name": name}  # no pid
 
-    class Supervisor:
-        def getProcessInfo(self, name: str) -> dict:  # noqa: N802 - supervisord's XML-RPC name
-            asked.append(name)
-            release.wait(10)
-            return {"pid": 777}
+    assert SupervisorPidSource("user-app", Odd())() is None
 
-    class Proxy:
-        supervisor = Supervisor()
 
-    source = SupervisorPidSource("user-app", {}, rpc=Proxy, timeout=0.1)
-    try:
+def test_a_hung_supervisord_costs_one_timeout_per_scrape(tmp_path: Path) -> None:
+    """supervisord accepts the connection and never answers: the client's timeout bounds each scrape."""
+    path = tmp_path / "hung.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as hung:
+        hung.bind(str(path))
+        hung.listen(8)  # connections complete in the backlog; nothing ever reads or answers them
+        source = SupervisorPidSource("user-app", SupervisorRPC(f"unix://{path}", timeout=0.2))
         start = time.monotonic()
         assert source() is None and source() is None
         assert time.monotonic() - start < 2
-        assert len(asked) == 1  # the second scrape waited on the unanswered question
-    finally:
-        release.set()
-    deadline = time.monotonic() + 5
-    while source() != 777:  # the pending question is answered
-        assert time.monotonic() < deadline
-    answered = len(asked)
-    assert source() == 777 and len(asked) == answered + 1  # and each scrape asks afresh again
 
 
 def test_supervisor_source_against_a_missing_socket_is_none(tmp_path: Path) -> None:
-    source = SupervisorPidSource("user-app", {"SUPERVISOR_SERVER_URL": f"unix://{tmp_path}/none.sock"})
+    source = SupervisorPidSource("user-app", SupervisorRPC(f"unix://{tmp_path}/none.sock", timeout=1.0))
     assert source() is None

@@ -6,8 +6,8 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from sidecars.metrics.labels import PodLabels
-from sidecars.metrics.rewrite import RewriteError, rewrite
+from podvisor.sidecars.metrics.labels import PodLabels
+from podvisor.sidecars.metrics.rewrite import RewriteError, rewrite
 
 POD = PodLabels(service_name="user-service", environment="production", pod="user")
 OURS = {"service_name": "user-service", "environment": "production", "pod": "user"}

@@ -15,14 +15,16 @@ from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.process_collector import ProcessCollector
 
-from sidecars.metrics.enricher import Enricher, Upstreams
-from sidecars.metrics.exposition import OPENMETRICS, TEXT
-from sidecars.metrics.labels import PodLabels
-from sidecars.metrics.process import ProcessTreeCollector
-from sidecars.metrics.scraper import Response, ScrapeError
-from supervisord.prometheus import Thresholds, render_config, render_rules
-from supervisord.prometheus import rules as rules_module
-from supervisord.prometheus.cli import PACKAGE_DIR
+from podvisor.sidecars.metrics.enricher import Enricher, Upstreams
+from podvisor.sidecars.metrics.exposition import OPENMETRICS, TEXT
+from podvisor.sidecars.metrics.labels import PodLabels
+from podvisor.sidecars.metrics.process import ProcessTreeCollector
+from podvisor.sidecars.metrics.scraper import Response, ScrapeError
+from podvisor.supervisord.controller import podseries
+from podvisor.supervisord.prometheus import Thresholds, render_config, render_rules
+from podvisor.supervisord.prometheus import rules as rules_module
+from podvisor.supervisord.prometheus.cli import PACKAGE_DIR
+from tests.fakes.supervisor import make_pod, rig
 
 POD = PodLabels(service_name="user-service", environment="production", pod="user")
 
@@ -61,8 +63,6 @@ def enricher(app: CollectorRegistry | None, logger: CollectorRegistry | None = N
     routes: dict[str, CollectorRegistry | None] = {"http://app/metrics": app, "http://logger/metrics": logger}
 
     def fetch(url: str, accept: str, timeout: float) -> Response:
-        if url == "http://ctl/pods/user":
-            return Response(200, "application/json", b'{"ready": true, "phase": "Running", "restarts": 1}')
         registry = routes[url]
         if registry is None:
             raise ScrapeError("connection", "refused")
@@ -72,7 +72,7 @@ def enricher(app: CollectorRegistry | None, logger: CollectorRegistry | None = N
     logger_url = "http://logger/metrics" if logger is not None else None
     return Enricher(
         POD,
-        Upstreams(app="http://app/metrics", logger=logger_url, controller="http://ctl"),
+        Upstreams(app="http://app/metrics", logger=logger_url),
         fetch,
         collectors=[ProcessTreeCollector(os.getpid, POD, memory_limit_bytes=2**28)],
     )
@@ -96,6 +96,20 @@ def test_promtool_check_metrics_is_clean_on_sidecar_output(case: str) -> None:
         f"promtool check metrics:\n{result.stdout}{result.stderr}\n--- input ---\n{text}"
     )
     assert ('pod="k8s-pod-1"' in text and 'exported_pod="user"' in text) == (app is not None)
+
+
+def test_promtool_check_metrics_is_clean_on_the_controllers_pod_series() -> None:
+    """The pod series' one producer is the controller's /metrics: real snapshots, every phase series."""
+    r = rig(make_pod("user", 3000), make_pod("order", 3200))
+    r.start_pod()
+    r.sup.crash("order-app", 1)
+    r.tick()
+    text = podseries.render([runner.snapshot() for runner in r.runners.values()], "production")
+    result = promtool("check", "metrics", stdin=text)
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
+        f"promtool check metrics:\n{result.stdout}{result.stderr}\n--- input ---\n{text}"
+    )
+    assert 'podvisor_pod_restarts_total{pod="order",service_name="order-service",environment="production"} 1' in text
 
 
 def test_openmetrics_output_is_terminated_and_typed() -> None:

@@ -7,19 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from supervisord import render
-from supervisord import spec as specmod
-from supervisord.prometheus import alerts, render_config, render_rules, render_rules_test
-from supervisord.prometheus.cli import PACKAGE_DIR, main
-from supervisord.prometheus.config import duration_seconds
-from supervisord.prometheus.stack import render_stack
-from supervisord.prometheus.yamltext import dump, scalar
+from podvisor.supervisord.prometheus import alerts, render_config, render_rules, render_rules_test
+from podvisor.supervisord.prometheus.cli import PACKAGE_DIR, main
+from podvisor.supervisord.prometheus.config import duration_seconds
+from podvisor.supervisord.prometheus.stack import render_stack
+from podvisor.supervisord.prometheus.yamltext import dump, scalar
+from podvisor.supervisord.render import conf as render
+from podvisor.supervisord.render import main as render_main
+from podvisor.supervisord.spec import parse as specmod
 
 PODS = {"user": "127.0.0.1:9101", "product": "127.0.0.1:9102"}
 
 
 def test_committed_rules_and_promtool_tests_match_the_renderer() -> None:
-    """Fails when rules.py or ruletests.py changed without `python -m supervisord.prometheus --commit`."""
+    """Fails when rules.py or ruletests.py changed without `python -m podvisor.supervisord.prometheus --commit`."""
     assert (PACKAGE_DIR / "podvisor.rules.yml").read_text() == render_rules()
     assert (PACKAGE_DIR / "rules_test.yml").read_text() == render_rules_test()
 
@@ -181,7 +182,7 @@ def test_podvisor_render_writes_the_prometheus_files_for_the_stack(
     conf = tmp_path / "conf" / "stack.conf"
     conf.parent.mkdir()
     prom = tmp_path / "prom"
-    assert render.main(["--out", str(conf), "--prometheus", str(prom), "--scrape-interval", "2s"]) == 0
+    assert render_main.main(["--out", str(conf), "--prometheus", str(prom), "--scrape-interval", "2s"]) == 0
     expected = render_stack(_default_stack(), "2s")
     assert {p.name: p.read_text() for p in prom.iterdir()} == expected
     assert conf.exists() and "wrote" in capsys.readouterr().out
@@ -192,6 +193,6 @@ def test_podvisor_render_refuses_a_bad_interval_before_writing(
 ) -> None:
     conf = tmp_path / "stack.conf"
     argv = ["--out", str(conf), "--prometheus", str(tmp_path / "p"), "--scrape-interval", "0s"]
-    assert render.main(argv) == 2
+    assert render_main.main(argv) == 2
     assert "--scrape-interval" in capsys.readouterr().err
     assert not conf.exists() and not (tmp_path / "p").exists()

@@ -11,20 +11,19 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import requests
 
-from supervisord.harness import free_port, terminate
-from supervisord.prometheus import render_config, render_rules
+from podvisor.supervisord.prometheus import render_config, render_rules
+from podvisor.testing.harness import free_port, terminate
+from podvisor.testing.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 45.0
-T = TypeVar("T")
+POLL = 0.2
 
 APP = """
 import os, sys, time
@@ -41,28 +40,9 @@ time.sleep(3600)
 """
 
 
-def wait_for(what: str, check: Callable[[], T | None], logs: list[Path], procs: list[subprocess.Popen]) -> T:
-    """Poll `check` until it returns a truthy value; fail at once if a process died, with the logs."""
-    deadline = time.monotonic() + DEADLINE
-    last = None
-    while True:
-        try:
-            last = check()
-        except (requests.RequestException, ValueError, KeyError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        died = [p.args for p in procs if p.poll() is not None]
-        if died or time.monotonic() > deadline:
-            output = "\n".join(
-                f"--- {log.name} ---\n{log.read_text()[-3000:]}" for log in logs if log.exists()
-            )
-            pytest.fail(
-                f"{what}: {'process died: ' + str(died) if died else 'deadline passed'}; last: {last!r}\n"
-                f"{output}"
-            )
-        time.sleep(0.2)
+def tails(logs: list[Path]) -> Callable[[], str]:
+    """The end of each process log: what a failed wait shows."""
+    return lambda: "\n".join(f"--- {log.name} ---\n{log.read_text()[-3000:]}" for log in logs if log.exists())
 
 
 @pytest.fixture
@@ -100,7 +80,7 @@ def stack(tmp_path: Path) -> Iterator[dict]:
         }
         with logs["sidecar"].open("w") as out:
             sidecar = subprocess.Popen(
-                [sys.executable, "-m", "sidecars.metrics.main"],
+                [sys.executable, "-m", "podvisor.sidecars.metrics.main"],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -109,10 +89,12 @@ def stack(tmp_path: Path) -> Iterator[dict]:
         procs.append(sidecar)
         listening = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
         sidecar_port = wait_for(
-            "sidecar listening",
             lambda: listening.search(logs["sidecar"].read_text()),
-            [logs["sidecar"]],
-            procs,
+            DEADLINE,
+            "sidecar listening",
+            output=tails([logs["sidecar"]]),
+            procs=procs,
+            interval=POLL,
         ).group(1)
 
         config = tmp_path / "prometheus.yml"
@@ -141,10 +123,12 @@ def stack(tmp_path: Path) -> Iterator[dict]:
         procs.append(prometheus)
         prom = f"http://127.0.0.1:{prom_port}"
         wait_for(
-            "prometheus ready",
             lambda: requests.get(f"{prom}/-/ready", timeout=2).status_code == 200,
-            list(logs.values()),
-            procs,
+            DEADLINE,
+            "prometheus ready",
+            output=tails(list(logs.values())),
+            procs=procs,
+            interval=POLL,
         )
         yield {
             "app": app,
@@ -162,7 +146,7 @@ def stack(tmp_path: Path) -> Iterator[dict]:
 
 
 def test_prometheus_scrapes_enriched_series_and_sees_the_app_go(stack: dict) -> None:
-    prom, logs = stack["prometheus"], stack["logs"]
+    prom, output = stack["prometheus"], tails(stack["logs"])
     procs = [p for p in stack["procs"] if p is not stack["app"]]
 
     def query(expr: str) -> list[dict]:
@@ -173,14 +157,17 @@ def test_prometheus_scrapes_enriched_series_and_sees_the_app_go(stack: dict) -> 
     def one_value(expr: str, expected: str) -> Callable[[], bool]:
         return lambda: [s["value"][1] for s in query(expr)] == [expected]
 
-    wait_for("up == 1", one_value('up{job="podvisor-pods",pod="user"}', "1"), logs, stack["procs"])
+    wait_for(one_value('up{job="podvisor-pods",pod="user"}', "1"), DEADLINE, "up == 1", output=output,
+             procs=stack["procs"], interval=POLL)
     wait_for(
-        "enriched app series",
         one_value(
             'demo_requests_total{pod="user",service_name="user-service",environment="e2e",path="/x\\"y"}', "3"
         ),
-        logs,
-        stack["procs"],
+        DEADLINE,
+        "enriched app series",
+        output=output,
+        procs=stack["procs"],
+        interval=POLL,
     )
     assert query('podvisor_target_up{target="app",pod="user"}')[0]["value"][1] == "1"
     assert float(query('podvisor_pod_resident_memory_bytes{pod="user"}')[0]["value"][1]) > 0
@@ -195,8 +182,8 @@ def test_prometheus_scrapes_enriched_series_and_sees_the_app_go(stack: dict) -> 
     assert "demo_requests" not in text and "demo_latency" not in text
     assert "podvisor_pod_resident_memory_bytes" not in text  # no pid, no process series
 
-    wait_for(
-        "podvisor_target_up == 0", one_value('podvisor_target_up{target="app",pod="user"}', "0"), logs, procs
-    )
-    wait_for("app series stale", lambda: query('demo_requests_total{pod="user"}') == [], logs, procs)
+    wait_for(one_value('podvisor_target_up{target="app",pod="user"}', "0"), DEADLINE, "podvisor_target_up == 0",
+             output=output, procs=procs, interval=POLL)
+    wait_for(lambda: query('demo_requests_total{pod="user"}') == [], DEADLINE, "app series stale", output=output,
+             procs=procs, interval=POLL)
     assert query('up{job="podvisor-pods",pod="user"}')[0]["value"][1] == "1"  # the sidecar still answers

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from supervisor.options import ServerOptions
 
-from supervisord import render, spec
-from supervisord.harness import load_spec_dict
+from podvisor.supervisord.render import conf as render
+from podvisor.supervisord.render import main as render_main
+from podvisor.supervisord.spec import parse as spec
+from podvisor.testing.harness import load_spec_dict
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +29,7 @@ def test_committed_conf_matches_the_spec():
 
 
 def test_render_check_cli_passes_on_the_committed_files():
-    proc = subprocess.run([sys.executable, "-m", "supervisord.render", "--check"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "podvisor.supervisord.render.main", "--check"], cwd=REPO,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
@@ -35,7 +37,7 @@ def test_render_check_cli_passes_on_the_committed_files():
 def test_render_check_fails_on_drift(tmp_path):
     conf = tmp_path / "stack.conf"
     conf.write_text("stale")
-    assert render.main(["--out", str(conf), "--check"]) == 1
+    assert render_main.main(["--out", str(conf), "--check"]) == 1
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -69,7 +71,7 @@ def test_bad_spec_is_refused_with_one_line_naming_pod_and_key(mutate, message):
 def test_render_cli_prints_one_clear_line_and_exits_2(tmp_path):
     bad = tmp_path / "pods.toml"
     bad.write_text(render.DEFAULT_SPEC.read_text().replace('restart_policy = "always"', 'restart_policy = "nope"', 1))
-    proc = subprocess.run([sys.executable, "-m", "supervisord.render", "--spec", str(bad), "--out",
+    proc = subprocess.run([sys.executable, "-m", "podvisor.supervisord.render.main", "--spec", str(bad), "--out",
                            str(tmp_path / "s.conf")], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
@@ -87,7 +89,7 @@ def test_sizes():
 
 def test_resolved_json_round_trips_through_the_validator():
     stack = spec.load(render.DEFAULT_SPEC)
-    again = spec.from_dict(json.loads(json.dumps(render.to_dict(stack))))
+    again = spec.from_dict(json.loads(json.dumps(spec.to_dict(stack))))
     assert again == stack
 
 
@@ -114,6 +116,18 @@ def test_supervisord_accepts_the_rendered_conf_with_no_environment(tmp_path):
     assert app.priority > by_name["order-logger"].priority > by_name["aggregator"].priority
     assert by_name["aggregator"].priority > by_name["podvisor-controller"].priority
     assert opts.server_configs[0]["chmod"] == 0o700
+    # Every stop deadline comes from the pod's stop budget (podvisor.core.budget), from its grace_seconds.
+    for pod in stack.pods:
+        budget = pod.budget
+        app, logger = by_name[pod.programs["app"]], by_name[pod.programs["logger"]]
+        assert app.stopwaitsecs == budget.app_stopwaitsecs
+        assert float(app.environment["APP_DRAIN_SECONDS"]) == budget.app_drain_seconds < pod.grace_seconds
+        assert logger.stopwaitsecs == budget.logger_stopwaitsecs
+        assert float(logger.environment["LOGGER_GRACE_SECONDS"]) == budget.logger_seconds
+        assert logger.stopwaitsecs > budget.logger_seconds  # the logger's own deadline comes first
+        assert by_name[pod.programs["metrics"]].stopwaitsecs == budget.metrics_stopwaitsecs
+    assert by_name["aggregator"].stopwaitsecs == stack.budget.aggregator_stopwaitsecs
+    assert by_name["podvisor-controller"].stopwaitsecs == stack.budget.controller_stopwaitsecs
 
 
 def test_committed_conf_uses_only_here_expansions():

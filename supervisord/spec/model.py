@@ -1,0 +1,99 @@
+"""The pods spec as data: a stack of pods, each with its command, ports, probes, backoff and grace.
+
+Built from TOML by `podvisor.supervisord.spec.parse`; read by the renderer, the controller and the
+Prometheus config. Frozen: the stack a process runs with never changes under it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from podvisor.core.budget import DEFAULT_GRACE_SECONDS, StackBudget, StopBudget
+from podvisor.core.supervisor import ROLES, program_name
+
+RESTART_POLICIES = ("always", "on-failure", "never")
+# {user.url} / {user.port} in a pod's env: another pod's address, filled in by the renderer.
+ENV_REF = re.compile(r"\{([a-z][a-z0-9-]*)\.(url|port)\}")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A Kubernetes-style probe: exactly one of http_get, tcp_socket, exec."""
+
+    http_get: str | None = None
+    tcp_socket: bool = False
+    exec: tuple[str, ...] | None = None
+    port: int | None = None
+    initial_delay_seconds: float = 0.0
+    period_seconds: float = 10.0
+    timeout_seconds: float = 1.0
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+    @property
+    def kind(self) -> str:
+        return "http_get" if self.http_get else "tcp_socket" if self.tcp_socket else "exec"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Crash-restart delays: initial * multiplier**n, capped, +-jitter, reset after a stable run."""
+
+    initial_seconds: float = 0.5
+    max_seconds: float = 30.0
+    multiplier: float = 2.0
+    jitter: float = 0.2
+    reset_after_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    service: str
+    command: str
+    port: int
+    metrics_port: int
+    logger_port: int
+    restart_policy: str = "always"
+    max_restarts: int | None = None
+    memory_limit_bytes: int | None = None
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    env: dict[str, str] = field(default_factory=dict)
+    startup_probe: Probe | None = None
+    readiness_probe: Probe | None = None
+    liveness_probe: Probe | None = None
+    backoff: Backoff = Backoff()
+    logger_env: dict[str, str] = field(default_factory=dict)  # tuning knobs of the logging sidecar
+
+    @property
+    def programs(self) -> dict[str, str]:
+        """supervisord program names by role."""
+        return {role: program_name(self.name, role) for role in ROLES}
+
+    @property
+    def budget(self) -> StopBudget:
+        """Every stop deadline of this pod, derived from its grace period."""
+        return StopBudget(self.grace_seconds)
+
+
+@dataclass(frozen=True)
+class Stack:
+    pods: tuple[Pod, ...]
+    environment: str = "production"
+    state_dir: str = "../var"
+    host: str = "127.0.0.1"
+    aggregator_port: int = 8080
+    controller_port: int = 9100
+    log_max_bytes: int = 10 * 1024**2
+    log_backups: int = 5
+    read_auth: str = "auto"  # aggregator reads: auto (open on loopback), always, never
+
+    @property
+    def budget(self) -> StackBudget:
+        return StackBudget(tuple(pod.budget for pod in self.pods))
+
+    def pod(self, name: str) -> Pod:
+        for pod in self.pods:
+            if pod.name == name:
+                return pod
+        raise KeyError(name)
