@@ -165,6 +165,26 @@ class SupervisorRPC:
     def signal(self, name: str, signame: str) -> None:
         self.call("signalProcess", name, signame)
 
+    def reload_config(self) -> tuple[list[str], list[str], list[str]]:
+        """Re-read the conf: the (added, changed, removed) groups; nothing changes until they are
+        added or removed (every podvisor program is a group of its own)."""
+        [[added, changed, removed]] = self.call("reloadConfig")
+        return list(added), list(changed), list(removed)
+
+    def add_group(self, name: str) -> None:
+        try:
+            self.call("addProcessGroup", name)
+        except xmlrpc.client.Fault as fault:
+            if "ALREADY_ADDED" not in fault.faultString:
+                raise
+
+    def remove_group(self, name: str) -> None:
+        try:
+            self.call("removeProcessGroup", name)
+        except xmlrpc.client.Fault as fault:
+            if "BAD_NAME" not in fault.faultString:
+                raise
+
     def state(self) -> str:
         return self.call("getState")["statename"]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -43,6 +44,26 @@ def free_port() -> int:
         if port not in _given_ports:
             _given_ports.add(port)
             return port
+
+
+def free_range(size: int = 16) -> str:
+    """A block of `size` consecutive loopback ports free right now, as a spec range ('20100-20115'),
+    for the ports a spec leaves to be assigned (below the kernel's ephemeral range, so no outgoing
+    connection takes one meanwhile)."""
+    rng = random.Random()
+    while True:
+        start = rng.randrange(20000, 32000 - size)
+        block = range(start, start + size)
+        if any(port in _given_ports for port in block):
+            continue
+        try:
+            for port in block:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _given_ports.update(block)
+        return f"{block[0]}-{block[-1]}"
 
 
 def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> None:
@@ -88,7 +109,8 @@ class StackHandle:
             state = Path(tempfile.mkdtemp(prefix="pv-"))
         self.state_dir = state
         data.setdefault("stack", {}).update(state_dir=str(state), aggregator_port=free_port(),
-                                            controller_port=free_port())
+                                            controller_port=free_port(), app_ports=free_range(),
+                                            metrics_ports=free_range(), logger_ports=free_range())
         if environment:
             data["stack"]["environment"] = environment
         for pod in data["pods"].values():

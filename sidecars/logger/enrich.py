@@ -10,6 +10,9 @@ Added: `service_name`, `environment`, `pod`, `host`, `source`, `id`, and `timest
   `app_timestamp` and the read time is used, since the wire format wants ISO 8601.
 - `source` is the stream's base name (`app.stdout.log` also for `app.stdout.log.1` or a spooled
   copy), so one stream keeps one name across rotation.
+- `probe`: true for a probe or a scrape (a GET or HEAD of one of the pod's probe paths), found in a
+  JSON line's `method`/`path` or in an access-log request line (`"GET /health HTTP/1.1"`), so logs
+  can hide them; absent otherwise.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from typing import Any
 _quote = encode_basestring_ascii  # a JSON string literal, in C (json.dumps builds an encoder per call)
 _OURS = ("service_name", "environment", "pod", "host", "source", "id")
 _ROTATION_SUFFIX = re.compile(r"^(?P<base>.+\.log)[.-]\d[\w.-]*$")
+_REQUEST_LINE = re.compile(r'"(?:GET|HEAD) (/[^ "?]*)(?:\?[^ "]*)? HTTP/[\d.]+"')
 
 
 def source_name(file_name: str) -> str:
@@ -47,14 +51,28 @@ class Enricher:
     """Adds the pod's fields to records; the wall clock is injectable for tests."""
 
     def __init__(self, pod: str, service_name: str, environment: str, host: str,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, probe_paths: tuple[str, ...] = ()) -> None:
         self._pod = pod
+        self._probe_paths = frozenset(probe_paths)
         self._fixed = {"service_name": service_name, "environment": environment, "pod": pod, "host": host}
         self._fixed_json = "," + json.dumps(self._fixed, ensure_ascii=False, separators=(",", ":"))[1:-1]
         self._wall = wall
 
     def entry_id(self, file_key: str, offset: int) -> str:
         return entry_id(self._pod, file_key, offset)
+
+    def is_probe(self, record: dict[str, Any]) -> bool:
+        """A probe or scrape request: GET/HEAD of a probe path, by the line's fields or request line."""
+        if not self._probe_paths:
+            return False
+        path = record.get("path")
+        if path is not None:
+            return record.get("method") in ("GET", "HEAD") and str(path).split("?", 1)[0] in self._probe_paths
+        message = record.get("message")
+        if type(message) is str and ('"GET /' in message or '"HEAD /' in message):
+            match = _REQUEST_LINE.search(message)
+            return match is not None and match.group(1) in self._probe_paths
+        return False
 
     def splice(self, record: dict[str, Any], text: str | None, source: str, eid: str) -> str | None:
         """The enriched entry as JSON text by appending our fields to the line's own `text` (the
@@ -69,8 +87,11 @@ class Enricher:
         for name in _OURS:
             if name in record:
                 return None
+        if "probe" in record:
+            return None
+        probe = ',"probe":true' if self.is_probe(record) else ""
         return (text[:-1] + self._fixed_json + ',"source":' + _quote(source)
-                + ',"id":' + _quote(eid) + "}")
+                + ',"id":' + _quote(eid) + probe + "}")
 
     def enrich(self, record: dict[str, Any], source: str, file_key: str, offset: int) -> dict[str, Any]:
         """Return `record` with our fields set (modified in place)."""
@@ -84,4 +105,8 @@ class Enricher:
             if stamp is not None and stamp != "":
                 record.setdefault("app_timestamp", stamp)
             record["timestamp"] = iso_utc(self._wall())
+        if self.is_probe(record):
+            if "probe" in record and record["probe"] is not True:
+                record.setdefault("app_probe", record["probe"])
+            record["probe"] = True
         return record

@@ -105,14 +105,15 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def decode(line: RawLine, stderr: bool) -> dict[str, Any]:
+def decode(line: RawLine, stderr: bool, stderr_level: str = "warning") -> dict[str, Any]:
     """Turn a framed line into a record: a JSON object is kept, anything else is wrapped."""
-    return decode_text(line, stderr)[0]
+    return decode_text(line, stderr, stderr_level)[0]
 
 
-def decode_text(line: RawLine, stderr: bool) -> tuple[dict[str, Any], str | None]:
+def decode_text(line: RawLine, stderr: bool, stderr_level: str = "warning") -> tuple[dict[str, Any], str | None]:
     """The record, and the line's own JSON text when the record is exactly that object (so the
-    enricher may append its fields to the text instead of encoding the record again)."""
+    enricher may append its fields to the text instead of encoding the record again). A line of
+    the stderr stream without a level of its own gets `stderr_level`; a JSON line's own wins."""
     text = line.data.decode("utf-8", errors="replace")
     if text.endswith("\r"):
         text = text[:-1]
@@ -135,10 +136,10 @@ def decode_text(line: RawLine, stderr: bool) -> tuple[dict[str, Any], str | None
             if not isinstance(level, str):
                 if level is not None:  # e.g. pino's numeric levels: keep them, but level must be text
                     obj.setdefault("app_level", level)
-                obj["level"] = "error" if stderr else "info"
+                obj["level"] = stderr_level if stderr else "info"
                 unchanged = False
             return obj, (text.strip() if unchanged else None)
-    record: dict[str, Any] = {"message": text, "level": "error" if stderr else "info"}
+    record: dict[str, Any] = {"message": text, "level": stderr_level if stderr else "info"}
     if line.truncated:
         record["truncated"] = True
         record["original_bytes"] = line.length

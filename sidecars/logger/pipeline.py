@@ -144,7 +144,8 @@ class Pipeline:
                              max_line_bytes=settings.max_line_bytes,
                              rotated_idle=settings.rotated_idle_seconds, clock=clock, wall=wall)
         self.enricher = Enricher(settings.pod, settings.service_name, settings.environment,
-                                 hostname or socket.gethostname(), wall)
+                                 hostname or socket.gethostname(), wall, settings.probe_paths)
+        self._stderr_level = settings.stderr_level.lower()
         self.batcher = Batcher(settings.batch_lines, settings.batch_bytes, settings.flush_interval, clock)
         self.waiter = waiter or EventWaiter()
         self.sender = Sender(transport, settings.aggregator_url, settings.token_file, self.deadletter,
@@ -251,7 +252,7 @@ class Pipeline:
         truncated = 0
         limit = self.settings.max_entry_bytes
         for tail, raw in lines:
-            record, text = decode_text(raw, tail.stderr)
+            record, text = decode_text(raw, tail.stderr, self._stderr_level)
             entry_id = self.enricher.entry_id(tail.ident.key, raw.offset)
             spliced = self.enricher.splice(record, text, tail.source, entry_id)
             if spliced is not None:  # the common case: one append, no re-encoding

@@ -10,6 +10,8 @@ Optional, with defaults:
   LOGGER_GRACE_SECONDS        whole shutdown budget, app wait included (podvisor.core.budget: the
                               pod's grace plus the sidecar drain; 30 for the default grace of 20)
   LOGGER_LOG_LEVEL            INFO   DEBUG, INFO, WARNING or ERROR
+  LOGGER_STDERR_LEVEL         WARNING  the level of a stderr line that does not carry its own
+  LOGGER_PROBE_PATHS          unset  comma-separated paths whose GET lines are probes (marked "probe": true)
 Tuning knobs:
   LOGGER_BATCH_LINES          1000   entries per POST at most
   LOGGER_BATCH_BYTES          1 MiB  uncompressed JSON bytes per POST at most (one bigger entry goes alone)
@@ -64,6 +66,8 @@ class Settings:
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     grace_seconds: float = DEFAULT_BUDGET.logger_seconds
     log_level: str = "INFO"
+    stderr_level: str = "WARNING"  # the level of a stderr line that does not say its own
+    probe_paths: tuple[str, ...] = ()  # GETs of these paths are probes and scrapes: marked "probe": true
     batch_lines: int = 1000
     batch_bytes: int = MIB
     flush_interval: float = 0.2
@@ -100,6 +104,8 @@ class Settings:
             supervisor=SupervisorConfig.from_env(env),
             grace_seconds=env.seconds("LOGGER_GRACE_SECONDS", DEFAULT_BUDGET.logger_seconds),
             log_level=env.choice("LOGGER_LOG_LEVEL", "INFO", LOG_LEVELS),
+            stderr_level=env.choice("LOGGER_STDERR_LEVEL", "WARNING", (*LOG_LEVELS, "CRITICAL")),
+            probe_paths=tuple(p.strip() for p in env.text("LOGGER_PROBE_PATHS", "").split(",") if p.strip()),
             batch_lines=env.integer("LOGGER_BATCH_LINES", 1000, 1, 1_000_000),
             batch_bytes=env.integer("LOGGER_BATCH_BYTES", MIB, KIB, 1024 * MIB),
             flush_interval=env.seconds("LOGGER_FLUSH_INTERVAL", 0.2),

@@ -46,9 +46,9 @@ def logger_keep(name: str) -> bool:
 
 @dataclass(frozen=True)
 class Upstreams:
-    """URLs the sidecar fetches on each scrape; the logger is optional."""
+    """URLs the sidecar fetches on each scrape; both optional (an app may serve no metrics)."""
 
-    app: str
+    app: str | None = None
     logger: str | None = None
 
 
@@ -68,7 +68,9 @@ class Enricher:
         self._fetch = fetch
         self._collectors = list(collectors)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="podvisor-scrape")
-        self._expositions: list[tuple[str, str, Keep]] = [("app", upstreams.app, app_keep)]
+        self._expositions: list[tuple[str, str, Keep]] = []
+        if upstreams.app:
+            self._expositions.append(("app", upstreams.app, app_keep))
         if upstreams.logger:
             self._expositions.append(("logger", upstreams.logger, logger_keep))
         self.health = TargetHealth([name for name, _, _ in self._expositions], labels)

@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return exit_bad_setting("podvisor-metrics", SettingsError(
             "METRICS_PORT", str(settings.port), f"cannot listen on {settings.host}: {exc}"))
     log.info("podvisor-metrics for pod %s listening on http://%s:%s (app %s)", settings.pod, settings.host,
-             server.port, settings.target_url)
+             server.port, settings.target_url or "serves no metrics")
     try:
         serve_until_signalled(server)
     finally:

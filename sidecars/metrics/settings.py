@@ -15,7 +15,7 @@ DEFAULT_SCRAPE_TIMEOUT = 5.0
 class Settings:
     pod: str
     service_name: str
-    target_url: str
+    target_url: str | None = None  # None: the app serves no metrics; process and logger series only
     environment: str = "production"
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
@@ -37,7 +37,7 @@ class Settings:
             environment=env.text("ENVIRONMENT", "production"),
             host=env.host("METRICS_HOST"),
             port=env.port("METRICS_PORT", DEFAULT_PORT),
-            target_url=env.url("METRICS_TARGET_URL", required=True) or "",
+            target_url=env.url("METRICS_TARGET_URL"),
             logger_url=env.url("METRICS_LOGGER_URL"),
             app_program=env.optional("METRICS_APP_PROGRAM"),
             app_pidfile=env.optional("METRICS_APP_PIDFILE"),

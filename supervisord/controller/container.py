@@ -58,8 +58,9 @@ class Container:
     """The state of one supervisord program as podvisor runs it."""
 
     def __init__(self, program: str, backoff: Backoff, probes: Probes = Probes(), policy: Policy = Policy(),
-                 memory_limit: int | None = None, rng: Callable[[], float] | None = None) -> None:
+                 memory_limit: int | None = None, rng: Callable[[], float] | None = None, command: str = "") -> None:
         self.program = program
+        self.command = command  # for describe: what supervisord runs
         self.probes = probes
         self.policy = policy
         self.memory_limit = memory_limit
@@ -78,9 +79,17 @@ class Container:
         self.kill_reason: Termination | None = None  # set when podvisor kills it (probe, OOM)
         self.checks: dict[str, ProbeState] = {}
         self.backoff.reset()
+        self.events: list[tuple[str, str, str]] = []  # (type, reason, message), taken by the runner
 
     def to(self, target: State) -> None:
         self.state = move(self.state, target, self.program)
+
+    def _event(self, kind: str, reason: str, message: str = "") -> None:
+        self.events.append((kind, reason, message))
+
+    def take_events(self) -> list[tuple[str, str, str]]:
+        taken, self.events = self.events, []
+        return taken
 
     # -- what it is ----------------------------------------------------------------------------------
     @property
@@ -117,6 +126,7 @@ class Container:
             return None
         if self.state is S.STOPPING:
             self.to(S.STOPPED)  # STOPPING -> STOPPED
+            self._event("Normal", "Stopped")
             self.pid = 0
             return None
         self.pid = 0
@@ -125,6 +135,7 @@ class Container:
             log.warning("%s was stopped from outside podvisor; leaving it stopped", self.program)
             self.last = Termination(Reason.STOPPED_OUTSIDE)
             self.to(S.HELD)  # STARTING/RUNNING -> HELD
+            self._event("Normal", "Stopped", "stopped outside podvisor: left stopped")
             return self.last
         end = self.kill_reason or termination_of(info)
         self.kill_reason = None
@@ -135,6 +146,8 @@ class Container:
         self.to(S.STARTING)
         self.pid = pid
         self.runs += 1
+        if pid:
+            self._event("Normal", "Started" if self.runs == 1 else "Restarted", f"pid {pid}")
         self.kill_reason = None
         self.backoff.started(now)
         self.checks = {kind: ProbeState(probe, now) for kind in ("startup", "readiness", "liveness")
@@ -151,9 +164,11 @@ class Container:
             self.next_start = now + self.delay
             self.to(S.BACKOFF)  # STARTING/RUNNING/WAITING/BACKOFF -> BACKOFF
             log.warning("%s ended (%s); restart %d in %.2fs", self.program, end, self.restarts, self.delay)
+            self._event("Warning", "BackOff", f"{end}; restart {self.restarts} in {self.delay:.1f}s")
         else:
             self.to(S.EXITED)  # -> EXITED: the pod ends
             log.info("%s ended (%s) for good", self.program, end)
+            self._event("Warning" if end.failed else "Normal", "Failed" if end.failed else "Completed", str(end))
 
     def _wants_restart(self, end: Termination) -> bool:
         return self.policy.restart == "always" or (self.policy.restart == "on-failure" and end.failed)
@@ -194,11 +209,14 @@ class Container:
         for kind, state, result in results:
             # Periods run start to start, like the kubelet's: a slow probe does not stretch them.
             state.record(result, now)
+            if not result.ok and (kind != "startup" or state.failures > 1):  # a startup probe may fail once
+                self._event("Warning", "ProbeFailed", f"{kind} probe: {result.message}")
             if kind == "startup" and state.passing and self.state is S.STARTING:
                 self.to(S.RUNNING)  # STARTING -> RUNNING
             if kind in ("startup", "liveness") and state.failed and self.kill_reason is None:
                 reason = Reason.STARTUP_PROBE if kind == "startup" else Reason.LIVENESS_PROBE
                 self.kill_reason = Termination(reason, result.message)
+                self._event("Warning", "Killed", str(self.kill_reason))
                 return self.kill_reason
         return None
 
@@ -206,6 +224,7 @@ class Container:
         if self.memory_limit and self.kill_reason is None and rss > self.memory_limit:
             log.warning("%s uses %d bytes, over its limit of %d", self.program, rss, self.memory_limit)
             self.kill_reason = Termination(Reason.OOM_KILLED)
+            self._event("Warning", "OOMKilled", f"{rss} bytes resident, over the limit of {self.memory_limit}")
             return self.kill_reason
         return None
 
@@ -231,6 +250,7 @@ class Container:
         """Its process has exited after stop()."""
         if self.state is S.STOPPING:
             self.to(S.STOPPED)  # STOPPING -> STOPPED
+            self._event("Normal", "Stopped")
         self.pid = 0
         self.checks = {}
 
@@ -239,6 +259,15 @@ class Container:
         if self.state is not S.WAITING:
             self.to(S.WAITING)
         self.reset()
+
+    def replaced(self) -> None:
+        """supervisord removed the program and added it anew (`supervisorctl update` of a changed
+        conf): whatever ran is gone and the new program has never run, so it starts as new."""
+        if self.alive and self.state is not S.STOPPING:
+            self.to(S.STOPPING)  # STARTING/RUNNING -> STOPPING
+        if self.state in (S.STOPPING, S.WAITING, S.BACKOFF):
+            self.to(S.STOPPED)  # -> STOPPED: its process went with the old program
+        self.restart_run()  # STOPPED/EXITED/HELD -> WAITING
 
     def restore(self, state: State, last: Termination | None, restarts: int) -> None:
         """After a controller restart under the same supervisord: back to what was saved, through
@@ -251,6 +280,7 @@ class Container:
     def snapshot(self, now: float) -> dict[str, Any]:
         return {
             "program": self.program, "state": self.state.value, "ready": self.ready, "pid": self.pid or None,
+            "port": self.probes.port, "command": self.command,
             "restarts": self.restarts, "last_reason": str(self.last) if self.last else None,
             "last_exit_code": self.last.exit_code if self.last else None,
             "restart_delay_seconds": self.delay, "restart_in_seconds": self.waiting_for(now),

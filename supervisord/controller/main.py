@@ -54,11 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     if not state_dir.is_absolute():
         state_dir = (settings.spec_path.parent / state_dir).resolve()
     serverurl = settings.supervisor.serverurl
-    controller = Controller(stack, state_dir, SupervisorRPC(settings.supervisor), serverurl)
+    controller = Controller(stack, state_dir, SupervisorRPC(settings.supervisor), serverurl, settings.spec_path)
     controller.prepare()
     controller.restore()
     try:
-        server = Server(status_app(controller.pods, stack.environment), host=settings.host, port=settings.port,
+        server = Server(status_app(controller.pods, stack.environment, lambda: controller.last_apply),
+                        host=settings.host, port=settings.port,
                         threads=4, ident=PROG, drain_seconds=SERVER_DRAIN_SECONDS)
     except OSError as exc:
         return exit_bad_setting(PROG, SettingsError("CONTROLLER_PORT", str(settings.port),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,9 @@ SIDECARS = ("logger", "metrics")
 # A sidecar has started once it answers /health; one that never does within a minute is restarted.
 SIDECAR_HEALTH = Probe(http_get="/health", period_seconds=0.1, timeout_seconds=0.5, failure_threshold=600)
 SAVED_STATES = (State.STOPPED, State.EXITED, State.HELD)
+EVENTS_KEPT = 50
+# How often the logger's /health is read for its shipping progress (a stall shows within this).
+SHIPPING_CHECK_SECONDS = 5.0
 
 
 def _no_reaper(program: str) -> list[int]:
@@ -62,9 +66,13 @@ def _legacy_containers(saved: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return containers
 
 
-def health_checked(program: str, backoff: Any, port: int | None) -> Container:
+def health_checked(program: str, backoff: Any, port: int | None, command: str = "") -> Container:
     """A container whose start is its /health answering: a sidecar, the aggregator."""
-    return Container(program, backoff, Probes(startup=SIDECAR_HEALTH, port=port))
+    return Container(program, backoff, Probes(startup=SIDECAR_HEALTH, port=port), command=command)
+
+
+def _no_deps() -> list[str]:
+    return []
 
 
 class PodRunner(Reconciler):
@@ -74,19 +82,28 @@ class PodRunner(Reconciler):
                  wall: Callable[[], float] = time.time, prober: Callable[..., probes.Result] = probes.run,
                  memory: Callable[[int], int] = tree_rss, killer: Callable[[int], None] = kill_tree,
                  reaper: Callable[[str], list[int]] = _no_reaper, alive: Callable[[int], bool] = pid_alive,
-                 pause: Callable[[float], None] | None = None):
+                 pause: Callable[[float], None] | None = None, waiting_for: Callable[[], list[str]] = _no_deps,
+                 shipping: Callable[[str, int], dict[str, Any] | None] = probes.fetch_json):
         super().__init__(host, sup, clock=clock, prober=prober, killer=killer)
         self.pod, self.wall, self.memory = pod, wall, memory
         self.reaper = reaper  # kills what an ended app left behind (grandchildren that left its group)
         self.alive = alive  # whether a pid still runs: supervisord answers no questions while shutting down
         self.pause = pause or self._pause  # waits while stopping; tests pass one that moves a fake clock
+        self.waiting_for = waiting_for  # the pods of depends_on that are not Ready
+        self.shipping = shipping  # reads the logger's /health
         self.programs = pod.programs
         self.wake = threading.Event()  # set by supervisord's events for this pod's programs
+        self.retired = threading.Event()  # the pod has left the spec: its thread ends
         self.app = Container(self.programs["app"], pod.backoff,
                              Probes(pod.startup_probe, pod.readiness_probe, pod.liveness_probe, pod.port),
-                             Policy(pod.restart_policy, pod.max_restarts), pod.memory_limit_bytes)
-        self.sidecars = {role: health_checked(self.programs[role], pod.backoff, port)
+                             Policy(pod.restart_policy, pod.max_restarts), pod.memory_limit_bytes,
+                             command=pod.command)
+        self.sidecars = {role: health_checked(self.programs[role], pod.backoff, port, f"podvisor-{role}")
                          for role, port in (("logger", pod.logger_port), ("metrics", pod.metrics_port))}
+        self.events: deque[dict[str, Any]] = deque(maxlen=EVENTS_KEPT)
+        self.blocked_by: list[str] = []  # depends_on pods not Ready while the app waits to start
+        self.shipping_state: dict[str, Any] | None = None  # the logger's last /health answer
+        self.next_shipping_check = 0.0
         self.pending_ops: list[tuple[str, str]] = []
         self.last_op: dict[str, Any] | None = None
         self.desired = "running"
@@ -105,8 +122,62 @@ class PodRunner(Reconciler):
 
     @property
     def status(self) -> str:
-        return pod_status(self.phase, self.app.state, self.app.last, self.app.gave_up,
-                          (c.state for c in self.sidecars.values()))
+        status = pod_status(self.phase, self.app.state, self.app.last, self.app.gave_up,
+                            (c.state for c in self.sidecars.values()))
+        return "Degraded" if status == "Running" and self.stalled_for() is not None else status
+
+    @property
+    def ready(self) -> bool:
+        return self.phase is Phase.RUNNING and all(c.ready for c in self.containers)
+
+    def is_ready(self) -> bool:
+        """Ready, read under the lock (for pods that depend on this one)."""
+        with self.lock:
+            return self.ready
+
+    def stalled_for(self) -> float | None:
+        """Seconds the logger has made no progress while lines wait, when that is past the pod's
+        threshold; else None."""
+        health = self.shipping_state
+        if not health or not self.sidecars["logger"].started:
+            return None
+        stalled = health.get("stalled_seconds")
+        if not isinstance(stalled, int | float):  # a logger without it: the oldest unacknowledged line
+            stalled = health.get("lag_seconds") if health.get("inflight_lines") else 0
+        return float(stalled) if isinstance(stalled, int | float) and stalled >= self.pod.shipping_stall_seconds \
+            else None
+
+    def conditions(self) -> list[dict[str, Any]]:
+        ready = self.ready
+        out = [{"type": "Ready", "status": ready, "reason": None if ready else self.status, "message": None}]
+        if self.pod.depends_on:
+            out.append({"type": "DependenciesReady", "status": not self.blocked_by,
+                        "reason": "Waiting" if self.blocked_by else None,
+                        "message": f"waiting for {', '.join(self.blocked_by)}" if self.blocked_by else None})
+        stalled = self.stalled_for()
+        detail = (self.shipping_state or {}).get("aggregator_reachable")
+        out.append({"type": "ShippingStalled", "status": stalled is not None,
+                    "reason": "NoProgress" if stalled is not None else None,
+                    "message": (f"no line acknowledged for {stalled:.0f}s while lines wait"
+                                + ("; aggregator unreachable" if detail is False else ""))
+                    if stalled is not None else None})
+        return out
+
+    def _collect_events(self) -> None:
+        """Move the containers' events into the pod's list, with the time; a repeat counts up."""
+        now = self.wall()
+        with self.lock:
+            for role, c in (("app", self.app), *self.sidecars.items()):
+                for kind, reason, message in c.take_events():
+                    self._record(kind, reason, message, role, now)
+
+    def _record(self, kind: str, reason: str, message: str, container: str, now: float) -> None:
+        last = self.events[-1] if self.events else None
+        if last and (last["reason"], last["message"], last["container"]) == (reason, message, container):
+            last.update(count=last["count"] + 1, time=now)
+            return
+        self.events.append({"time": now, "type": kind, "reason": reason, "container": container,
+                            "message": message, "count": 1})
 
     # -- operations (podctl) --------------------------------------------------------------------------
     def request(self, action: str, op_id: str = "") -> None:
@@ -125,6 +196,8 @@ class PodRunner(Reconciler):
                 action, op_id = self.pending_ops.pop(0)
                 self.last_op = {"id": op_id, "action": action, "done": False}
             ok, message = True, ""
+            with self.lock:
+                self._record("Normal", action.capitalize(), f"podctl {action}", "pod", self.wall())
             try:
                 if self.frozen:
                     raise RuntimeError("supervisord is shutting down")
@@ -179,10 +252,11 @@ class PodRunner(Reconciler):
         with self.lock:
             for container in alive:
                 container.gone()
+        self._collect_events()
 
     def _running(self, containers: list[Container]) -> bool:
         infos = self.sup.all_info()
-        return any(infos[c.program]["statename"] in SUPERVISOR_ALIVE for c in containers)
+        return any(infos.get(c.program, {}).get("statename") in SUPERVISOR_ALIVE for c in containers)
 
     def _wait_until(self, done: Callable[[], bool], seconds: float) -> bool:
         deadline = self.clock() + seconds
@@ -251,20 +325,45 @@ class PodRunner(Reconciler):
         if self._end_if_exited():
             return 1.0
         self._check_memory()
+        self._check_shipping(now)
+        blocked = self.waiting_for() if self.app.start_due(now) else []
         with self.lock:
+            if blocked != self.blocked_by and blocked:
+                self._record("Normal", "Waiting", f"app waits for {', '.join(blocked)} to be Ready", "app",
+                             self.wall())
+            self.blocked_by = blocked
             due = [c for c in self.sidecars.values() if c.start_due(now)]
-            # Native-sidecar ordering: the app is spawned only once its sidecars have started.
-            if all(c.started for c in self.sidecars.values()) and self.app.start_due(now):
+            # Native-sidecar ordering: the app is spawned only once its sidecars have started, and
+            # (compose's service_healthy) once the pods it depends on are Ready.
+            if all(c.started for c in self.sidecars.values()) and self.app.start_due(now) and not blocked:
                 due.append(self.app)
         self.start(due)
+        self._collect_events()
         if self._end_if_exited():  # a refused spawn can end the app for good (policy never, max_restarts)
             return 1.0
-        return self.next_wait(self.containers, now)
+        return self.next_wait(self.containers, now, longest=0.5 if not blocked else 0.25)
+
+    def _check_shipping(self, now: float) -> None:
+        """Read the logger's progress every few seconds (a stall is a condition, not a restart)."""
+        if now < self.next_shipping_check or not self.sidecars["logger"].started:
+            return
+        self.next_shipping_check = now + min(SHIPPING_CHECK_SECONDS, self.pod.shipping_stall_seconds / 4)
+        health = self.shipping(self.host, self.pod.logger_port)
+        with self.lock:
+            was = self.stalled_for() is not None
+            self.shipping_state = health
+            stalled = self.stalled_for()
+            if stalled is not None and not was:
+                self._record("Warning", "ShippingStalled", f"no line acknowledged for {stalled:.0f}s while lines "
+                             "wait", "logger", self.wall())
+            elif was and stalled is None:
+                self._record("Normal", "ShippingResumed", "", "logger", self.wall())
 
     def _end_if_exited(self) -> bool:
         """When the app has ended for good, the pod ends: its sidecars are drained at once."""
         if self.app.state is not State.EXITED:
             return False
+        self._collect_events()
         with self.lock:
             self.desired = "stopped"
         log.info("pod %s: app ended (%s); draining sidecars", self.pod.name, self.app.last)
@@ -300,12 +399,13 @@ class PodRunner(Reconciler):
             now = self.clock()
             phase = self.phase
             ready_count = sum(c.ready for c in self.containers)
+            pod = self.pod
             held = [role for role, c in (("app", self.app), *self.sidecars.items()) if c.state is State.HELD]
             last = self.app.last
             return {
                 "pod": self.pod.name, "service": self.pod.service, "desired": self.desired,
                 "phase": phase.value, "status": self.status,
-                "ready": phase is Phase.RUNNING and ready_count == len(self.programs),
+                "ready": self.ready,
                 "containers_ready": ready_count, "containers": len(self.programs),
                 "restarts": self.app.restarts,
                 "last_reason": str(last) if last and last.reason is not Reason.STOPPED_OUTSIDE else None,
@@ -319,4 +419,8 @@ class PodRunner(Reconciler):
                 "probes": self.app.snapshot(now)["probes"],
                 "container_states": {role: c.snapshot(now) for role, c in (("app", self.app), *self.sidecars.items())},
                 "last_op": dict(self.last_op) if self.last_op else None,
+                "ports": {"app": pod.port, "metrics": pod.metrics_port, "logger": pod.logger_port},
+                "depends_on": list(pod.depends_on),
+                "conditions": self.conditions(),
+                "events": [dict(e) for e in self.events],
             }

@@ -1,4 +1,4 @@
-"""The pod series, `podvisor_pod_ready`, `_restarts_total`, `_sidecar_restarts_total` and `_phase`.
+"""The pod series: `podvisor_pod_ready`, `_restarts_total`, `_sidecar_restarts_total`, `_phase`, `_condition`.
 
 Their one producer is the controller's /metrics (kube-state-metrics style: one `_phase` series per
 phase, 1 for the current one), so they exist for every pod even while its metrics sidecar is down,
@@ -44,4 +44,10 @@ def render(pods: Iterable[dict[str, Any]], environment: str) -> str:
         for phase in Phase:
             out.append(f"podvisor_pod_phase{{{_labels(p, environment, phase=phase.value)}}} "
                        f"{int(p['phase'] == phase.value)}")
+    out += ["# HELP podvisor_pod_condition A pod's conditions (Ready, DependenciesReady, ShippingStalled): "
+            "1 when true.", "# TYPE podvisor_pod_condition gauge"]
+    for p in pods:
+        for condition in p.get("conditions", ()):
+            out.append(f"podvisor_pod_condition{{{_labels(p, environment, condition=condition['type'])}}} "
+                       f"{int(bool(condition['status']))}")
     return "\n".join(out) + "\n"

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 from podvisor.supervisord.spec.model import Probe
 
@@ -43,6 +45,20 @@ def run(probe: Probe, host: str, port: int) -> Result:
     except OSError as exc:
         return Result(False, f"exec {probe.exec[0]}: {exc}")
     return Result(proc.returncode == 0, f"exec {probe.exec[0]}: exit {proc.returncode}")
+
+
+def fetch_json(host: str, port: int, path: str = "/health", timeout: float = 1.0) -> dict[str, Any] | None:
+    """GET a JSON object (a sidecar's /health); None when it does not answer one in time."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"User-Agent": "podvisor-probe"})
+        resp = conn.getresponse()
+        data = json.loads(resp.read()) if resp.status == 200 else None
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    finally:
+        conn.close()
+    return data if isinstance(data, dict) else None
 
 
 class ProbeState:

@@ -38,7 +38,10 @@ class Reconciler:
         ended = {}
         with self.lock:
             for container in containers:
-                end = container.observe(infos[container.program], now)
+                info = infos.get(container.program)
+                if info is None:  # removed from supervisord (supervisorctl update): nothing to see
+                    continue
+                end = container.observe(info, now)
                 if end is not None:
                     ended[container.program] = end
         return ended
@@ -51,7 +54,7 @@ class Reconciler:
                 self.sup.start(container.program, False)
             except Exception as exc:  # a refused spawn is a failed start: counted, backed off, reported
                 error = exc
-            info = None if error else self.sup.all_info()[container.program]
+            info = None if error else self.sup.all_info().get(container.program)
             with self.lock:
                 container.launched(info, error, self.clock())
             if error is None:
@@ -93,6 +96,17 @@ class Reconciler:
             t.join()
         return [r or probes.Result(False, "probe gave no result") for r in results]
 
+    def replaced(self, program: str) -> None:
+        """supervisord created `program` anew: its container starts as new."""
+        with self.lock:
+            for container in self.containers:
+                if container.program == program:
+                    container.replaced()
+
+    @property
+    def containers(self) -> list[Container]:
+        return []
+
     def kill(self, container: Container, reason: Termination) -> None:
         log.warning("killing %s pid %s: %s", container.program, container.pid, reason)
         if container.pid:
@@ -111,6 +125,10 @@ class SoloRunner(Reconciler):
     def __init__(self, container: Container, host: str, sup: Supervisor, **kwargs: Any) -> None:
         super().__init__(host, sup, **kwargs)
         self.container = container
+
+    @property
+    def containers(self) -> list[Container]:
+        return [self.container]
 
     def tick(self) -> float:
         now = self.clock()

@@ -3,7 +3,8 @@
 State-changing requests do not come this way: they arrive as REMOTE_COMMUNICATION events through
 supervisord's owner-only unix socket, so whoever may control supervisord may control pods.
 
-    GET /pods          {"ok": true, "pods": [...]}   every pod's snapshot (podctl status --json)
+    GET /pods          {"ok": true, "pods": [...], "apply": {...}}   every pod's snapshot (podctl status
+                       --json) and the latest `podctl apply`
     GET /pods/NAME     one pod's snapshot; 404 for an unknown pod
     GET /ready         200 when every pod that should serve is Ready, else 503
     GET /metrics       the pod series (podseries.py)
@@ -26,8 +27,9 @@ def expected_ready(pod: dict) -> bool:
     return pod["phase"] not in QUIET and not pod.get("held_by_operator")
 
 
-def status_app(pods: Callable[[], list[dict[str, Any]]], environment: str) -> ReadOnlyApp:
-    """The WSGI app of the controller's status port."""
+def status_app(pods: Callable[[], list[dict[str, Any]]], environment: str,
+               last_apply: Callable[[], dict[str, Any] | None] = lambda: None) -> ReadOnlyApp:
+    """The WSGI app of the controller's status port; `last_apply` is the latest `podctl apply`."""
 
     def one(name: str, _environ: dict) -> Reply:
         match = [p for p in pods() if p["pod"] == name]
@@ -38,7 +40,7 @@ def status_app(pods: Callable[[], list[dict[str, Any]]], environment: str) -> Re
         return json_reply(200 if ok else 503, {"ready": ok})
 
     return ReadOnlyApp("the podvisor controller", {
-        "/pods": lambda _e: json_reply(200, {"ok": True, "pods": pods()}),
+        "/pods": lambda _e: json_reply(200, {"ok": True, "pods": pods(), "apply": last_apply()}),
         "/ready": ready,
         "/metrics": lambda _e: text_reply(200, podseries.render(pods(), environment), podseries.CONTENT_TYPE),
         "/health": lambda _e: json_reply(200, {"ok": True, "status": "healthy"}),

@@ -69,6 +69,10 @@ class Client:
         self.rpc = SupervisorRPC(target.serverurl)
 
     def pods(self) -> list[dict]:
+        return self.status()["pods"]
+
+    def status(self) -> dict:
+        """The controller's /pods answer: every pod, and the latest apply."""
         try:
             resp = requests.get(self.target.controller_url + "/pods", timeout=self.timeout)
             resp.raise_for_status()
@@ -76,7 +80,7 @@ class Client:
             self.check_supervisord()
             raise Unreachable(f"the podvisor controller at {self.target.controller_url} did not answer: "
                               f"{exc}") from exc
-        return resp.json()["pods"]
+        return resp.json()
 
     def check_supervisord(self) -> None:
         try:

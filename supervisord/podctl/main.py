@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 from podvisor.supervisord.controller.status import expected_ready
+from podvisor.supervisord.podctl.apply import apply
 from podvisor.supervisord.podctl.client import Client, Target, Unreachable, default_conf
 from podvisor.supervisord.podctl.output import table
+from podvisor.supervisord.spec.parse import SpecError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 
@@ -46,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--level")
     lg.add_argument("--since", help="ISO 8601 time or epoch seconds")
     lg.add_argument("--limit", type=int, default=100)
+    ap = sub.add_parser("apply", help="bring the running stack to its (changed) pods spec, like kubectl apply")
+    ap.add_argument("-f", "--filename", type=Path, help="the pods spec (default: the one the conf was rendered from)")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds (default 120)")
+    ap.add_argument("--no-wait", action="store_true", help="do not wait for the created and changed pods to be Ready")
     return parser
 
 
@@ -77,6 +83,8 @@ def run(args: argparse.Namespace, out=sys.stdout) -> int:
             return EXIT_OK
         out.write(f"not ready after {args.timeout:g}s: {waiting}\n")
         return EXIT_FAIL
+    if args.command == "apply":
+        return apply(client, args.conf or default_conf(), args.filename, args.timeout, not args.no_wait, out)
     return client.logs(args.pod, args.follow, args.level, args.since, args.limit, out)
 
 
@@ -87,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     except Unreachable as exc:
         print(f"podctl: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, SpecError) as exc:
         print(f"podctl: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

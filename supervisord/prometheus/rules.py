@@ -147,8 +147,6 @@ def alerts(t: Thresholds = Thresholds()) -> list[Alert]:
         Alert(
             key="crash-looping",
             name="PodvisorCrashLooping",
-            # The controller's /metrics and every metrics sidecar both expose the restart count:
-            # one alert per pod whichever source is up.
             expr=f"sum by (pod, service_name) (increase(podvisor_pod_restarts_total[10m])) > {t.restarts_in_10m}",
             for_="",
             severity="critical",
@@ -171,6 +169,21 @@ def alerts(t: Thresholds = Thresholds()) -> list[Alert]:
                 f"for more than {_num(t.log_lag_seconds)} seconds, for 2 minutes. Nothing is lost (the "
                 "checkpoint moves only on acknowledgement), but recent logs are not searchable. Check the "
                 "aggregator's health and the podvisor_logger_* error counters."
+            ),
+        ),
+        Alert(
+            key="log-shipping-stalled",
+            name="PodvisorLogShippingStalled",
+            expr='podvisor_pod_condition{condition="ShippingStalled"} == 1',
+            for_="1m",
+            severity="warning",
+            summary=f"The logger of pod {pod} has stopped shipping",
+            description=(
+                f"The logging sidecar of pod {pod} has had no line acknowledged by the aggregator for longer "
+                "than the pod's shipping_stall_seconds while lines wait, for 1 minute (the controller shows "
+                f"the pod Degraded). Nothing is lost: the lines wait in the files. `podctl describe {pod}` "
+                f"shows the condition; the logger's /health and var/pods/{pod}/logs/sidecars/logger.log say "
+                "why (aggregator down or refusing, a poison batch, the disk)."
             ),
         ),
     ]

@@ -152,6 +152,17 @@ def cases() -> list[Case]:
                 Check("6m", "PodvisorLogShippingLag", (("log-shipping-lag", USER),)),
             ),
         ),
+        Case(  # user's logger stalls after a minute; product's stays healthy
+            series=(
+                ("podvisor_pod_condition", {**_status(USER), "condition": "ShippingStalled"}, "0 1 1 1 1"),
+                ("podvisor_pod_condition", {**_status(PRODUCT), "condition": "ShippingStalled"}, "0x4"),
+            ),
+            checks=(
+                Check("1m30s", "PodvisorLogShippingStalled"),
+                Check("3m", "PodvisorLogShippingStalled",
+                      (("log-shipping-stalled", {**_status(USER), "condition": "ShippingStalled"}),)),
+            ),
+        ),
     ]
 
 

@@ -25,9 +25,10 @@ def _q(value: str) -> str:
 class Renderer:
     """Builds the conf text; `state_dir` and `bin_dir` are absolute or relative to the conf's folder."""
 
-    def __init__(self, stack: Stack, bin_dir: str = "../bin"):
+    def __init__(self, stack: Stack, bin_dir: str = "../bin", source: str | None = None):
         self.stack = stack
         self.bin_dir = bin_dir
+        self.source = source  # the TOML spec it was rendered from, for `podctl apply`
 
     def path(self, base: str, *parts: str) -> str:
         joined = "/".join((base.rstrip("/"),) + parts)
@@ -134,10 +135,13 @@ class Renderer:
             self.section("podvisor", {
                 "state_dir": self.state(""), "spec": json_path,
                 "controller_url": self.url(st.controller_port), "aggregator_url": self.url(st.aggregator_port),
+                # what `podctl apply` needs to render this file again the same way
+                "bin_dir": self.bin_dir.replace("%", "%%"),
+                **({"source": self.source.replace("%", "%%")} if self.source else {}),
             }),
             self.section("eventlistener:podvisor-controller", {
                 "command": self.command("podvisor-controller"),
-                "events": "PROCESS_STATE,SUPERVISOR_STATE_CHANGE,REMOTE_COMMUNICATION,TICK_5",
+                "events": "PROCESS_STATE,PROCESS_GROUP,SUPERVISOR_STATE_CHANGE,REMOTE_COMMUNICATION,TICK_5",
                 # supervisord drops the oldest event when the buffer is full; the controller also
                 # re-reads every state over XML-RPC, so a drop costs latency, never correctness.
                 "buffer_size": 1024, "priority": 1, "autostart": "true", "autorestart": "true",
@@ -174,14 +178,16 @@ class Renderer:
             "LOGGER_TOKEN_FILE": _Raw(self.state("aggregator", "token")),
             "LOGGER_HOST": st.host, "LOGGER_PORT": str(pod.logger_port),
             "LOGGER_APP_PROGRAM": progs["app"], "LOGGER_GRACE_SECONDS": f"{pod.budget.logger_seconds:g}",
+            "LOGGER_STDERR_LEVEL": pod.stderr_level, "LOGGER_PROBE_PATHS": ",".join(pod.probe_paths),
             **pod.logger_env,  # tuning knobs (sidecars/logger/settings.py); the spec refuses the keys above
         }
         metrics_env = {
             **self.pod_env(pod), "METRICS_HOST": st.host, "METRICS_PORT": str(pod.metrics_port),
-            "METRICS_TARGET_URL": self.url(pod.port) + "/metrics",
             "METRICS_LOGGER_URL": self.url(pod.logger_port) + "/metrics",
             "METRICS_APP_PROGRAM": progs["app"],
         }
+        if pod.metrics_path:
+            metrics_env["METRICS_TARGET_URL"] = self.url(pod.port) + pod.metrics_path
         if pod.memory_limit_bytes:
             metrics_env["METRICS_MEMORY_LIMIT_BYTES"] = str(pod.memory_limit_bytes)
         # Stop order on supervisord shutdown is reverse priority, one program at a time: apps (300)
@@ -217,13 +223,21 @@ def make_state_dirs(stack: Stack, conf_dir: Path) -> None:
         d.mkdir(parents=True, exist_ok=True)
 
 
-def render_files(stack: Stack, conf_path: Path, bin_dir: str = "../bin") -> dict[Path, str]:
-    """The conf and the resolved JSON spec, by path; nothing is written."""
+def render_files(stack: Stack, conf_path: Path, bin_dir: str = "../bin", source: str | None = None
+                 ) -> dict[Path, str]:
+    """The conf and the resolved JSON spec, by path; nothing is written. `source`: the spec file, as
+    the conf should name it (relative to the conf's folder, or absolute)."""
     conf_path = Path(conf_path)
     json_path = conf_path.with_name(conf_path.stem + ".pods.json")  # stack.conf -> stack.pods.json
-    conf = Renderer(stack, bin_dir).render("%(here)s/" + json_path.name)
+    conf = Renderer(stack, bin_dir, source).render("%(here)s/" + json_path.name)
     resolved = json.dumps(to_dict(stack), indent=2, sort_keys=True) + "\n"
     return {conf_path: conf, json_path: resolved}
+
+
+def source_name(spec: Path, conf: Path) -> str:
+    """The spec as the conf names it: relative to the conf's folder when below it, else absolute."""
+    spec, folder = spec.resolve(), conf.resolve().parent
+    return str(spec.relative_to(folder)) if spec.is_relative_to(folder) else str(spec)
 
 
 def write_files(files: dict[Path, str]) -> None:

@@ -15,6 +15,7 @@ from podvisor.supervisord.render.conf import (
     DEFAULT_SPEC,
     make_state_dirs,
     render_files,
+    source_name,
     write_files,
 )
 from podvisor.supervisord.spec import parse as specmod
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"podvisor-render: --scrape-interval: {exc}", file=sys.stderr)
         return 2
-    files = render_files(stack, Path(args.out), args.bin_dir)
+    files = render_files(stack, Path(args.out), args.bin_dir, source_name(Path(args.spec), Path(args.out)))
     if args.check:
         stale = [str(p) for p, text in files.items() if not p.exists() or p.read_text() != text]
         if stale:

@@ -64,6 +64,19 @@ class Pod:
     liveness_probe: Probe | None = None
     backoff: Backoff = Backoff()
     logger_env: dict[str, str] = field(default_factory=dict)  # tuning knobs of the logging sidecar
+    depends_on: tuple[str, ...] = ()  # pods whose readiness this pod's app waits for
+    stderr_level: str = "WARNING"  # the level of a stderr line that does not say its own
+    metrics_path: str | None = "/metrics"  # None: the app serves no Prometheus metrics
+    shipping_stall_seconds: float = 60.0  # no acknowledged line for this long while lines wait: degraded
+
+    @property
+    def probe_paths(self) -> tuple[str, ...]:
+        """Requests that are probes or scrapes, not traffic: marked so logs can hide them."""
+        paths = [p.http_get for p in (self.startup_probe, self.readiness_probe, self.liveness_probe)
+                 if p is not None and p.http_get]
+        if self.metrics_path:
+            paths.append(self.metrics_path)
+        return tuple(dict.fromkeys(paths))
 
     @property
     def programs(self) -> dict[str, str]:
@@ -87,6 +100,10 @@ class Stack:
     log_max_bytes: int = 10 * 1024**2
     log_backups: int = 5
     read_auth: str = "auto"  # aggregator reads: auto (open on loopback), always, never
+    # Where the ports a pod does not name are taken from (lowest free first).
+    app_ports: tuple[int, int] = (3000, 3999)
+    metrics_ports: tuple[int, int] = (9101, 9199)
+    logger_ports: tuple[int, int] = (9201, 9299)
 
     @property
     def budget(self) -> StackBudget:

@@ -6,6 +6,7 @@ the key (``pod 'user': key 'prot' is unknown``), so the renderer can print one c
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import tomllib
 from dataclasses import fields
@@ -110,15 +111,19 @@ def _backoff(table: Any, where: str) -> Backoff:
 
 _POD_KEYS = {
     "service", "command", "port", "metrics_port", "logger_port", "restart_policy", "max_restarts",
-    "memory_limit", "grace_seconds", "env", "probes", "backoff", "logger_env",
+    "memory_limit", "grace_seconds", "env", "probes", "backoff", "logger_env", "depends_on", "stderr_level",
+    "metrics_path", "shipping_stall_seconds",
 }
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+PORT_KEYS = {"port": "app_ports", "metrics_port": "metrics_ports", "logger_port": "logger_ports"}
 # Set by the renderer from the spec itself: a pod's logger_env may not override them.
 LOGGER_RENDERED = frozenset({"LOGGER_LOG_DIR", "LOGGER_STATE_DIR", "LOGGER_AGGREGATOR_URL",
                              "LOGGER_TOKEN_FILE", "LOGGER_HOST", "LOGGER_PORT", "LOGGER_APP_PROGRAM",
-                             "LOGGER_GRACE_SECONDS"})
+                             "LOGGER_GRACE_SECONDS", "LOGGER_STDERR_LEVEL", "LOGGER_PROBE_PATHS"})
 
 
-def _pod(name: str, table: Any) -> Pod:
+def _pod(name: str, table: Any) -> dict[str, Any]:
+    """A pod's fields, with None for the ports the spec leaves to be assigned."""
     where = f"pod {name!r}"
     if not _NAME.match(name):
         raise SpecError(f"{where}: name must be lowercase letters, digits and '-', starting with a letter")
@@ -141,13 +146,13 @@ def _pod(name: str, table: Any) -> Pod:
     if max_restarts is not None and max_restarts < 0:
         raise SpecError(f"{where}: key 'max_restarts' must be >= 0, got {max_restarts}")
     memory = table.get("memory_limit")
-    return Pod(
+    return dict(
         name=name,
         service=_typed(table, "service", str, where, f"{name}-service"),
         command=command.strip(),
-        port=_port(table, "port", where),
-        metrics_port=_port(table, "metrics_port", where),
-        logger_port=_port(table, "logger_port", where),
+        port=_port(table, "port", where) if "port" in table else None,
+        metrics_port=_port(table, "metrics_port", where) if "metrics_port" in table else None,
+        logger_port=_port(table, "logger_port", where) if "logger_port" in table else None,
         restart_policy=policy,
         max_restarts=max_restarts,
         memory_limit_bytes=None if memory is None else parse_size(memory, f"{where}: key 'memory_limit'"),
@@ -158,7 +163,37 @@ def _pod(name: str, table: Any) -> Pod:
         liveness_probe=_probe(probes["liveness"], f"{where} probes.liveness") if "liveness" in probes else None,
         backoff=_backoff(table["backoff"], f"{where} backoff") if "backoff" in table else Backoff(),
         logger_env=_logger_env(table, where),
+        depends_on=tuple(_names(table, "depends_on", where)),
+        stderr_level=_level(table, where),
+        metrics_path=_metrics_path(table, where),
+        shipping_stall_seconds=_positive(table, "shipping_stall_seconds", where, 60.0),
     )
+
+
+def _names(table: dict, key: str, where: str) -> list[str]:
+    names = _typed(table, key, list, where, [])
+    if not all(isinstance(n, str) and _NAME.match(n) for n in names):
+        raise SpecError(f"{where}: key {key!r} must be a list of pod names, got {names!r}")
+    return names
+
+
+def _level(table: dict, where: str) -> str:
+    level = _typed(table, "stderr_level", str, where, "WARNING").upper()
+    if level not in LEVELS:
+        raise SpecError(f"{where}: key 'stderr_level' must be one of {', '.join(LEVELS)}, got {level!r}")
+    return level
+
+
+def _metrics_path(table: dict, where: str) -> str | None:
+    """The app's Prometheus path; false (or "") when the app serves none."""
+    value = _typed(table, "metrics_path", (str, bool), where, "/metrics")
+    if value is True:
+        return "/metrics"
+    if not value:
+        return None
+    if not value.startswith("/"):
+        raise SpecError(f"{where}: key 'metrics_path' must be a path starting with '/' or false, got {value!r}")
+    return value
 
 
 def _logger_env(table: dict, where: str) -> dict[str, str]:
@@ -173,7 +208,33 @@ def _logger_env(table: dict, where: str) -> dict[str, str]:
 
 
 _STACK_KEYS = {"environment", "state_dir", "host", "aggregator_port", "controller_port", "log_max_bytes",
-               "log_backups", "read_auth"}
+               "log_backups", "read_auth", *PORT_KEYS.values()}
+
+
+def _range(stack: dict, key: str, default: tuple[int, int]) -> tuple[int, int]:
+    """'3000-3999' -> (3000, 3999): where ports the spec leaves out are taken from."""
+    value = _typed(stack, key, str, "stack", None)
+    if value is None:
+        return default
+    low, sep, high = value.partition("-")
+    if not (sep and low.strip().isdigit() and high.strip().isdigit()) or not 1 <= int(low) <= int(high) <= 65535:
+        raise SpecError(f"stack: key {key!r} must be a port range such as '3000-3999', got {value!r}")
+    return int(low), int(high)
+
+
+def _assign_ports(pods: list[dict[str, Any]], ranges: dict[str, tuple[int, int]], taken: set[int]) -> None:
+    """Give every pod the ports the spec leaves out: the lowest of its range that no pod or the
+    stack claims, in pod order, so rendering the same spec always gives the same ports."""
+    taken = taken | {pod[key] for pod in pods for key in PORT_KEYS if pod[key] is not None}
+    for pod in pods:
+        for key, range_key in PORT_KEYS.items():
+            if pod[key] is None:
+                low, high = ranges[range_key]
+                free = next((p for p in range(low, high + 1) if p not in taken), None)
+                if free is None:
+                    raise SpecError(f"pod {pod['name']!r}: no free port left in stack {range_key} {low}-{high}")
+                pod[key] = free
+                taken.add(free)
 
 
 def from_dict(data: dict) -> Stack:
@@ -184,7 +245,12 @@ def from_dict(data: dict) -> Stack:
     pods_table = _typed(data, "pods", dict, "spec", {})
     if not pods_table:
         raise SpecError("spec: no pods defined (add a [pods.NAME] table)")
-    pods = tuple(_pod(name, table) for name, table in pods_table.items())
+    fields = [_pod(name, table) for name, table in pods_table.items()]
+    ranges = {key: _range(stack, key, getattr(Stack, key)) for key in PORT_KEYS.values()}
+    aggregator_port = _port(stack, "aggregator_port", "stack", 8080)
+    controller_port = _port(stack, "controller_port", "stack", 9100)
+    _assign_ports(fields, ranges, {aggregator_port, controller_port})
+    pods = tuple(Pod(**f) for f in fields)
     backups = _typed(stack, "log_backups", int, "stack", 5)
     if backups < 1:
         raise SpecError(f"stack: key 'log_backups' must be at least 1, got {backups}")
@@ -193,17 +259,43 @@ def from_dict(data: dict) -> Stack:
         environment=_typed(stack, "environment", str, "stack", "production"),
         state_dir=_typed(stack, "state_dir", str, "stack", "../var"),
         host=_typed(stack, "host", str, "stack", "127.0.0.1"),
-        aggregator_port=_port(stack, "aggregator_port", "stack", 8080),
-        controller_port=_port(stack, "controller_port", "stack", 9100),
+        aggregator_port=aggregator_port,
+        controller_port=controller_port,
         log_max_bytes=parse_size(stack.get("log_max_bytes", "10MB"), "stack: key 'log_max_bytes'"),
         log_backups=backups,
         read_auth=_typed(stack, "read_auth", str, "stack", "auto"),
+        **ranges,
     )
     if result.read_auth not in ("auto", "always", "never"):
         raise SpecError(f"stack: key 'read_auth' must be auto, always or never, got {result.read_auth!r}")
     _check_ports(result)
     _check_env_refs(result)
+    _check_depends_on(result)
     return result
+
+
+def _check_depends_on(stack: Stack) -> None:
+    """Every pod named exists, and no pod waits for itself through others (a cycle never starts)."""
+    graph = {pod.name: pod.depends_on for pod in stack.pods}
+    for name, deps in graph.items():
+        for dep in deps:
+            if dep not in graph:
+                raise SpecError(f"pod {name!r}: key 'depends_on' names unknown pod {dep!r}")
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            cycle = " -> ".join((*path[path.index(name):], name))
+            raise SpecError(f"pod {path[0]!r}: key 'depends_on' makes a cycle: {cycle}")
+        state[name] = "visiting"
+        for dep in graph[name]:
+            visit(dep, (*path, name))
+        state[name] = "done"
+
+    for name in graph:
+        visit(name, ())
 
 
 def _check_env_refs(stack: Stack) -> None:
@@ -228,14 +320,17 @@ def _check_ports(stack: Stack) -> None:
 
 
 def load(path: str | Path) -> Stack:
-    """Read and validate a pods spec file."""
+    """Read and validate a pods spec file: TOML, or the same as JSON (a `.json` file)."""
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            data = json.load(fh) if str(path).endswith(".json") else tomllib.load(fh)
     except OSError as exc:
         raise SpecError(f"spec {path}: cannot read: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"spec {path}: not valid TOML: {exc}") from exc
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise SpecError(f"spec {path}: not valid {'JSON' if str(path).endswith('.json') else 'TOML'}: {exc}") \
+            from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"spec {path}: must be a table of [stack] and [pods.NAME]")
     return from_dict(data)
 
 
@@ -261,10 +356,17 @@ def to_dict(stack: Stack) -> dict:
             d["memory_limit"] = pod.memory_limit_bytes
         if pod.logger_env:
             d["logger_env"] = dict(pod.logger_env)
+        if pod.depends_on:
+            d["depends_on"] = list(pod.depends_on)
+        d["stderr_level"] = pod.stderr_level
+        d["metrics_path"] = pod.metrics_path or False
+        d["shipping_stall_seconds"] = pod.shipping_stall_seconds
         for kind in ("startup", "readiness", "liveness"):
             p = getattr(pod, f"{kind}_probe")
             if p is not None:
                 d["probes"][kind] = probe(p)
         pods[pod.name] = d
     stack_d = {f.name: getattr(stack, f.name) for f in dataclasses.fields(Stack) if f.name != "pods"}
+    for key in PORT_KEYS.values():
+        stack_d[key] = "{}-{}".format(*stack_d[key])
     return {"stack": stack_d, "pods": pods}

@@ -22,7 +22,8 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from this interpreter's site-packages, so nothing is downloaded)."""
     root = tmp_path_factory.mktemp("install")
     src = root / "src"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, check=True).stdout
     for name in filter(None, files.decode().split("\0")):
         if (REPO / name).is_file():
             (src / name).parent.mkdir(parents=True, exist_ok=True)

@@ -242,6 +242,11 @@ class Rig:
         (only,) = self.runners.values()
         return only
 
+    @property
+    def shipping(self) -> dict[int, dict[str, Any]]:
+        """What each logger port answers on /health (set a pod's logger port to fake a stall)."""
+        return self.__dict__.setdefault("_shipping", {})
+
     def tick(self, times: int = 1) -> None:
         for _ in range(times):
             for runner in self.runners.values():
@@ -270,7 +275,9 @@ def rig(*pods: Pod) -> Rig:
     result = Rig(clock, wall, sup, prober, memory, reaper)
     for pod in pods:
         # pause moves the fake clock: a wait for a stop is bounded by its deadline, never by real time
-        result.runners[pod.name] = PodRunner(pod, "127.0.0.1", sup, clock=clock, wall=wall, prober=prober,
-                                             memory=memory, killer=sup.kill, reaper=reaper,
-                                             alive=sup.pid_alive, pause=clock.advance)
+        result.runners[pod.name] = PodRunner(
+            pod, "127.0.0.1", sup, clock=clock, wall=wall, prober=prober, memory=memory, killer=sup.kill,
+            reaper=reaper, alive=sup.pid_alive, pause=clock.advance,
+            waiting_for=lambda pod=pod: [d for d in pod.depends_on if not result.runners[d].is_ready()],
+            shipping=lambda host, port: result.shipping.get(port))
     return result

@@ -46,7 +46,8 @@ def test_exposition_parses_with_the_families_and_types_we_promise():
     fams = families(render_metrics(live_snapshots()))
     assert {name: f.type for name, f in fams.items()} == {
         "podvisor_pod_ready": "gauge", "podvisor_pod_restarts": "counter",
-        "podvisor_pod_sidecar_restarts": "counter", "podvisor_pod_phase": "gauge"}
+        "podvisor_pod_sidecar_restarts": "counter", "podvisor_pod_phase": "gauge",
+        "podvisor_pod_condition": "gauge"}
     assert all(f.documentation for f in fams.values())
 
 

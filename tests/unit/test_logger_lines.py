@@ -43,7 +43,10 @@ def test_decode_keeps_json_objects_and_wraps_everything_else():
     assert decode(line, stderr=False) == {"message": "hi", "level": "warn", "status": 200}
     record = decode(RawLine(0, 1, b"plain text\r", 11), stderr=False)
     assert record == {"message": "plain text", "level": "info"}
-    assert decode(RawLine(0, 1, b"Traceback", 9), stderr=True) == {"message": "Traceback", "level": "error"}
+    assert decode(RawLine(0, 1, b"Traceback", 9), stderr=True) == {"message": "Traceback", "level": "warning"}
+    assert decode(RawLine(0, 1, b"Traceback", 9), stderr=True, stderr_level="error")["level"] == "error"
+    own = decode(RawLine(0, 1, b'{"message": "m", "level": "debug"}', 34), stderr=True, stderr_level="error")
+    assert own["level"] == "debug", "a JSON line's own level wins"
     for not_object in (b"[1, 2]", b"42", b'"s"', b"{broken", b'{"a": NaN}', b"{" * 5000):
         assert decode(RawLine(0, 1, not_object, len(not_object)), False)["message"] == not_object.decode()
 
@@ -126,3 +129,19 @@ def test_fit_keeps_an_app_field_named_like_the_marker():
     record = {"id": "p:k:0", "message": "m" * 10_000, "truncated": "no"}
     fitted = fit(record, 4096, "", 10_020)
     assert fitted["truncated"] is True and fitted["app_truncated"] == "no"
+
+
+def test_probe_and_scrape_requests_are_marked_by_their_fields_or_request_line():
+    from podvisor.sidecars.logger.enrich import Enricher
+    enricher = Enricher("p", "s", "e", "h", probe_paths=("/health", "/metrics"))
+    assert enricher.is_probe({"method": "GET", "path": "/health", "message": "GET /health 200"})
+    assert enricher.is_probe({"method": "GET", "path": "/metrics?x=1", "message": "m"})
+    assert not enricher.is_probe({"method": "POST", "path": "/health", "message": "m"})
+    assert not enricher.is_probe({"method": "GET", "path": "/users", "message": "m"})
+    assert enricher.is_probe({"message": '127.0.0.1 - - [30/Nov/2026 10:00:00] "GET /health HTTP/1.1" 200 -'})
+    assert not enricher.is_probe({"message": '127.0.0.1 - - [30/Nov/2026 10:00:00] "GET / HTTP/1.1" 200 -'})
+    record = {"timestamp": "2026-11-30T10:00:00.000Z", "method": "GET", "path": "/health", "message": "m"}
+    text = '{"timestamp":"2026-11-30T10:00:00.000Z","method":"GET","path":"/health","message":"m"}'
+    assert json.loads(enricher.splice(record, text, "app.log", "p:k:0"))["probe"] is True
+    assert "probe" not in json.loads(enricher.splice(dict(record, path="/x"), text.replace("/health", "/x"),
+                                                     "app.log", "p:k:0"))

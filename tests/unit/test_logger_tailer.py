@@ -70,7 +70,7 @@ def test_tails_existing_and_later_files_but_not_the_sidecars_dir(tmp_path):
     rig.pump()
     assert rig.messages() == ["first", "boom"]
     boom = list(rig.transport.store.values())[1]
-    assert boom["level"] == "error" and boom["source"] == "app.stderr.log" and boom["pod"] == "user"
+    assert boom["level"] == "warning" and boom["source"] == "app.stderr.log" and boom["pod"] == "user"
 
 
 def test_partial_line_is_held_across_restart_until_its_newline(tmp_path):

@@ -173,7 +173,6 @@ def test_settings_full() -> None:
     [
         ("POD_NAME", None),
         ("SERVICE_NAME", ""),
-        ("METRICS_TARGET_URL", None),
         ("METRICS_TARGET_URL", "127.0.0.1:3000/metrics"),
         ("METRICS_LOGGER_URL", "ftp://x/metrics"),
         ("METRICS_LOGGER_URL", "http://host:99999"),

@@ -135,7 +135,7 @@ def test_promtool_accepts_the_rendered_config_and_rules(tmp_path: Path) -> None:
     config = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
     assert config.returncode == 0, config.stdout + config.stderr
     rules = promtool("check", "rules", "podvisor.rules.yml", cwd=tmp_path)
-    assert rules.returncode == 0 and "SUCCESS: 7 rules found" in rules.stdout, rules.stdout + rules.stderr
+    assert rules.returncode == 0 and "SUCCESS: 8 rules found" in rules.stdout, rules.stdout + rules.stderr
 
 
 def test_promtool_rule_unit_tests_pass_on_the_committed_files() -> None:

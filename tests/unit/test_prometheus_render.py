@@ -33,7 +33,7 @@ def test_every_required_alert_is_defined_with_severity_and_annotations() -> None
         "PodvisorHighLatencyP95",
         "PodvisorMemoryOverLimit",
         "PodvisorCrashLooping",
-        "PodvisorLogShippingLag",
+        "PodvisorLogShippingLag", "PodvisorLogShippingStalled",
     }
     for alert in alerts():
         assert alert.severity in ("warning", "critical")

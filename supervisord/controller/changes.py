@@ -1,0 +1,57 @@
+"""What a changed pods spec means for a running stack: which pods are created, configured, deleted.
+
+`podctl apply` renders the new spec and asks the controller to apply it; `supervisorctl update`
+applies the rendered conf in supervisord's own way. Either way the controller compares the spec it
+runs with the new one, and with what supervisord reports as changed programs (a changed rendered
+section, e.g. a new environment), and acts per pod: unchanged pods keep their processes.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from podvisor.supervisord.spec.model import Stack
+
+CREATED, CONFIGURED, DELETED, UNCHANGED = "created", "configured", "deleted", "unchanged"
+# Stack settings that apply only when the whole stack is started again.
+RESTART_ONLY = ("state_dir", "host", "aggregator_port", "controller_port", "environment", "read_auth",
+                "log_max_bytes", "log_backups")
+
+
+@dataclass(frozen=True)
+class PodChange:
+    pod: str
+    action: str  # created, configured, deleted or unchanged
+    programs: tuple[str, ...] = ()  # the pod's supervisord programs whose rendered section changed
+
+    def __str__(self) -> str:
+        return f"pod/{self.pod} {self.action}"
+
+
+def restart_only_changes(old: Stack, new: Stack) -> list[str]:
+    """The stack settings that differ and cannot be applied to a running stack."""
+    return [name for name in RESTART_ONLY if getattr(old, name) != getattr(new, name)]
+
+
+def plan(old: Stack, new: Stack, changed_programs: set[str] | frozenset[str] = frozenset()) -> list[PodChange]:
+    """Every pod of either spec, in the new spec's order, then the deleted ones."""
+    before = {pod.name: pod for pod in old.pods}
+    changes = []
+    for pod in new.pods:
+        programs = tuple(p for p in pod.programs.values() if p in changed_programs)
+        if pod.name not in before:
+            changes.append(PodChange(pod.name, CREATED, tuple(pod.programs.values())))
+        elif before[pod.name] != pod or programs:
+            changes.append(PodChange(pod.name, CONFIGURED, programs))
+        else:
+            changes.append(PodChange(pod.name, UNCHANGED))
+    names = {pod.name for pod in new.pods}
+    changes += [PodChange(pod.name, DELETED, tuple(pod.programs.values())) for pod in old.pods
+                if pod.name not in names]
+    return changes
+
+
+def with_pods_of(old: Stack, new: Stack) -> Stack:
+    """The running stack's settings with the new spec's pods (what apply can change)."""
+    return dataclasses.replace(old, pods=new.pods, app_ports=new.app_ports, metrics_ports=new.metrics_ports,
+                               logger_ports=new.logger_ports)
