@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from podvisor.supervisord.spec.model import Stack
+from podvisor.supervisord.spec.model import Pod, Stack
 
-CREATED, CONFIGURED, DELETED, UNCHANGED = "created", "configured", "deleted", "unchanged"
+CREATED, CONFIGURED, RELOADED, DELETED, UNCHANGED = "created", "configured", "reloaded", "deleted", "unchanged"
+# What an app re-reads on its reload signal: a change of only these reloads it instead of a restart.
+RELOADABLE = ("gateway",)
 # Stack settings that apply only when the whole stack is started again.
 RESTART_ONLY = ("state_dir", "host", "aggregator_port", "controller_port", "environment", "read_auth",
                 "log_max_bytes", "log_backups")
@@ -41,6 +43,8 @@ def plan(old: Stack, new: Stack, changed_programs: set[str] | frozenset[str] = f
         programs = tuple(p for p in pod.programs.values() if p in changed_programs)
         if pod.name not in before:
             changes.append(PodChange(pod.name, CREATED, tuple(pod.programs.values())))
+        elif before[pod.name] != pod and not programs and reloadable(before[pod.name], pod):
+            changes.append(PodChange(pod.name, RELOADED))
         elif before[pod.name] != pod or programs:
             changes.append(PodChange(pod.name, CONFIGURED, programs))
         else:
@@ -49,6 +53,14 @@ def plan(old: Stack, new: Stack, changed_programs: set[str] | frozenset[str] = f
     changes += [PodChange(pod.name, DELETED, tuple(pod.programs.values())) for pod in old.pods
                 if pod.name not in names]
     return changes
+
+
+def reloadable(old: Pod, new: Pod) -> bool:
+    """Whether `new` differs from `old` only in what the app re-reads on its reload signal."""
+    if new.reload_signal is None or old.reload_signal != new.reload_signal:
+        return False
+    keep = {name: getattr(old, name) for name in RELOADABLE}
+    return dataclasses.replace(new, **keep) == old
 
 
 def with_pods_of(old: Stack, new: Stack) -> Stack:

@@ -222,6 +222,10 @@ class Controller:
         for change in plan:
             if change.action == changes.UNCHANGED:
                 continue
+            if change.action == changes.RELOADED:
+                self.runners[change.pod].reload(new.pod(change.pod))
+                log.info("apply: %s", change)
+                continue
             if change.action in (changes.DELETED, changes.CONFIGURED):
                 self.runners[change.pod].stop_pod()
                 self._retire(change.pod)

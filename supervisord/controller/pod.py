@@ -272,6 +272,15 @@ class PodRunner(Reconciler):
         self.wake.wait(seconds)
         self.wake.clear()
 
+    def reload(self, pod: Pod) -> None:
+        """The app re-reads its config on its reload signal (nginx: HUP); its processes stay."""
+        signame = pod.reload_signal or "HUP"
+        self.sup.signal(self.programs["app"], signame)
+        with self.lock:
+            self.pod = pod
+            self._record("Normal", "Reloaded", f"SIG{signame}: the app re-reads its configuration", "app",
+                         self.wall())
+
     def freeze(self) -> None:
         """supervisord is shutting down: it stops every program itself (the shutdown driver orders it)."""
         with self.lock:

@@ -6,7 +6,8 @@ eleven programs that is 8-10 s even though every process exits in a fraction of 
 pods stop one after another instead of together.
 
 While supervisord is STOPPING this driver keeps the same order per pod, but for all pods at once:
-every app gets SIGTERM (to its process group, as stopasgroup does) together; every sidecar gets
+every app gets its stop signal (SIGTERM, or the pod's stop_signal: nginx stops gracefully on
+SIGQUIT), to its process group as stopasgroup does, together; every sidecar gets
 SIGTERM once all apps have exited (so each logger still ships its app's last lines); the aggregator
 once the loggers have exited. supervisord still signals each program in its turn, finds it already
 gone, and keeps its grace deadlines and SIGKILLs as the backstop. XML-RPC is refused during shutdown,
@@ -55,21 +56,24 @@ class ShutdownDriver:
     def _run(self) -> None:
         began = time.monotonic()
         pods, budget = self.stack.pods, self.stack.budget
-        apps = [p.programs["app"] for p in pods]
+        apps = {p.programs["app"]: getattr(signal, f"SIG{p.stop_signal}") for p in pods}
         sidecars = [p.programs[role] for p in pods for role in ("logger", "metrics")]
         self._stop(apps, group=True, within=max(p.budget.app_stop_seconds for p in pods))
         self._stop(sidecars, group=False, within=max(p.budget.pod_stop_seconds for p in pods))
         self._stop(["aggregator"], group=False, within=budget.aggregator_stopwaitsecs)
         log.info("shutdown: every pod and the aggregator stopped in %.2fs", time.monotonic() - began)
 
-    def _stop(self, programs: Iterable[str], group: bool, within: float) -> None:
-        """SIGTERM every live top process of `programs` at once; wait until none is left or `within`."""
-        procs = [p for name in programs for p in self._tops(name)]
-        for proc in procs:
+    def _stop(self, programs: Iterable[str] | dict[str, int], group: bool, within: float) -> None:
+        """Signal every live top process of `programs` at once (SIGTERM, or the app's own stop
+        signal); wait until none is left or `within`."""
+        signals = programs if isinstance(programs, dict) else dict.fromkeys(programs, signal.SIGTERM)
+        procs = [(p, signals[name]) for name in signals for p in self._tops(name)]
+        for proc, signum in procs:
             try:
-                os.killpg(proc.pid, signal.SIGTERM) if group else proc.send_signal(signal.SIGTERM)
+                os.killpg(proc.pid, signum) if group else proc.send_signal(signum)
             except (OSError, psutil.Error):
                 pass
+        procs = [proc for proc, _ in procs]
         _, alive = psutil.wait_procs(procs, timeout=within)
         if alive:  # supervisord SIGKILLs them at its own stopwaitsecs; say why we moved on
             log.warning("shutdown: still running after %.0fs: %s", within,

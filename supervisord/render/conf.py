@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+from podvisor.supervisord.render import nginx
 from podvisor.supervisord.spec.model import ENV_REF, Pod, Stack
 from podvisor.supervisord.spec.parse import to_dict
 
@@ -25,8 +26,9 @@ def _q(value: str) -> str:
 class Renderer:
     """Builds the conf text; `state_dir` and `bin_dir` are absolute or relative to the conf's folder."""
 
-    def __init__(self, stack: Stack, bin_dir: str = "../bin", source: str | None = None):
+    def __init__(self, stack: Stack, bin_dir: str = "../bin", source: str | None = None, conf_stem: str = "stack"):
         self.stack = stack
+        self.conf_stem = conf_stem  # stack.conf -> its gateways' stack.<pod>.nginx.conf
         self.bin_dir = bin_dir
         self.source = source  # the TOML spec it was rendered from, for `podctl apply`
 
@@ -78,7 +80,7 @@ class Renderer:
         return opts
 
     def program(self, name: str, command: str, priority: int, stopwaitsecs: int, env: dict,
-                logs: dict[str, object], group_kill: bool = False) -> str:
+                logs: dict[str, object], group_kill: bool = False, stopsignal: str = "TERM") -> str:
         opts: dict[str, object] = {
             "command": command,
             "priority": priority,
@@ -88,7 +90,7 @@ class Renderer:
             "autorestart": "false",
             "startsecs": 0,
             "startretries": 0,
-            "stopsignal": "TERM",
+            "stopsignal": stopsignal,
             "stopwaitsecs": stopwaitsecs,
             "exitcodes": 0,
         }
@@ -97,6 +99,15 @@ class Renderer:
         opts.update(logs)
         opts["environment"] = self.env(env)
         return self.section(f"program:{name}", opts)
+
+    def app_command(self, pod: Pod) -> str:
+        """The app's command; a gateway's is nginx with the rendered config, its prefix the pod's
+        state folder (logs/ there is the pod's log folder)."""
+        if pod.gateway is None:
+            return self.command(pod.command)
+        prefix = self.state("pods", pod.name) + "/"
+        return (f"{nginx.binary(pod.gateway.binary)} -p {prefix} -c %(here)s/{self.conf_stem}.{pod.name}.nginx.conf "
+                "-e logs/error.log")
 
     def pod_env(self, pod: Pod) -> dict[str, str]:
         return {"POD_NAME": pod.name, "SERVICE_NAME": pod.service, "ENVIRONMENT": self.stack.environment}
@@ -188,6 +199,7 @@ class Renderer:
         }
         if pod.metrics_path:
             metrics_env["METRICS_TARGET_URL"] = self.url(pod.port) + pod.metrics_path
+            metrics_env["METRICS_ADAPTER"] = pod.metrics_adapter
         if pod.memory_limit_bytes:
             metrics_env["METRICS_MEMORY_LIMIT_BYTES"] = str(pod.memory_limit_bytes)
         # Stop order on supervisord shutdown is reverse priority, one program at a time: apps (300)
@@ -198,9 +210,9 @@ class Renderer:
                          logger_env, self.logfiles(self.state(*sidecar_logs, "logger.log"), None)),
             self.program(progs["metrics"], self.command("podvisor-metrics"), 100, budget.metrics_stopwaitsecs,
                          metrics_env, self.logfiles(self.state(*sidecar_logs, "metrics.log"), None)),
-            self.program(progs["app"], self.command(pod.command), 300, budget.app_stopwaitsecs, self.app_env(pod),
+            self.program(progs["app"], self.app_command(pod), 300, budget.app_stopwaitsecs, self.app_env(pod),
                          self.logfiles(self.state(*logs, "app.stdout.log"), self.state(*logs, "app.stderr.log")),
-                         group_kill=True),
+                         group_kill=True, stopsignal=pod.stop_signal),
         ]
 
 
@@ -214,6 +226,8 @@ def state_dirs(stack: Stack, base: Path) -> list[Path]:
     for pod in stack.pods:
         root = base / "pods" / pod.name
         dirs += [root / "logs" / "sidecars", root / "data", root / "logger"]
+        if pod.gateway is not None:
+            dirs.append(root / nginx.NGINX_DIR / "tmp")
     return dirs
 
 
@@ -229,9 +243,10 @@ def render_files(stack: Stack, conf_path: Path, bin_dir: str = "../bin", source:
     the conf should name it (relative to the conf's folder, or absolute)."""
     conf_path = Path(conf_path)
     json_path = conf_path.with_name(conf_path.stem + ".pods.json")  # stack.conf -> stack.pods.json
-    conf = Renderer(stack, bin_dir, source).render("%(here)s/" + json_path.name)
+    conf = Renderer(stack, bin_dir, source, conf_path.stem).render("%(here)s/" + json_path.name)
     resolved = json.dumps(to_dict(stack), indent=2, sort_keys=True) + "\n"
-    return {conf_path: conf, json_path: resolved}
+    gateways = {nginx.conf_name(conf_path, pod): nginx.render(stack, pod) for pod in stack.pods if pod.gateway}
+    return {conf_path: conf, json_path: resolved, **gateways}
 
 
 def source_name(spec: Path, conf: Path) -> str:

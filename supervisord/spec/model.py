@@ -47,6 +47,16 @@ class Backoff:
 
 
 @dataclass(frozen=True)
+class Gateway:
+    """nginx as the pod's app, its config rendered from the spec: URL prefixes routed to pods."""
+
+    routes: tuple[tuple[str, str], ...] = ()  # (prefix, pod name or http://host:port), in order
+    connect_timeout_seconds: float = 2.0
+    read_timeout_seconds: float = 30.0
+    binary: str = "nginx"
+
+
+@dataclass(frozen=True)
 class Pod:
     name: str
     service: str
@@ -68,6 +78,10 @@ class Pod:
     stderr_level: str = "WARNING"  # the level of a stderr line that does not say its own
     metrics_path: str | None = "/metrics"  # None: the app serves no Prometheus metrics
     shipping_stall_seconds: float = 60.0  # no acknowledged line for this long while lines wait: degraded
+    stop_signal: str = "TERM"  # docker's STOPSIGNAL: nginx stops gracefully on QUIT
+    reload_signal: str | None = None  # the app re-reads its config on it (nginx: HUP)
+    metrics_adapter: str = "prometheus"  # how the metrics sidecar reads the app: prometheus or nginx
+    gateway: Gateway | None = None
 
     @property
     def probe_paths(self) -> tuple[str, ...]:

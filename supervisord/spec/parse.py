@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from podvisor.core.settings import parse_size as _parse_bytes
-from podvisor.supervisord.spec.model import ENV_REF, RESTART_POLICIES, Backoff, Pod, Probe, Stack
+from podvisor.supervisord.spec.model import ENV_REF, RESTART_POLICIES, Backoff, Gateway, Pod, Probe, Stack
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
@@ -112,8 +112,12 @@ def _backoff(table: Any, where: str) -> Backoff:
 _POD_KEYS = {
     "service", "command", "port", "metrics_port", "logger_port", "restart_policy", "max_restarts",
     "memory_limit", "grace_seconds", "env", "probes", "backoff", "logger_env", "depends_on", "stderr_level",
-    "metrics_path", "shipping_stall_seconds",
+    "metrics_path", "shipping_stall_seconds", "stop_signal", "reload_signal", "metrics_adapter", "gateway",
 }
+SIGNALS = ("TERM", "HUP", "INT", "QUIT", "KILL", "USR1", "USR2")
+ADAPTERS = ("prometheus", "nginx")
+NGINX_STATUS_PATH = "/nginx_status"  # stub_status, loopback only, on the gateway's own port
+GATEWAY_HEALTH_PATH = "/healthz"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PORT_KEYS = {"port": "app_ports", "metrics_port": "metrics_ports", "logger_port": "logger_ports"}
 # Set by the renderer from the spec itself: a pod's logger_env may not override them.
@@ -130,7 +134,12 @@ def _pod(name: str, table: Any) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise SpecError(f"{where}: must be a table")
     _check_keys(table, _POD_KEYS, where)
+    gateway = _gateway(table["gateway"], f"{where} gateway") if "gateway" in table else None
     command = _typed(table, "command", str, where)
+    if gateway is not None:
+        if command is not None:
+            raise SpecError(f"{where}: a gateway pod's command is nginx, rendered from the spec: leave 'command' out")
+        command = gateway.binary
     if not command or not command.strip():
         raise SpecError(f"{where}: key 'command' is missing")
     policy = _typed(table, "restart_policy", str, where, "always")
@@ -142,6 +151,9 @@ def _pod(name: str, table: Any) -> dict[str, Any]:
             raise SpecError(f"{where}: env {key!r} must be a NAME = string pair")
     probes = _typed(table, "probes", dict, where, {})
     _check_keys(probes, {"startup", "readiness", "liveness"}, f"{where} probes")
+    if gateway is not None and not probes:  # nginx answers its own health location
+        probes = {"startup": {"http_get": GATEWAY_HEALTH_PATH, "period_seconds": 0.2, "failure_threshold": 150},
+                  "readiness": {"http_get": GATEWAY_HEALTH_PATH, "period_seconds": 2}}
     max_restarts = _typed(table, "max_restarts", int, where)
     if max_restarts is not None and max_restarts < 0:
         raise SpecError(f"{where}: key 'max_restarts' must be >= 0, got {max_restarts}")
@@ -167,7 +179,48 @@ def _pod(name: str, table: Any) -> dict[str, Any]:
         stderr_level=_level(table, where),
         metrics_path=_metrics_path(table, where),
         shipping_stall_seconds=_positive(table, "shipping_stall_seconds", where, 60.0),
-    )
+        stop_signal=_signal(table, "stop_signal", where, "QUIT" if gateway else "TERM"),
+        reload_signal=_signal(table, "reload_signal", where, "HUP" if gateway else None),
+        metrics_adapter=_choice(table, "metrics_adapter", where, ADAPTERS, "nginx" if gateway else "prometheus"),
+        gateway=gateway,
+    ) | ({"metrics_path": NGINX_STATUS_PATH} if gateway is not None and "metrics_path" not in table else {})
+
+
+def _signal(table: dict, key: str, where: str, default: str | None) -> str | None:
+    value = _typed(table, key, str, where, default)
+    if value is None:
+        return None
+    name = value.upper().removeprefix("SIG")
+    if name not in SIGNALS:
+        raise SpecError(f"{where}: key {key!r} must be one of {', '.join(SIGNALS)}, got {value!r}")
+    return name
+
+
+def _choice(table: dict, key: str, where: str, choices: tuple[str, ...], default: str) -> str:
+    value = _typed(table, key, str, where, default)
+    if value not in choices:
+        raise SpecError(f"{where}: key {key!r} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _gateway(table: Any, where: str) -> Gateway:
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: must be a table")
+    _check_keys(table, {"routes", "connect_timeout_seconds", "read_timeout_seconds", "binary"}, where)
+    routes = _typed(table, "routes", dict, where, {})
+    if not routes:
+        raise SpecError(f"{where}: key 'routes' must name at least one prefix = pod")
+    for prefix, target in routes.items():
+        if not (prefix.startswith("/") and prefix.endswith("/")) or any(c in prefix for c in ' ;{}"\'\\$'):
+            raise SpecError(f"{where}: route {prefix!r} must be a path prefix like '/user/'")
+        if not isinstance(target, str) or not (_NAME.match(target) or target.startswith(("http://", "https://"))):
+            raise SpecError(f"{where}: route {prefix!r} must name a pod or an http:// URL, got {target!r}")
+        if any(c in target for c in ' ;{}"\'\\$'):
+            raise SpecError(f"{where}: route {prefix!r} target {target!r} has characters nginx would misread")
+    binary = _typed(table, "binary", str, where, "nginx")
+    return Gateway(routes=tuple(routes.items()),
+                   connect_timeout_seconds=_positive(table, "connect_timeout_seconds", where, 2.0),
+                   read_timeout_seconds=_positive(table, "read_timeout_seconds", where, 30.0), binary=binary)
 
 
 def _names(table: dict, key: str, where: str) -> list[str]:
@@ -301,6 +354,10 @@ def _check_depends_on(stack: Stack) -> None:
 def _check_env_refs(stack: Stack) -> None:
     names = {pod.name for pod in stack.pods}
     for pod in stack.pods:
+        for prefix, target in pod.gateway.routes if pod.gateway else ():
+            if not target.startswith(("http://", "https://")) and target not in names:
+                raise SpecError(f"pod {pod.name!r} gateway: route {prefix!r} names unknown pod {target!r}")
+    for pod in stack.pods:
         for key, value in pod.env.items():
             for ref in ENV_REF.finditer(value):
                 if ref.group(1) not in names:
@@ -361,6 +418,13 @@ def to_dict(stack: Stack) -> dict:
         d["stderr_level"] = pod.stderr_level
         d["metrics_path"] = pod.metrics_path or False
         d["shipping_stall_seconds"] = pod.shipping_stall_seconds
+        d["metrics_adapter"] = pod.metrics_adapter
+        d["stop_signal"] = pod.stop_signal
+        if pod.reload_signal:
+            d["reload_signal"] = pod.reload_signal
+        if pod.gateway is not None:
+            del d["command"]
+            d["gateway"] = {**dataclasses.asdict(pod.gateway), "routes": dict(pod.gateway.routes)}
         for kind in ("startup", "readiness", "liveness"):
             p = getattr(pod, f"{kind}_probe")
             if p is not None:

@@ -1,0 +1,139 @@
+"""nginx.conf for a gateway pod, rendered from the spec like stack.conf.
+
+Paths are relative to nginx's prefix (`-p <state>/pods/<pod>/`), so the file holds no machine path
+and can be committed. nginx runs in the foreground under supervisord, without root: its pid and
+temp files live in the pod's state folder, its access log (JSON, one object per line) and error
+log in the pod's log folder, where the logging sidecar tails them like any app's.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from podvisor.supervisord.spec.model import Pod, Stack
+from podvisor.supervisord.spec.parse import GATEWAY_HEALTH_PATH, NGINX_STATUS_PATH
+
+NGINX_DIR = "nginx"  # below the pod's state folder: pid and temp files
+# One JSON object per request, with the fields podvisor's log line has; `level` from the status.
+ACCESS_FORMAT = (
+    '\'{"timestamp":"$time_iso8601","msec":$msec,"level":"$podvisor_level","logger":"nginx.access",'
+    '"message":"$request_method $uri $status","request_id":"$podvisor_request_id",'
+    '"method":"$request_method","path":"$uri","query":"$args","status":$status,'
+    '"bytes":$body_bytes_sent,"client":"$remote_addr","user_agent":"$http_user_agent",'
+    '"request":"$request","upstream":"$upstream_addr","request_time":$request_time,'
+    '"upstream_response_time":"$upstream_response_time"}\''
+)
+
+
+def binary(name: str) -> str:
+    """The nginx executable as supervisord should run it: Debian installs it in /usr/sbin, which
+    is not on every user's PATH."""
+    if "/" in name:
+        return name
+    return shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin:/usr/bin:/usr/local/bin") or f"/usr/sbin/{name}"
+
+
+def conf_name(conf_path: Path, pod: Pod) -> Path:
+    """stack.conf -> stack.<pod>.nginx.conf beside it."""
+    return conf_path.with_name(f"{conf_path.stem}.{pod.name}.nginx.conf")
+
+
+def _upstream(stack: Stack, target: str) -> str:
+    if target.startswith(("http://", "https://")):
+        return target.split("://", 1)[1].rstrip("/")
+    return f"{stack.host}:{stack.pod(target).port}"
+
+
+def render(stack: Stack, pod: Pod) -> str:
+    gateway = pod.gateway
+    assert gateway is not None
+    upstreams, locations = [], []
+    prefixes = ", ".join(prefix for prefix, _ in gateway.routes)
+    for index, (prefix, target) in enumerate(gateway.routes):
+        name = f"route{index}"
+        scheme = "https" if target.startswith("https://") else "http"
+        upstreams.append(f"    upstream {name} {{\n        server {_upstream(stack, target)};\n"
+                         "        keepalive 16;\n    }\n")
+        # proxy_pass with a URI part replaces the matched prefix by "/": /user/users -> /users
+        locations.append(f"        location {prefix} {{\n            proxy_pass {scheme}://{name}/;\n        }}\n")
+    return f"""# Rendered by podvisor-render from the pods spec (pod {pod.name}): edit the spec and re-render.
+daemon off;
+worker_processes auto;
+pid {NGINX_DIR}/nginx.pid;
+error_log logs/error.log notice;
+
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+    client_body_temp_path {NGINX_DIR}/tmp/body;
+    proxy_temp_path {NGINX_DIR}/tmp/proxy;
+    fastcgi_temp_path {NGINX_DIR}/tmp/fastcgi;
+    uwsgi_temp_path {NGINX_DIR}/tmp/uwsgi;
+    scgi_temp_path {NGINX_DIR}/tmp/scgi;
+    server_tokens off;
+    # No temp files: when supervisord runs as root, nginx's workers run as nobody, who cannot write
+    # in the state folder. Bodies up to the apps' own limit stay in memory; responses stream.
+    client_max_body_size 1m;
+    client_body_buffer_size 1m;
+    proxy_max_temp_file_size 0;
+
+    map $status $podvisor_level {{
+        ~^5 error;
+        ~^4 warning;
+        default info;
+    }}
+    # A request keeps the id it came with; nginx gives one to a request that has none.
+    map $http_x_request_id $podvisor_request_id {{
+        "" $request_id;
+        default $http_x_request_id;
+    }}
+    log_format podvisor escape=json {ACCESS_FORMAT};
+    access_log logs/access.log podvisor;
+
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    proxy_set_header X-Request-ID $podvisor_request_id;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Prefix $podvisor_prefix;
+    proxy_connect_timeout {gateway.connect_timeout_seconds:g}s;
+    proxy_read_timeout {gateway.read_timeout_seconds:g}s;
+    proxy_send_timeout {gateway.read_timeout_seconds:g}s;
+    add_header X-Request-ID $podvisor_request_id always;
+
+    map $uri $podvisor_prefix {{
+        default "";
+{"".join(f'        ~^{re.escape(prefix)} "{prefix}";{chr(10)}' for prefix, _ in gateway.routes)}    }}
+
+{"".join(upstreams)}
+    server {{
+        listen {stack.host}:{pod.port};
+        default_type application/json;
+        error_page 502 = @unavailable;
+        error_page 503 = @unavailable;
+        error_page 504 = @timed_out;
+
+        location = {GATEWAY_HEALTH_PATH} {{
+            return 200 '{{"status":"healthy"}}';
+        }}
+        location = {NGINX_STATUS_PATH} {{
+            stub_status;
+            allow 127.0.0.1;
+            allow ::1;
+            deny all;
+        }}
+{"".join(locations)}        location / {{
+            return 404 '{{"ok":false,"error":"no route: the gateway routes {prefixes}"}}';
+        }}
+        location @unavailable {{
+            return 502 '{{"ok":false,"error":"upstream unavailable"}}';
+        }}
+        location @timed_out {{
+            return 504 '{{"ok":false,"error":"upstream timed out"}}';
+        }}
+    }}
+}}
+"""
