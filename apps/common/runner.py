@@ -12,6 +12,7 @@ from flask import Flask
 from podvisor.apps.common.jsonlog import configure_logging
 from podvisor.apps.common.requestid import RequestIdFilter
 from podvisor.apps.common.settings import Settings, load_settings
+from podvisor.core.handoff import inherited_sockets
 from podvisor.core.serving import Server, serve_until_signalled
 from podvisor.core.settings import Env, SettingsError, exit_bad_setting
 
@@ -68,8 +69,10 @@ def _serve(pod: str, service: str, create_app: Callable[[Settings], Flask], sett
         log.exception("%s cannot start: database %s unusable", service, settings.db_path)
         return _fail(pod, EXIT_STARTUP_FAILED, f"cannot start: APP_DB {settings.db_path}: {exc}")
     try:
+        # The sockets podvisor holds for the pod (podvisor-launch passes them the systemd way), else our own.
+        inherited = [sock for _, sock in inherited_sockets()]
         server = Server(app, host=settings.host, port=settings.port, threads=settings.threads, ident=service,
-                        drain_seconds=settings.drain_seconds)
+                        drain_seconds=settings.drain_seconds, sockets=inherited)
     except OSError as exc:
         log.error("%s cannot listen on %s:%d: %s", service, settings.host, settings.port, exc)
         return _fail(pod, EXIT_STARTUP_FAILED, f"cannot listen on APP_HOST/APP_PORT "

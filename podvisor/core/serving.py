@@ -29,8 +29,10 @@ class Server:
                  drain_seconds: float, on_stopping: Callable[[], None] = lambda: None,
                  **adjustments: Any) -> None:
         self._map: dict = {}  # our own socket map: it lets us find the listeners and connections
-        self._server = create_server(app, map=self._map, host=host, port=port, threads=threads, ident=ident,
-                                     **adjustments)
+        # Sockets handed over (podvisor.core.handoff) replace host and port: waitress takes one or the other.
+        sockets = adjustments.pop("sockets", None)
+        listen = {"sockets": sockets} if sockets else {"host": host, "port": port}
+        self._server = create_server(app, map=self._map, threads=threads, ident=ident, **listen, **adjustments)
         self._listeners = [d for d in self._map.values() if isinstance(d, BaseWSGIServer)]
         self._adj = self._listeners[0].adj
         self.drain_seconds = drain_seconds

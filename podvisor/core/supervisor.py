@@ -23,17 +23,25 @@ ROLES = ("app", "logger", "metrics")
 DEFAULT_TIMEOUT = 10.0
 
 
-def program_name(pod: str, role: str) -> str:
-    """supervisord's program for a pod's container: `user-app`, `user-logger`, `user-metrics`."""
+def program_name(pod: str, role: str, slot: int = 0) -> str:
+    """supervisord's program for a pod's container: `user-app`, `user-logger`, `user-metrics`; an
+    app's further slots (replicas, and the one a rolling restart starts first) are `user-app-1`..."""
     if role not in ROLES:
         raise ValueError(f"unknown container role {role!r} (expected one of {', '.join(ROLES)})")
-    return f"{pod}-{role}"
+    if slot and role != "app":
+        raise ValueError(f"only the app has slots, not the {role}")
+    return f"{pod}-{role}" if not slot else f"{pod}-{role}-{slot}"
 
 
 def split_program(program: str) -> tuple[str, str] | None:
-    """`user-app` -> ('user', 'app'); None for a program that is not a pod's (the aggregator)."""
-    pod, _, role = program.rpartition("-")
-    return (pod, role) if pod and role in ROLES else None
+    """`user-app` -> ('user', 'app'), `user-app-2` -> ('user', 'app'); None for a program that is
+    not a pod's (the aggregator)."""
+    head, _, last = program.rpartition("-")
+    if last.isdigit():
+        head, _, last = head.rpartition("-")
+        if last != "app":
+            return None
+    return (head, last) if head and last in ROLES else None
 
 
 class Supervisor(Protocol):

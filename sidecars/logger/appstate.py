@@ -15,10 +15,17 @@ UNREACHABLE_LIMIT = 3  # consecutive failed RPCs after which supervisord (and so
 
 
 def rpc_state(rpc: SupervisorRPC, program: str) -> Callable[[], str]:
-    """A function returning the program's supervisord state name."""
+    """A function returning the program's supervisord state name; for several (an app's replicas,
+    comma-separated) an alive one's, else the last one's: the app writes while any replica runs."""
+    programs = [p for p in program.split(",") if p]
 
     def state() -> str:
-        return str(rpc.info(program).get("statename", "UNKNOWN"))
+        name = "UNKNOWN"
+        for each in programs:
+            name = str(rpc.info(each).get("statename", "UNKNOWN"))
+            if name in ALIVE:
+                return name
+        return name
 
     return state
 
@@ -70,5 +77,6 @@ def _classify(exc: Any, failures: int, program: str = "", serverurl: str = "") -
         return "UNKNOWN"
     if "SHUTDOWN_STATE" in fault:
         # supervisord answers nothing while it shuts down: look at the processes themselves.
-        return "RUNNING" if leftovers(serverurl, program) else "STOPPED"
+        alive = any(leftovers(serverurl, each) for each in program.split(",") if each)
+        return "RUNNING" if alive else "STOPPED"
     return "UNKNOWN" if failures >= UNREACHABLE_LIMIT else "?"

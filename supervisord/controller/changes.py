@@ -40,9 +40,9 @@ def plan(old: Stack, new: Stack, changed_programs: set[str] | frozenset[str] = f
     before = {pod.name: pod for pod in old.pods}
     changes = []
     for pod in new.pods:
-        programs = tuple(p for p in pod.programs.values() if p in changed_programs)
+        programs = tuple(p for p in pod.all_programs if p in changed_programs)
         if pod.name not in before:
-            changes.append(PodChange(pod.name, CREATED, tuple(pod.programs.values())))
+            changes.append(PodChange(pod.name, CREATED, pod.all_programs))
         elif before[pod.name] != pod and not programs and reloadable(before[pod.name], pod):
             changes.append(PodChange(pod.name, RELOADED))
         elif before[pod.name] != pod or programs:
@@ -50,8 +50,7 @@ def plan(old: Stack, new: Stack, changed_programs: set[str] | frozenset[str] = f
         else:
             changes.append(PodChange(pod.name, UNCHANGED))
     names = {pod.name for pod in new.pods}
-    changes += [PodChange(pod.name, DELETED, tuple(pod.programs.values())) for pod in old.pods
-                if pod.name not in names]
+    changes += [PodChange(pod.name, DELETED, pod.all_programs) for pod in old.pods if pod.name not in names]
     return changes
 
 
@@ -61,6 +60,14 @@ def reloadable(old: Pod, new: Pod) -> bool:
         return False
     keep = {name: getattr(old, name) for name in RELOADABLE}
     return dataclasses.replace(new, **keep) == old
+
+
+def rollable(old: Pod, new: Pod, changed_programs: tuple[str, ...] | frozenset[str]) -> bool:
+    """Whether a changed pod can be brought to its new spec by a rolling restart of its app, its
+    sidecars and sockets untouched: podvisor holds its socket, and only app programs changed."""
+    same = ("port", "metrics_port", "logger_port", "slot_ports", "replicas", "socket", "service", "gateway")
+    return (old.socket == new.socket == "held" and all(getattr(old, f) == getattr(new, f) for f in same)
+            and set(changed_programs) <= set(new.app_programs))
 
 
 def with_pods_of(old: Stack, new: Stack) -> Stack:

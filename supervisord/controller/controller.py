@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import threading
+import time
 import xmlrpc.client
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from podvisor.supervisord.controller import changes
 from podvisor.supervisord.controller.events import Event
 from podvisor.supervisord.controller.pod import PodRunner, health_checked
 from podvisor.supervisord.controller.reconcile import SoloRunner
+from podvisor.supervisord.controller.rollout import PROGRESS_DEADLINE_SECONDS
 from podvisor.supervisord.controller.shutdown import ShutdownDriver
+from podvisor.supervisord.controller.sockets import SocketHolder
 from podvisor.supervisord.render import conf as render
 from podvisor.supervisord.spec import parse as specmod
 from podvisor.supervisord.spec.model import Backoff, Pod, Stack
@@ -24,11 +27,12 @@ log = logging.getLogger(__name__)
 
 class Controller:
     def __init__(self, stack: Stack, state_dir: Path, sup: Supervisor, serverurl: str = "",
-                 spec_path: Path | None = None):
+                 spec_path: Path | None = None, holder: SocketHolder | None = None):
         """`serverurl` is supervisord's SUPERVISOR_SERVER_URL: with it, what an ended app left behind
         is found and killed (without it, e.g. in unit tests, nothing is reaped). `spec_path`: the
         resolved spec, read again when a changed spec is applied."""
         self.stack, self.state_dir, self.sup, self.spec_path = stack, state_dir, sup, spec_path
+        self.holder = holder  # the pods' listening sockets (None: nothing is held, e.g. unit tests)
         self.reaper = Reaper(serverurl)
         # Replaced whole, never changed in place, so other threads iterate a consistent dict.
         self.runners: dict[str, PodRunner] = {pod.name: self._runner(pod) for pod in stack.pods}
@@ -219,8 +223,15 @@ class Controller:
                              "started again (podctl down && podctl up -d)")
         _added, changed, _removed = self.sup.reload_config()
         plan = changes.plan(self.stack, new, set(changed))
+        if self.holder is not None:  # new pods' sockets before their apps start
+            self.holder.configure(new.host, [*self.stack.pods, *(p for p in new.pods if p not in self.stack.pods)])
         for change in plan:
             if change.action == changes.UNCHANGED:
+                continue
+            if change.action == changes.CONFIGURED and changes.rollable(self.stack.pod(change.pod),
+                                                                          new.pod(change.pod), change.programs):
+                self._roll(self.runners[change.pod], new.pod(change.pod), change.programs)
+                log.info("apply: %s (rolling restart)", change)
                 continue
             if change.action == changes.RELOADED:
                 self.runners[change.pod].reload(new.pod(change.pod))
@@ -241,8 +252,19 @@ class Controller:
             log.info("apply: %s", change)
         if "aggregator" in changed:  # its rendered section names every pod's metrics sidecar
             self._replace_aggregator()
+        if self.holder is not None:  # the sockets of pods gone are closed once their apps have stopped
+            self.holder.configure(new.host, new.pods)
         self.stack = changes.with_pods_of(self.stack, new)
         return plan
+
+    def _roll(self, runner: PodRunner, pod: Pod, programs: tuple[str, ...]) -> None:
+        """Replace the pod's replicas one at a time with the new spec, and wait until done."""
+        for program in programs:
+            self._own(program, 2)  # removed and added again as its slot comes free
+        runner.start_rollout(pod=pod, regroup=frozenset(programs))
+        deadline = time.monotonic() + pod.slots * (PROGRESS_DEADLINE_SECONDS + pod.budget.app_stop_seconds)
+        while runner.rollout is not None and time.monotonic() < deadline:
+            time.sleep(0.1)  # the pod's own thread advances the rollout; this one waits for it
 
     def _own(self, program: str, count: int) -> None:
         with self._events_lock:
@@ -288,8 +310,9 @@ class Controller:
                 if change.action in (changes.CREATED, changes.CONFIGURED):
                     runner = self._runner(new.pod(change.pod))
                     self._adopt(runner)
-                    fresh -= set(runner.programs.values())  # a new runner starts everything anew anyway
-                log.info("supervisorctl update: %s", change)
+                    fresh -= set(runner.pod.all_programs)  # a new runner starts everything anew anyway
+                if change.action != changes.UNCHANGED:
+                    log.info("supervisorctl update: %s", change)
             refused = changes.restart_only_changes(self.stack, new)
             if refused:
                 log.warning("stack settings %s changed: they apply when the stack is started again", refused)

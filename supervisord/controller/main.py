@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podvisor.core.budget import SERVER_DRAIN_SECONDS
+from podvisor.core.procs import leftovers
 from podvisor.core.serving import Server
 from podvisor.core.settings import Env, SettingsError, exit_bad_setting
 from podvisor.core.supervisor import SupervisorConfig, SupervisorRPC
 from podvisor.supervisord.controller.controller import Controller
 from podvisor.supervisord.controller.events import Listener
+from podvisor.supervisord.controller.sockets import SocketHolder
 from podvisor.supervisord.controller.status import status_app
 from podvisor.supervisord.spec import parse as specmod
 
@@ -54,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     if not state_dir.is_absolute():
         state_dir = (settings.spec_path.parent / state_dir).resolve()
     serverurl = settings.supervisor.serverurl
-    controller = Controller(stack, state_dir, SupervisorRPC(settings.supervisor), serverurl, settings.spec_path)
+    holder = SocketHolder(state_dir / "handoff.sock", lambda program: leftovers(serverurl, program))
+    holder.configure(stack.host, stack.pods)
+    holder.start()
+    controller = Controller(stack, state_dir, SupervisorRPC(settings.supervisor), serverurl, settings.spec_path,
+                            holder)
     controller.prepare()
     controller.restore()
     try:

@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from podvisor.core.procs import kill_tree
+from podvisor.core.supervisor import ALIVE as SUPERVISOR_ALIVE
 from podvisor.core.supervisor import Supervisor
 from podvisor.supervisord.controller import probes
 from podvisor.supervisord.controller.container import Container
-from podvisor.supervisord.controller.states import Termination
+from podvisor.supervisord.controller.states import State, Termination
 from podvisor.supervisord.spec.model import Probe
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,14 @@ class Reconciler:
         return [r or probes.Result(False, "probe gave no result") for r in results]
 
     def replaced(self, program: str) -> None:
-        """supervisord created `program` anew: its container starts as new."""
+        """supervisord created `program` anew (`supervisorctl update`): a container that ran, or was
+        held, starts as new. One that never started (supervisord's own start-up) is left alone."""
+        info = self.sup.all_info().get(program, {})
+        if info.get("statename") in SUPERVISOR_ALIVE:
+            return
         with self.lock:
             for container in self.containers:
-                if container.program == program:
+                if container.program == program and (container.alive or container.state is State.HELD):
                     container.replaced()
 
     @property

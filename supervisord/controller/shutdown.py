@@ -56,7 +56,7 @@ class ShutdownDriver:
     def _run(self) -> None:
         began = time.monotonic()
         pods, budget = self.stack.pods, self.stack.budget
-        apps = {p.programs["app"]: getattr(signal, f"SIG{p.stop_signal}") for p in pods}
+        apps = {program: getattr(signal, f"SIG{p.stop_signal}") for p in pods for program in p.app_programs}
         sidecars = [p.programs[role] for p in pods for role in ("logger", "metrics")]
         self._stop(apps, group=True, within=max(p.budget.app_stop_seconds for p in pods))
         self._stop(sidecars, group=False, within=max(p.budget.pod_stop_seconds for p in pods))

@@ -49,6 +49,18 @@ ALIVE = frozenset({S.STARTING, S.RUNNING, S.STOPPING})  # a process of ours runs
 DOWN = frozenset({S.STOPPED, S.EXITED, S.HELD})  # stays down until the pod is (re)started
 
 
+def combined(states: Iterable[State]) -> State:
+    """The state the pod's replicas show together: running if any runs, then the most hopeful of
+    the rest; ended (EXITED) only when every one has."""
+    states = tuple(states)
+    for candidate in (S.RUNNING, S.STARTING, S.STOPPING, S.BACKOFF, S.WAITING):
+        if candidate in states:
+            return candidate
+    if states and all(s is S.EXITED for s in states):
+        return S.EXITED
+    return S.HELD if S.HELD in states else S.STOPPED
+
+
 class IllegalTransition(RuntimeError):
     """A move the table does not allow: a bug in the caller, never an operator's mistake."""
 

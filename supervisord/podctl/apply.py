@@ -52,8 +52,8 @@ def apply(client: Client, conf: Path, spec_file: Path | None, timeout: float, wa
     spec_path = spec_file or rendered.source
     if spec_path is None:
         raise ValueError(f"{conf} names no source spec: give one with -f")
-    new = specmod.load(spec_path)
     old = specmod.from_dict(json.loads(rendered.spec_json.read_text()))
+    new = specmod.load(spec_path, previous=old)
     refused = changes.restart_only_changes(old, new)
     if refused:
         out.write(f"stack settings {', '.join(refused)} changed: they apply when the stack is started again "

@@ -100,26 +100,34 @@ class Renderer:
         opts["environment"] = self.env(env)
         return self.section(f"program:{name}", opts)
 
-    def app_command(self, pod: Pod) -> str:
+    def app_command(self, pod: Pod, slot: int = 0) -> str:
         """The app's command; a gateway's is nginx with the rendered config, its prefix the pod's
-        state folder (logs/ there is the pod's log folder)."""
+        state folder (logs/ there is the pod's log folder). Where podvisor holds the socket, the
+        launcher fetches it and execs the command with it (LISTEN_FDS)."""
         if pod.gateway is None:
-            return self.command(pod.command)
-        prefix = self.state("pods", pod.name) + "/"
-        return (f"{nginx.binary(pod.gateway.binary)} -p {prefix} -c %(here)s/{self.conf_stem}.{pod.name}.nginx.conf "
-                "-e logs/error.log")
+            command = self.command(pod.command)
+        else:
+            prefix = self.state("pods", pod.name) + "/"
+            command = (f"{nginx.binary(pod.gateway.binary)} -p {prefix} "
+                       f"-c %(here)s/{self.conf_stem}.{pod.name}.nginx.conf -e logs/error.log")
+        if pod.socket != "held":
+            return command
+        return f"{self.command('podvisor-launch')} {pod.name} {slot} -- {command}"
 
     def pod_env(self, pod: Pod) -> dict[str, str]:
         return {"POD_NAME": pod.name, "SERVICE_NAME": pod.service, "ENVIRONMENT": self.stack.environment}
 
-    def app_env(self, pod: Pod) -> dict:
+    def app_env(self, pod: Pod, slot: int = 0) -> dict:
         env: dict = {
             "APP_HOST": self.stack.host, "APP_PORT": str(pod.port),
             "APP_DB": _Raw(self.state("pods", pod.name, "data", f"{pod.name}.db")),
-            "APP_LOG_FILE": _Raw(self.state("pods", pod.name, "logs", "app.log")),
+            "APP_LOG_FILE": _Raw(self.state("pods", pod.name, "logs", f"{slot_stem(slot)}.log")),
             "APP_DRAIN_SECONDS": f"{pod.budget.app_drain_seconds:g}",
             **self.pod_env(pod),
         }
+        if pod.socket == "held":  # where the launcher asks for the sockets, and this slot's own port
+            env.update(PODVISOR_HANDOFF=_Raw(self.state("handoff.sock")), APP_SLOT=str(slot),
+                       APP_SLOT_PORT=str(pod.slot_ports[slot]))
         for key, value in pod.env.items():
             env[key] = ENV_REF.sub(lambda m: self._ref(m.group(1), m.group(2)), value)
         return env
@@ -188,7 +196,8 @@ class Renderer:
             "LOGGER_AGGREGATOR_URL": self.url(st.aggregator_port),
             "LOGGER_TOKEN_FILE": _Raw(self.state("aggregator", "token")),
             "LOGGER_HOST": st.host, "LOGGER_PORT": str(pod.logger_port),
-            "LOGGER_APP_PROGRAM": progs["app"], "LOGGER_GRACE_SECONDS": f"{pod.budget.logger_seconds:g}",
+            "LOGGER_APP_PROGRAM": ",".join(pod.app_programs),
+            "LOGGER_GRACE_SECONDS": f"{pod.budget.logger_seconds:g}",
             "LOGGER_STDERR_LEVEL": pod.stderr_level, "LOGGER_PROBE_PATHS": ",".join(pod.probe_paths),
             **pod.logger_env,  # tuning knobs (sidecars/logger/settings.py); the spec refuses the keys above
         }
@@ -210,10 +219,18 @@ class Renderer:
                          logger_env, self.logfiles(self.state(*sidecar_logs, "logger.log"), None)),
             self.program(progs["metrics"], self.command("podvisor-metrics"), 100, budget.metrics_stopwaitsecs,
                          metrics_env, self.logfiles(self.state(*sidecar_logs, "metrics.log"), None)),
-            self.program(progs["app"], self.app_command(pod), 300, budget.app_stopwaitsecs, self.app_env(pod),
-                         self.logfiles(self.state(*logs, "app.stdout.log"), self.state(*logs, "app.stderr.log")),
-                         group_kill=True, stopsignal=pod.stop_signal),
+            *(self.program(program, self.app_command(pod, slot), 300, budget.app_stopwaitsecs,
+                           self.app_env(pod, slot),
+                           self.logfiles(self.state(*logs, f"{slot_stem(slot)}.stdout.log"),
+                                         self.state(*logs, f"{slot_stem(slot)}.stderr.log")),
+                           group_kill=True, stopsignal=pod.stop_signal)
+              for slot, program in enumerate(pod.app_programs)),
         ]
+
+
+def slot_stem(slot: int) -> str:
+    """An app slot's log files: app.log, app.stdout.log for the first, app-1.log... for others."""
+    return "app" if not slot else f"app-{slot}"
 
 
 class _Raw(str):

@@ -6,6 +6,7 @@ from the spec; a bad spec exits 2 with one line naming the pod and the key.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -19,6 +20,15 @@ from podvisor.supervisord.render.conf import (
     write_files,
 )
 from podvisor.supervisord.spec import parse as specmod
+from podvisor.supervisord.spec.model import Stack
+
+
+def previous_stack(conf: Path) -> Stack | None:
+    """The stack rendered last time beside `conf`: the ports it assigned stay where they were."""
+    try:
+        return specmod.from_dict(json.loads(conf.with_name(conf.stem + ".pods.json").read_text()))
+    except (OSError, ValueError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scrape-interval", default="15s", help="with --prometheus: the scrape interval")
     args = parser.parse_args(argv)
     try:
-        stack = specmod.load(args.spec)
+        stack = specmod.load(args.spec, previous=previous_stack(Path(args.out)))
     except specmod.SpecError as exc:
         print(f"podvisor-render: {exc}", file=sys.stderr)
         return 2

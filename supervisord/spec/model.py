@@ -82,6 +82,25 @@ class Pod:
     reload_signal: str | None = None  # the app re-reads its config on it (nginx: HUP)
     metrics_adapter: str = "prometheus"  # how the metrics sidecar reads the app: prometheus or nginx
     gateway: Gateway | None = None
+    replicas: int = 1  # app processes on the pod's one socket
+    min_ready: int = 1  # Ready needs this many ready replicas
+    socket: str = "held"  # held: podvisor binds the port and passes it on; app: the app binds it itself
+    slot_ports: tuple[int, ...] = ()  # each app slot's own port (probes, scrapes), when the socket is held
+
+    @property
+    def slots(self) -> int:
+        """App processes there can be: the replicas, plus one a rolling restart starts before it
+        stops an old one (only where the socket is held: two processes cannot bind one port)."""
+        return self.replicas + (1 if self.socket == "held" else 0)
+
+    @property
+    def app_programs(self) -> tuple[str, ...]:
+        return tuple(program_name(self.name, "app", slot) for slot in range(self.slots))
+
+    @property
+    def all_programs(self) -> tuple[str, ...]:
+        """Every supervisord program of the pod: its app slots and its sidecars."""
+        return (*self.app_programs, self.programs["logger"], self.programs["metrics"])
 
     @property
     def probe_paths(self) -> tuple[str, ...]:

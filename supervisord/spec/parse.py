@@ -113,7 +113,9 @@ _POD_KEYS = {
     "service", "command", "port", "metrics_port", "logger_port", "restart_policy", "max_restarts",
     "memory_limit", "grace_seconds", "env", "probes", "backoff", "logger_env", "depends_on", "stderr_level",
     "metrics_path", "shipping_stall_seconds", "stop_signal", "reload_signal", "metrics_adapter", "gateway",
+    "replicas", "min_ready", "socket", "slot_ports",
 }
+SOCKETS = ("held", "app")
 SIGNALS = ("TERM", "HUP", "INT", "QUIT", "KILL", "USR1", "USR2")
 ADAPTERS = ("prometheus", "nginx")
 NGINX_STATUS_PATH = "/nginx_status"  # stub_status, loopback only, on the gateway's own port
@@ -183,7 +185,27 @@ def _pod(name: str, table: Any) -> dict[str, Any]:
         reload_signal=_signal(table, "reload_signal", where, "HUP" if gateway else None),
         metrics_adapter=_choice(table, "metrics_adapter", where, ADAPTERS, "nginx" if gateway else "prometheus"),
         gateway=gateway,
+        **_replicas(table, where),
     ) | ({"metrics_path": NGINX_STATUS_PATH} if gateway is not None and "metrics_path" not in table else {})
+
+
+def _replicas(table: dict, where: str) -> dict[str, Any]:
+    replicas = _positive(table, "replicas", where, 1, integer=True)
+    min_ready = _positive(table, "min_ready", where, 1, integer=True)
+    if min_ready > replicas:
+        raise SpecError(f"{where}: key 'min_ready' ({min_ready}) must not exceed 'replicas' ({replicas})")
+    # nginx would need a config per slot to listen on the slot's own port: it binds its own for now
+    socket = _choice(table, "socket", where, SOCKETS, "app" if "gateway" in table else "held")
+    if socket == "app" and replicas > 1:
+        raise SpecError(f"{where}: replicas need socket = \"held\": several processes cannot bind one port")
+    slots = replicas + (1 if socket == "held" else 0)
+    ports = _typed(table, "slot_ports", list, where, None)
+    if ports is not None and socket != "held":
+        raise SpecError(f"{where}: key 'slot_ports' needs socket = \"held\"")
+    if ports is not None and (len(ports) != slots or not all(type(p) is int and 1 <= p <= 65535 for p in ports)):
+        raise SpecError(f"{where}: key 'slot_ports' must be {slots} ports (replicas + 1), got {ports!r}")
+    return {"replicas": replicas, "min_ready": min_ready, "socket": socket,
+            "slot_ports": tuple(ports) if ports is not None else (None,) * slots if socket == "held" else ()}
 
 
 def _signal(table: dict, key: str, where: str, default: str | None) -> str | None:
@@ -275,23 +297,39 @@ def _range(stack: dict, key: str, default: tuple[int, int]) -> tuple[int, int]:
     return int(low), int(high)
 
 
-def _assign_ports(pods: list[dict[str, Any]], ranges: dict[str, tuple[int, int]], taken: set[int]) -> None:
-    """Give every pod the ports the spec leaves out: the lowest of its range that no pod or the
-    stack claims, in pod order, so rendering the same spec always gives the same ports."""
+def _assign_ports(pods: list[dict[str, Any]], ranges: dict[str, tuple[int, int]], taken: set[int],
+                  previous: Stack | None = None) -> None:
+    """Give every pod the ports the spec leaves out. A pod that ran before keeps the ports it had
+    (`previous`, the resolved spec of the running stack) while they are free, so adding a pod never
+    moves another's; the rest get the lowest free port of their range, pod by pod in spec order."""
     taken = taken | {pod[key] for pod in pods for key in PORT_KEYS if pod[key] is not None}
+    taken |= {port for pod in pods for port in pod["slot_ports"] if port is not None}
+    before = {pod.name: pod for pod in previous.pods} if previous is not None else {}
+
+    def take(pod: dict[str, Any], range_key: str, sticky: int | None) -> int:
+        low, high = ranges[range_key]
+        if sticky is not None and sticky not in taken and low <= sticky <= high:
+            taken.add(sticky)
+            return sticky
+        free = next((p for p in range(low, high + 1) if p not in taken), None)
+        if free is None:
+            raise SpecError(f"pod {pod['name']!r}: no free port left in stack {range_key} {low}-{high}")
+        taken.add(free)
+        return free
+
     for pod in pods:
+        old = before.get(pod["name"])
         for key, range_key in PORT_KEYS.items():
             if pod[key] is None:
-                low, high = ranges[range_key]
-                free = next((p for p in range(low, high + 1) if p not in taken), None)
-                if free is None:
-                    raise SpecError(f"pod {pod['name']!r}: no free port left in stack {range_key} {low}-{high}")
-                pod[key] = free
-                taken.add(free)
+                pod[key] = take(pod, range_key, getattr(old, key) if old else None)
+        old_slots = old.slot_ports if old is not None and len(old.slot_ports) == len(pod["slot_ports"]) else ()
+        pod["slot_ports"] = tuple(
+            port if port is not None else take(pod, "app_ports", old_slots[i] if old_slots else None)
+            for i, port in enumerate(pod["slot_ports"]))
 
 
-def from_dict(data: dict) -> Stack:
-    """Validate an already parsed spec."""
+def from_dict(data: dict, previous: Stack | None = None) -> Stack:
+    """Validate an already parsed spec; `previous` (the running stack's) keeps assigned ports stable."""
     _check_keys(data, {"stack", "pods"}, "spec")
     stack = _typed(data, "stack", dict, "spec", {})
     _check_keys(stack, _STACK_KEYS, "stack")
@@ -302,7 +340,7 @@ def from_dict(data: dict) -> Stack:
     ranges = {key: _range(stack, key, getattr(Stack, key)) for key in PORT_KEYS.values()}
     aggregator_port = _port(stack, "aggregator_port", "stack", 8080)
     controller_port = _port(stack, "controller_port", "stack", 9100)
-    _assign_ports(fields, ranges, {aggregator_port, controller_port})
+    _assign_ports(fields, ranges, {aggregator_port, controller_port}, previous)
     pods = tuple(Pod(**f) for f in fields)
     backups = _typed(stack, "log_backups", int, "stack", 5)
     if backups < 1:
@@ -370,13 +408,14 @@ def _check_ports(stack: Stack) -> None:
     for pod in stack.pods:
         claims += [(pod.port, f"pod {pod.name!r}", "port"), (pod.metrics_port, f"pod {pod.name!r}", "metrics_port"),
                    (pod.logger_port, f"pod {pod.name!r}", "logger_port")]
+        claims += [(port, f"pod {pod.name!r}", "slot_ports") for port in pod.slot_ports]
     for port, owner, key in claims:
         if port in seen:
             raise SpecError(f"{owner}: key {key!r} port {port} clashes with {seen[port]}")
         seen[port] = f"{owner} {key}"
 
 
-def load(path: str | Path) -> Stack:
+def load(path: str | Path, previous: Stack | None = None) -> Stack:
     """Read and validate a pods spec file: TOML, or the same as JSON (a `.json` file)."""
     try:
         with open(path, "rb") as fh:
@@ -388,7 +427,7 @@ def load(path: str | Path) -> Stack:
             from exc
     if not isinstance(data, dict):
         raise SpecError(f"spec {path}: must be a table of [stack] and [pods.NAME]")
-    return from_dict(data)
+    return from_dict(data, previous)
 
 
 def to_dict(stack: Stack) -> dict:
@@ -419,6 +458,9 @@ def to_dict(stack: Stack) -> dict:
         d["metrics_path"] = pod.metrics_path or False
         d["shipping_stall_seconds"] = pod.shipping_stall_seconds
         d["metrics_adapter"] = pod.metrics_adapter
+        d["replicas"], d["min_ready"], d["socket"] = pod.replicas, pod.min_ready, pod.socket
+        if pod.slot_ports:
+            d["slot_ports"] = list(pod.slot_ports)
         d["stop_signal"] = pod.stop_signal
         if pod.reload_signal:
             d["reload_signal"] = pod.reload_signal

@@ -19,7 +19,7 @@ from podvisor.testing.harness import REPO
 
 pytestmark = pytest.mark.e2e
 HELLO = REPO / "supervisord" / "examples" / "hello" / "serve.sh"
-HELLO_POD = {"command": str(HELLO), "stderr_level": "INFO", "metrics_path": False,
+HELLO_POD = {"command": str(HELLO), "stderr_level": "INFO", "metrics_path": False, "socket": "app",
              "probes": {"readiness": {"http_get": "/health", "period_seconds": 0.5}}}
 
 

@@ -217,10 +217,14 @@ BACKOFF = Backoff(initial_seconds=1.0, max_seconds=8.0, multiplier=2.0, jitter=0
 
 
 def make_pod(name: str = "user", port: int = 3000, **overrides: Any) -> Pod:
-    """A pod whose app listens on `port`, metrics on port+1, logger on port+2."""
+    """A pod whose app listens on `port`, metrics on port+1, logger on port+2; it binds its own
+    socket unless `socket="held"` (then its slots' own ports are port+3, port+4, ...)."""
     values: dict[str, Any] = dict(name=name, service=f"{name}-service", command=f"podvisor-{name}", port=port,
                                   metrics_port=port + 1, logger_port=port + 2, grace_seconds=5.0,
-                                  backoff=BACKOFF)
+                                  backoff=BACKOFF, socket="app")
+    if overrides.get("socket") == "held" and "slot_ports" not in overrides:
+        slots = overrides.get("replicas", 1) + 1
+        overrides["slot_ports"] = tuple(port + 3 + i for i in range(slots))
     values.update(overrides)
     return Pod(**values)
 
@@ -265,12 +269,13 @@ class Rig:
 def rig(*pods: Pod) -> Rig:
     pods = pods or (make_pod(),)
     clock, wall = FakeClock(1000.0), FakeClock(1_700_000_000.0)
-    names = [program for pod in pods for program in pod.programs.values()]
+    names = [program for pod in pods for program in (*pod.programs.values(), *pod.app_programs[1:])]
     sup = FakeSupervisor(names, clock)
     ports = {}
     for pod in pods:
         ports.update({pod.port: pod.programs["app"], pod.metrics_port: pod.programs["metrics"],
                       pod.logger_port: pod.programs["logger"]})
+        ports.update(zip(pod.slot_ports, pod.app_programs, strict=False))
     prober, memory, reaper = FakeProber(sup, ports), FakeMemory(), FakeReaper(sup)
     result = Rig(clock, wall, sup, prober, memory, reaper)
     for pod in pods:

@@ -129,10 +129,14 @@ def test_a_stopped_pod_stays_stopped_across_a_controller_restart(tmp_path):
     stop_user(first)
     saved = json.loads(first.state_file.read_text())
     assert saved["supervisord_pid"] == 4242
-    assert saved["pods"]["user"] == {"desired": "stopped", "containers": {
+    saved_user = saved["pods"]["user"]
+    assert saved_user["desired"] == "stopped" and saved_user["active"] == [0]
+    assert {role: saved_user["containers"][role] for role in ("app", "logger", "metrics")} == {
         "app": {"state": "Stopped", "last_reason": "OOMKilled", "restarts": 4},
         "logger": {"state": "Stopped", "last_reason": None, "restarts": 0},
-        "metrics": {"state": "Stopped", "last_reason": None, "restarts": 0}}}
+        "metrics": {"state": "Stopped", "last_reason": None, "restarts": 0}}
+    assert all(state["state"] == "Stopped" for role, state in saved_user["containers"].items()
+               if role.startswith("app-")), "the spare slots stay stopped"
 
     second = controller(tmp_path, supervisord_pid=4242)
     second.restore()

@@ -315,7 +315,8 @@ SNAPSHOT_KEYS = {
     "pod", "service", "desired", "phase", "status", "ready", "containers_ready", "containers", "restarts",
     "last_reason", "last_exit_code", "restart_delay_seconds", "restart_in_seconds", "sidecar_restarts",
     "sidecar_last_reason", "held_by_operator", "created_at", "age_seconds", "app_pid", "probes", "last_op",
-    "container_states", "ports", "depends_on", "conditions", "events",
+    "container_states", "ports", "depends_on", "conditions", "events", "replicas", "ready_replicas", "min_ready",
+    "socket", "rollout",
 }
 
 

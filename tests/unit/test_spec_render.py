@@ -105,7 +105,8 @@ def test_supervisord_accepts_the_rendered_conf_with_no_environment(tmp_path):
     opts.realize(args=["-c", str(conf)], doc="")
     names = {p.name for g in opts.process_group_configs for p in g.process_configs}
     assert names == {"podvisor-controller", "aggregator"} | {
-        f"{pod}-{role}" for pod in ("user", "product", "order") for role in ("app", "logger", "metrics")}
+        f"{pod}-{role}" for pod in ("user", "product", "order") for role in ("app", "logger", "metrics")} | {
+        f"{pod}-app-1" for pod in ("user", "product", "order")}, "each pod: its containers and a spare app slot"
     by_name = {p.name: p for g in opts.process_group_configs for p in g.process_configs}
     app = by_name["order-app"]
     assert app.environment["USER_SERVICE_URL"] == f"http://127.0.0.1:{stack.pod('user').port}"
