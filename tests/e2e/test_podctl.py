@@ -117,10 +117,10 @@ def test_control_of_an_unknown_pod_fails_with_a_message(stack):
 def test_logs_reads_the_pods_lines_from_the_aggregator(stack):
     requests.get(stack.apps["order"] + "/", headers={"X-Request-ID": "podctl-logs"}, timeout=5)
     stack.wait_for(lambda: stack.logs(request_id="podctl-logs"), 15, "the line shipped")
-    result = stack.podctl("logs", "order", "--limit", "1000")
+    result = stack.podctl("logs", "order", "--limit", "1000")  # --limit: the old name of --tail
     assert result.returncode == EXIT_OK, ok(result)
     lines = result.stdout.splitlines()
-    assert lines and all("[order]" in line for line in lines)
+    assert lines and all(line.startswith("order ") for line in lines)
     assert any("GET / 200" in line for line in lines)
 
 
