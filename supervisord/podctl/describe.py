@@ -24,7 +24,7 @@ def _columns(rows: Sequence[Sequence[str]], indent: int) -> str:
 
 
 def _seconds(value: object) -> str:
-    return f"{value:g}s" if isinstance(value, int | float) else "-"
+    return f"{round(value, 2):g}s" if isinstance(value, int | float) else "-"
 
 
 def _since(epoch: object, now: float) -> str:

@@ -84,7 +84,7 @@ def test_stop_stops_the_app_before_its_sidecars_and_start_brings_the_pod_back_in
     assert all(stack.pods()[p]["phase"] == "Running" for p in ("product", "order"))
 
     sup = supervisord_log(stack).mark()
-    started = stack.podctl("start", "user", "--timeout", "60")
+    started = stack.podctl("start", "user")
     assert started.returncode == EXIT_OK and "pod user started" in started.stdout, ok(started)
     assert stack.pods()["user"]["ready"], "podctl start returns once the pod is Ready"
     after = pids(stack, "user")

@@ -122,7 +122,10 @@ def test_status_o_json_is_the_same_as_json(stack):
             pod.pop("age_seconds")
         return found
     assert pods("-o", "json") == pods("--json")
-    assert pods("--json", "user") == [p for p in pods("-o", "json") if p["pod"] == "user"]
+    user = stack.podctl("status", "--json", "user")
+    assert user.returncode == 0, ok(user)
+    (shown,) = json.loads(user.stdout)["pods"]
+    assert shown["pod"] == "user" and shown["app_pid"] == stack.pid("user-app")
 
 
 def test_status_w_prints_a_row_each_time_a_pod_changes_until_ctrl_c(stack):

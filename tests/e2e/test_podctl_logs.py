@@ -140,14 +140,27 @@ def test_logs_f_tail_0_follows_every_pod_without_the_history(stack):
 
 def test_logs_of_every_pod_by_default_of_several_and_of_one(stack):
     tag = uuid.uuid4().hex[:12]
-    post(stack, *(entry(pod, f"hello-{tag} from {pod}") for pod in PODS))
-    every = stack.podctl("logs", "--grep", f"hello-{tag}")
+    post(stack, *(entry(pod, f"upstream timeout {tag} in {pod}") for pod in PODS))
+    every = stack.podctl("logs")
     assert every.returncode == 0, ok(every)
-    assert sorted(line.split()[0] for line in every.stdout.splitlines()) == sorted(PODS), ok(every)
-    two = stack.podctl("logs", "user", "order", "--grep", f"hello-{tag}")
-    assert sorted(line.split()[0] for line in two.stdout.splitlines()) == ["order", "user"], ok(two)
-    one = stack.podctl("logs", "product", "--grep", f"hello-{tag}")
-    assert [line.split()[0] for line in one.stdout.splitlines()] == ["product"], ok(one)
+    ours = [parse(line) for line in every.stdout.splitlines() if tag in line]
+    assert sorted(pod for pod, *_ in ours) == sorted(PODS), ok(every)
+    two = stack.podctl("logs", "user", "order", "--since", "10m", "--grep", "timeout")
+    assert sorted(parse(line)[0] for line in two.stdout.splitlines() if tag in line) == ["order", "user"], ok(two)
+    one = stack.podctl("logs", "product", "--grep", tag)
+    assert [parse(line)[0] for line in one.stdout.splitlines()] == ["product"], ok(one)
+
+
+def test_logs_f_order_follows_one_pod(stack):
+    follower = Follower(stack, "logs", "-f", "order")
+    tag = uuid.uuid4().hex[:12]
+    try:
+        post(stack, entry("user", f"not-order-{tag}"), entry("order", f"order-{tag}"))
+        follower.wait_line(f"order-{tag}", 15)
+    finally:
+        code, err = follower.stop()
+    assert code == 0, err
+    assert all(parse(line)[0] == "order" for line in follower.seen), follower.seen
 
 
 def test_logs_tail_since_level_and_grep(stack):

@@ -108,7 +108,7 @@ def test_up_d_down_up_d_three_times_leaves_nothing_running_and_every_port_free_b
             # supervisord started the plain way keeps working, and podctl down stops it the same
             subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(stack.conf)],
                            env=stack.env(), check=True, timeout=30)
-            waited = stack.podctl("wait", "--ready", "--timeout", "60")
+            waited = stack.podctl("wait", "--ready")  # the README's `supervisord -c ... && podctl wait --ready`
             assert waited.returncode == 0, ok(waited)
         else:
             up = stack.podctl("up", "-d")
