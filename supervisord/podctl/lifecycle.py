@@ -21,6 +21,7 @@ from typing import IO, TextIO
 
 from podvisor.core.procs import pid_alive
 from podvisor.core.supervisor import SupervisorRPC
+from podvisor.supervisord.controller.status import expected_ready
 from podvisor.supervisord.podctl.client import Client, Target, readiness
 from podvisor.supervisord.podctl.errors import Failure, Unreachable
 from podvisor.supervisord.podctl.logs import Aggregator, LogFilter
@@ -29,6 +30,8 @@ from podvisor.supervisord.podctl.stackstate import (
     Progress,
     busy_ports,
     pidfile_pid,
+    stack_processes,
+    stop_leftovers,
     supervisord_pid,
     wait_stopped,
 )
@@ -78,7 +81,8 @@ def wait_ready(client: Client, timeout: float, err: TextIO, died: Callable[[], s
                               p["pod"])
             ok, waiting = readiness(pods)
             if ok:
-                err.write(f"all {len(pods)} pods ready ({time.monotonic() - started:.1f}s)\n")
+                counted = sum(expected_ready(p) for p in pods)  # not pods stopped on purpose
+                err.write(f"all {counted} pods ready ({time.monotonic() - started:.1f}s)\n")
                 err.flush()
                 return True
         if ok is False or time.monotonic() - started > timeout:
@@ -91,6 +95,7 @@ def wait_ready(client: Client, timeout: float, err: TextIO, died: Callable[[], s
 def up_detached(target: Target, stack: Stack, timeout: float, err: TextIO) -> int:
     """`up -d`: supervisord daemonized; returns once every pod is Ready (0), else 1."""
     preflight(target, stack)
+    launched = time.time() - 1.0  # file times can lag the clock by a tick
     with tempfile.TemporaryFile() as log:
         # The daemon forks and its first process exits; errors before that (a bad conf, a socket
         # in use) come back here with a non-zero exit.
@@ -100,7 +105,7 @@ def up_detached(target: Target, stack: Stack, timeout: float, err: TextIO) -> in
             raise Failure(f"supervisord did not start (exit {code}): {_last_line(log)}")
 
     def died() -> str | None:
-        pid = pidfile_pid(target)
+        pid = pidfile_pid(target, written_since=launched)
         if pid is not None and not pid_alive(pid):
             return f"supervisord (pid {pid}) has exited; see {target.state_dir / 'supervisord.log'}"
         return None
@@ -218,7 +223,15 @@ def down(target: Target, stack: Stack, timeout: float | None, err: TextIO) -> in
     of the stack is free. Nothing running is not an error (0)."""
     pid = supervisord_pid(target)
     if pid is None:
-        err.write(f"no stack is running for {target.conf}\n")
+        left = stack_processes(target.serverurl)
+        if not left:
+            err.write(f"no stack is running for {target.conf}\n")
+            return 0
+        err.write(f"the supervisord of {target.conf} has gone, but {len(left)} processes it started still run: "
+                  "stopping them, the apps first\n")
+        stop_leftovers(left, stack)
+        took = wait_stopped(target, stack, lambda: False, 10.0, err)
+        err.write(f"stack stopped ({took:.1f}s)\n")
         return 0
     err.write(f"stopping the stack of {target.conf} (supervisord pid {pid}): apps first, then their "
               "sidecars, then the aggregator\n")

@@ -10,7 +10,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
@@ -63,7 +63,7 @@ def levels_arg(text: str) -> tuple[str, ...]:
     return levels
 
 
-def count_arg(minimum: int):
+def count_arg(minimum: int) -> Callable[[str], int]:
     """argparse type of a count of lines: an integer of at least `minimum`."""
     def parse(text: str) -> int:
         try:

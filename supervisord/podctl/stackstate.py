@@ -10,7 +10,7 @@ from typing import TextIO
 
 import psutil
 
-from podvisor.core.supervisor import SupervisorRPC
+from podvisor.core.supervisor import SupervisorRPC, split_program
 from podvisor.supervisord.podctl.client import Target, same_server
 from podvisor.supervisord.podctl.errors import Failure
 from podvisor.supervisord.spec.model import Stack
@@ -65,12 +65,40 @@ def supervisord_pid(target: Target) -> int | None:
         return None
 
 
-def pidfile_pid(target: Target) -> int | None:
-    """The pid in the conf's supervisord pidfile (a daemonized supervisord writes it), if any."""
+def pidfile_pid(target: Target, written_since: float = 0.0) -> int | None:
+    """The pid in the conf's supervisord pidfile (a daemonized supervisord writes it) when it was
+    written at `written_since` or later: a supervisord that was killed leaves its pidfile behind."""
+    path = target.state_dir / "supervisord.pid"
     try:
-        return int((target.state_dir / "supervisord.pid").read_text().strip())
+        if path.stat().st_mtime < written_since:
+            return None
+        return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def stop_leftovers(left: list[tuple[int, str]], stack: Stack) -> None:
+    """Stop what a supervisord that died (SIGKILL, OOM) left running, as its controller would have:
+    the apps first, then the rest; each group gets SIGTERM, its stop budget, then SIGKILL."""
+    apps = [pid for pid, name in left if (split_program(name) or ("", ""))[1] == "app"]
+    rest = [pid for pid, _name in left if pid not in apps]
+    budgets = [pod.budget for pod in stack.pods]
+    for pids, grace in ((apps, max((b.app_stop_seconds for b in budgets), default=10.0)),
+                        (rest, max((b.logger_stopwaitsecs for b in budgets), default=10.0))):
+        procs = []
+        for pid in pids:
+            try:
+                proc = psutil.Process(pid)
+                proc.terminate()
+                procs.append(proc)
+            except psutil.Error:
+                continue
+        _gone, alive = psutil.wait_procs(procs, timeout=grace)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
 
 
 class Progress:

@@ -142,3 +142,21 @@ def test_up_refuses_to_start_when_a_port_of_the_stack_is_taken(podvisor_factory)
     assert up.returncode == 1, ok(up)
     assert up.stderr == f"podctl: cannot start: port {port} (user app) is in use by another program\n", ok(up)
     assert not stack.descendants()
+
+
+def test_down_after_supervisord_was_killed_stops_what_it_left_and_up_works_again(podvisor_factory):
+    stack = podvisor_factory(start=False).render()
+    up = stack.podctl("up", "-d")
+    assert up.returncode == 0, ok(up)
+    supervisord = psutil.Process(stack.rpc.pid())
+    supervisord.kill()  # an OOM kill, say: its children are orphaned and keep the ports
+    supervisord.wait(10)
+    stack.wait_for(lambda: not any(p.pid == supervisord.pid for p in stack.descendants()), 10, "supervisord gone")
+    assert stack.descendants(), "nothing was orphaned: the test shows nothing"
+
+    down = stack.podctl("down")
+    assert down.returncode == 0, ok(down)
+    assert "has gone, but" in down.stderr and "stack stopped" in down.stderr, ok(down)
+    assert not stack.descendants() and not ports_in_use(stack), ok(down)
+    again = stack.podctl("up", "-d")
+    assert again.returncode == 0, ok(again)
