@@ -207,9 +207,11 @@ def up(target: Target, stack: Stack, timeout: float, out: TextIO, err: TextIO, c
 
 def _stop(proc: subprocess.Popen, target: Target, stack: Stack, err: TextIO) -> int:
     if proc.poll() is None:
+        # The signal first: after a SIGHUP (the terminal closed) writing may fail, and the stack
+        # must stop all the same.
+        proc.send_signal(signal.SIGTERM)
         err.write("\nstopping the stack: apps first, then their sidecars, then the aggregator\n")
         err.flush()
-        proc.send_signal(signal.SIGTERM)
     else:
         err.write(f"supervisord has exited ({proc.returncode})\n")
     took = wait_stopped(target, stack, lambda: proc.poll() is None, stack.budget.systemd_timeout_seconds, err)
