@@ -6,6 +6,7 @@ import binascii
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from werkzeug.datastructures import MultiDict
@@ -18,6 +19,9 @@ MAX_LIMIT = 1000
 MAX_FIELDS = 10
 MAX_TEXT = 500
 FILTER_PARAMS = frozenset({"service", "pod", "level", "request_id", "since", "until"})
+# `probes` of /api/v1/logs and /api/v1/tail: the logging sidecar marks probe and scrape requests
+# with `"probe": true`; include (every entry), exclude (none of them) or only (nothing else).
+PROBE_MODES = ("include", "exclude", "only")
 FIELD_PREFIX = "field."
 _FIELD_NAME_RE = re.compile(r"^[A-Za-z0-9_@$-]{1,64}$")
 _FTS_TOKEN_RE = re.compile(r'"([^"]*)"?|([^\s"]+)')
@@ -28,13 +32,14 @@ class LogQuery:
     """Filters shared by GET /logs, /api/v1/logs and /api/v1/tail."""
 
     service: str | None = None
-    pod: str | None = None
+    pods: tuple[str, ...] = ()
     levels: tuple[str, ...] = ()
     request_id: str | None = None
     since_ms: int | None = None
     until_ms: int | None = None
     text: str | None = None
     fields: tuple[tuple[str, str], ...] = ()
+    probes: str = "include"
 
 
 def _single(args: MultiDict, name: str) -> str | None:
@@ -52,17 +57,20 @@ def check_known(args: MultiDict, allowed: frozenset[str] | set[str]) -> None:
 
 
 def parse_filters(args: MultiDict, *, extended: bool = True) -> LogQuery:
-    """Read the filter parameters; `extended` adds `q` and `field.<name>` (the /api/v1 endpoints)."""
-    levels: list[str] = []
-    for raw in args.getlist("level"):
-        levels.extend(part.strip().lower() for part in raw.split(",") if part.strip())
+    """Read the filter parameters; `extended` adds `q`, `probes` and `field.<name>` (the /api/v1
+    endpoints). `pod` and `level` take several values, repeated or comma-separated."""
+    levels = _many(args, "level", str.lower)
     since = _time_param(args, "since")
     until = _time_param(args, "until")
     if since is not None and until is not None and since > until:
         raise ParamError("since", "is after until")
     text = None
     fields: list[tuple[str, str]] = []
+    probes = "include"
     if extended:
+        probes = (_single(args, "probes") or probes).lower()
+        if probes not in PROBE_MODES:
+            raise ParamError("probes", f"must be {', '.join(PROBE_MODES[:-1])} or {PROBE_MODES[-1]}")
         raw_text = _single(args, "q")
         if raw_text is not None:
             try:
@@ -76,14 +84,21 @@ def parse_filters(args: MultiDict, *, extended: bool = True) -> LogQuery:
             raise ParamError("field", f"at most {MAX_FIELDS} field filters")
     return LogQuery(
         service=_single(args, "service"),
-        pod=_single(args, "pod"),
-        levels=tuple(dict.fromkeys(levels)),
+        pods=_many(args, "pod"),
+        levels=levels,
         request_id=_single(args, "request_id"),
         since_ms=since,
         until_ms=until,
         text=text,
         fields=tuple(fields),
+        probes=probes,
     )
+
+
+def _many(args: MultiDict, name: str, normal: Callable[[str], str] = str) -> tuple[str, ...]:
+    """`name=a&name=b` or `name=a,b`: the distinct values in the order given."""
+    values = (normal(part.strip()) for raw in args.getlist(name) for part in raw.split(",") if part.strip())
+    return tuple(dict.fromkeys(values))
 
 
 def parse_limit(args: MultiDict, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:

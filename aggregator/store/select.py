@@ -52,8 +52,8 @@ def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: st
         source, key = "logs", "logs.seq"
     if services is not None:
         _equal_any(where, params, "logs.service_name", services)
-    if query.pod is not None:
-        _equal_any(where, params, "logs.pod", (query.pod,))
+    if query.pods:
+        _equal_any(where, params, "logs.pod", query.pods)
     if query.levels:
         _equal_any(where, params, "logs.level", query.levels)
     if query.request_id is not None:
@@ -64,6 +64,10 @@ def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: st
     if query.until_ms is not None:
         where.append("logs.ts <= ?")
         params.append(query.until_ms)
+    if query.probes != "include":
+        # `->` gives JSON text, so only a JSON true counts as marked (not "true" or 1); an entry
+        # without the key gives NULL, which IS NOT 'true'.
+        where.append("logs.body -> '$.probe' " + ("= 'true'" if query.probes == "only" else "IS NOT 'true'"))
     for name, value in query.fields:
         # ->> matches string values by their text; -> matches numbers, booleans and null by
         # their JSON spelling (status=500, ok=true), so both kinds compare as the user typed them.

@@ -20,7 +20,7 @@ from podvisor.aggregator.views.access import require_read
 
 bp = Blueprint("logs", __name__)
 
-API_PARAMS = FILTER_PARAMS | {"q", "limit", "order", "cursor"}
+API_PARAMS = FILTER_PARAMS | {"q", "probes", "limit", "order", "cursor"}
 
 
 @bp.get("/logs")

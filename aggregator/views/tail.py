@@ -18,7 +18,7 @@ from podvisor.aggregator.views.access import require_read
 logger = logging.getLogger(__name__)
 bp = Blueprint("tail", __name__)
 
-TAIL_PARAMS = FILTER_PARAMS | {"q", "since_id"}
+TAIL_PARAMS = FILTER_PARAMS | {"q", "probes", "since_id"}
 BATCH = 500
 
 

@@ -41,6 +41,7 @@ def fixture_spec(series: tuple[int, ...]) -> dict:
                 "metrics_port": 1,
                 "logger_port": 1,
                 "env": {"BENCH_SERIES": str(count), "PYTHONPATH": str(REPO)},
+                "socket": "app",  # prometheus_client's own server binds the port
                 "probes": {"startup": probe, "readiness": {"tcp_socket": True, "period_seconds": 2}},
             }
             for count in series

@@ -137,12 +137,18 @@ class StackHandle:
         env["PODVISOR_CONF"] = str(self.conf)
         return env
 
-    def start(self, timeout: float = 60.0, wait_ready: bool = True, argv: list[str] | None = None) -> StackHandle:
-        """Render and run supervisord in the foreground (`argv` replaces the command, e.g. a unit's ExecStart)."""
+    def render(self) -> StackHandle:
+        """Write stack.conf, stack.pods.json and the state directory without starting anything (for a
+        test that starts supervisord its own way, e.g. `podctl up`; `stop()` stops it all the same)."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         render.write_files(render.render_files(self.spec, self.conf, bin_dir()))
         render.make_state_dirs(self.spec, self.root)
+        return self
+
+    def start(self, timeout: float = 60.0, wait_ready: bool = True, argv: list[str] | None = None) -> StackHandle:
+        """Render and run supervisord in the foreground (`argv` replaces the command, e.g. a unit's ExecStart)."""
+        self.render()
         self.proc = subprocess.Popen(
             argv or [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(self.conf)],
             env=self.env(), stdout=open(self.root / "supervisord.out", "wb"), stderr=subprocess.STDOUT)
@@ -196,10 +202,11 @@ class StackHandle:
         return found
 
     def stop(self, timeout: float = 60.0, check: bool = True) -> None:
-        """SIGTERM to supervisord (ordered shutdown), then fail if anything of ours survived."""
+        """SIGTERM to supervisord (ordered shutdown), then fail if anything of ours survived. A
+        supervisord the harness did not start (`podctl up -d`) is found through its socket."""
         if self.proc is None:
-            return
-        if self.proc.poll() is None:
+            self._stop_adopted(timeout)
+        elif self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
@@ -214,6 +221,20 @@ class StackHandle:
             self._kill_leftovers()
             if check:
                 raise AssertionError(f"processes left behind after stop: {names}\n{self.output()}")
+
+    def _stop_adopted(self, timeout: float) -> None:
+        try:
+            pid = SupervisorRPC(self.rpc.serverurl, timeout=2.0).pid()
+            supervisord = psutil.Process(pid)
+        except (OSError, xmlrpc.client.Error, psutil.Error):
+            return  # none answers: the leftover check below still runs
+        supervisord.send_signal(signal.SIGTERM)
+        try:
+            supervisord.wait(timeout)
+        except psutil.TimeoutExpired:
+            supervisord.kill()
+            self._kill_leftovers()
+            raise AssertionError(f"supervisord did not stop within {timeout}s\n{self.output()}") from None
 
     def _kill_leftovers(self) -> None:
         for proc in self.descendants():

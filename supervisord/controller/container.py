@@ -58,9 +58,11 @@ class Container:
     """The state of one supervisord program as podvisor runs it."""
 
     def __init__(self, program: str, backoff: Backoff, probes: Probes = Probes(), policy: Policy = Policy(),
-                 memory_limit: int | None = None, rng: Callable[[], float] | None = None, command: str = "") -> None:
+                 memory_limit: int | None = None, rng: Callable[[], float] | None = None, command: str = "",
+                 port: int | None = None) -> None:
         self.program = program
         self.command = command  # for describe: what supervisord runs
+        self.port = port or probes.port  # where it serves (its probes may use a port of its own)
         self.probes = probes
         self.policy = policy
         self.memory_limit = memory_limit
@@ -280,7 +282,8 @@ class Container:
     def snapshot(self, now: float) -> dict[str, Any]:
         return {
             "program": self.program, "state": self.state.value, "ready": self.ready, "pid": self.pid or None,
-            "port": self.probes.port, "command": self.command,
+            "port": self.port, "command": self.command,
+            **({"own_port": self.probes.port} if self.probes.port != self.port else {}),
             "restarts": self.restarts, "last_reason": str(self.last) if self.last else None,
             "last_exit_code": self.last.exit_code if self.last else None,
             "restart_delay_seconds": self.delay, "restart_in_seconds": self.waiting_for(now),

@@ -89,7 +89,8 @@ def app_container(pod: Pod, slot: int) -> Container:
     port = pod.slot_ports[slot] if pod.socket == "held" and slot < len(pod.slot_ports) else pod.port
     return Container(pod.app_programs[slot], pod.backoff,
                      Probes(pod.startup_probe, pod.readiness_probe, pod.liveness_probe, port),
-                     Policy(pod.restart_policy, pod.max_restarts), pod.memory_limit_bytes, command=pod.command)
+                     Policy(pod.restart_policy, pod.max_restarts), pod.memory_limit_bytes, command=pod.command,
+                     port=pod.port)
 
 
 class PodRunner(Reconciler):

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TextIO
 
 from podvisor.supervisord.controller import changes
-from podvisor.supervisord.podctl.client import Client, Unreachable
+from podvisor.supervisord.podctl.client import Client
+from podvisor.supervisord.podctl.errors import Unreachable, UsageError
 from podvisor.supervisord.render.conf import make_state_dirs, render_files, source_name, write_files
 from podvisor.supervisord.spec import parse as specmod
 
@@ -35,12 +36,16 @@ class Rendered:
     @classmethod
     def of(cls, conf: Path) -> Rendered:
         parser = configparser.RawConfigParser(inline_comment_prefixes=(";",))
-        if not parser.read(conf):
-            raise FileNotFoundError(f"cannot read {conf}")
+        try:
+            found = parser.read(conf)
+        except configparser.Error as exc:
+            raise UsageError(f"{conf} is not a podvisor conf: {exc}") from None
+        if not found:
+            raise UsageError(f"cannot read {conf}")
         here = conf.resolve().parent
         section = dict(parser.items("podvisor")) if parser.has_section("podvisor") else {}
         if "spec" not in section:
-            raise ValueError(f"{conf}: [podvisor] spec is missing (render it with podvisor-render)")
+            raise UsageError(f"{conf}: [podvisor] spec is missing (render it with podvisor-render)")
         source = section.get("source")
         return cls(conf, Path(section["spec"].replace("%(here)s", str(here))),
                    here / source if source else None, section.get("bin_dir", "../bin").replace("%%", "%"))
@@ -53,7 +58,10 @@ def apply(client: Client, conf: Path, spec_file: Path | None, timeout: float, wa
     if spec_path is None:
         raise ValueError(f"{conf} names no source spec: give one with -f")
     old = specmod.from_dict(json.loads(rendered.spec_json.read_text()))
-    new = specmod.load(spec_path, previous=old)
+    try:
+        new = specmod.load(spec_path, previous=old)
+    except specmod.SpecError as exc:
+        raise UsageError(str(exc)) from None
     refused = changes.restart_only_changes(old, new)
     if refused:
         out.write(f"stack settings {', '.join(refused)} changed: they apply when the stack is started again "

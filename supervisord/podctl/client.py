@@ -7,25 +7,20 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
 import time
 import uuid
 import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
-from urllib.parse import urlencode
 
 import requests
 
-from podvisor.core.settings import Env
 from podvisor.core.supervisor import SupervisorRPC
 from podvisor.supervisord.controller.status import expected_ready
-from podvisor.supervisord.podctl.output import format_entry
-from podvisor.supervisord.render.conf import DEFAULT_CONF
-
-
-class Unreachable(Exception):
-    """supervisord or the controller did not answer."""
+from podvisor.supervisord.podctl.errors import Failure, Unreachable, UsageError
+from podvisor.supervisord.spec import parse as specmod
+from podvisor.supervisord.spec.model import Stack
 
 
 @dataclass(frozen=True)
@@ -34,32 +29,59 @@ class Target:
     controller_url: str
     aggregator_url: str
     state_dir: Path
+    conf: Path | None = None
+    spec_path: Path | None = None  # the resolved pods JSON the renderer wrote beside the conf
 
     @classmethod
     def from_conf(cls, path: Path) -> Target:
+        """Read the conf's [supervisorctl] and [podvisor] sections; UsageError (exit 2) when the
+        file is missing, unreadable or not a conf podvisor-render wrote."""
         parser = configparser.RawConfigParser(inline_comment_prefixes=(";",))
-        if not parser.read(path):
-            raise FileNotFoundError(f"cannot read {path}")
+        try:
+            if not parser.read(path):
+                raise UsageError(f"cannot read {path}")
+        except configparser.Error as exc:
+            first = str(exc).splitlines()[0].rstrip(".")
+            raise UsageError(f"{path} is not a stack conf ({first}): give the stack.conf podvisor-render "
+                             "wrote") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{path} is not a stack conf (not text)") from None
         here = str(path.resolve().parent)
 
         def get(section: str, key: str) -> str:
             try:
                 return parser.get(section, key).replace("%(here)s", here).replace("%%", "%")
             except (configparser.NoSectionError, configparser.NoOptionError):
-                raise ValueError(f"{path}: [{section}] {key} is missing (render it with podvisor-render)") \
+                raise UsageError(f"{path}: [{section}] {key} is missing (render it with podvisor-render)") \
                     from None
 
+        spec = parser.get("podvisor", "spec", fallback=None)
         return cls(get("supervisorctl", "serverurl"), get("podvisor", "controller_url"),
-                   get("podvisor", "aggregator_url"), Path(get("podvisor", "state_dir")))
+                   get("podvisor", "aggregator_url"), Path(get("podvisor", "state_dir")), path,
+                   Path(spec.replace("%(here)s", here)) if spec else None)
+
+    def stack(self) -> Stack:
+        """The resolved spec the stack runs (its pods, ports and stop budgets)."""
+        if self.spec_path is None:
+            raise UsageError(f"{self.conf}: [podvisor] spec is missing (render it with podvisor-render)")
+        try:
+            return specmod.from_dict(json.loads(self.spec_path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read the stack's pods from {self.spec_path}: {exc}") from None
+
+    def token(self) -> str | None:
+        """The aggregator's bearer token, when this user may read it (reads may need it)."""
+        try:
+            return (self.state_dir / "aggregator" / "token").read_text().strip()
+        except OSError:
+            return None
 
 
-def default_conf(env: Env | None = None) -> Path:
-    """$PODVISOR_CONF, else ./supervisord/stack.conf, else the installed one."""
-    given = (env or Env()).path("PODVISOR_CONF")
-    if given is not None:
-        return given
-    local = Path("supervisord/stack.conf")
-    return local if local.exists() else DEFAULT_CONF
+def same_server(url: str, other: str) -> bool:
+    """Whether two supervisord server URLs name the same socket (`a/b/../var` and `a/var` do)."""
+    def key(u: str) -> str:
+        return os.path.realpath(u[len("unix://"):]) if u.startswith("unix://") else u.rstrip("/")
+    return key(url) == key(other)
 
 
 class Client:
@@ -81,6 +103,14 @@ class Client:
             raise Unreachable(f"the podvisor controller at {self.target.controller_url} did not answer: "
                               f"{exc}") from exc
         return resp.json()
+
+    def pod(self, name: str) -> dict:
+        """One pod's status; Failure (exit 1) naming the pods there are when it has none of that name."""
+        pods = self.pods()
+        for pod in pods:
+            if pod["pod"] == name:
+                return pod
+        raise Failure(f"no pod named {name!r} (pods: {', '.join(sorted(p['pod'] for p in pods))})")
 
     def check_supervisord(self) -> None:
         try:
@@ -131,50 +161,38 @@ class Client:
                     raise
                 time.sleep(0.2)
                 continue
-            pods = [p for p in everything if (p["pod"] in names if names is not None else expected_ready(p))]
-            failed = [f'{p["pod"]} ({p["status"]})' for p in pods if p["phase"] == "Failed"]
-            if failed:
-                return False, ", ".join(failed)
-            waiting = [f'{p["pod"]} ({p["status"]} {p["containers_ready"]}/{p["containers"]})'
-                       for p in pods if not p["ready"] and p["phase"] != "Succeeded"]
-            if not waiting:
-                return True, ""
+            ok, waiting = readiness(everything, names)
+            if ok is not None:
+                return ok, waiting
             if time.monotonic() > deadline:
-                return False, ", ".join(waiting)
+                return False, waiting
             time.sleep(0.2)
 
-    def token(self) -> str | None:
-        try:
-            return (self.target.state_dir / "aggregator" / "token").read_text().strip()
-        except OSError:
-            return None
 
-    def logs(self, pod: str, follow: bool, level: str | None, since: str | None, limit: int,
-             out: TextIO) -> int:
-        params = {"pod": pod, "limit": limit, "order": "asc"}
-        if level:
-            params["level"] = level
-        if since:
-            params["since"] = since
-        headers = {"Authorization": f"Bearer {t}"} if (t := self.token()) else {}
-        base = self.target.aggregator_url
-        try:
-            if not follow:
-                resp = requests.get(f"{base}/logs?{urlencode(params)}", headers=headers, timeout=self.timeout)
-                resp.raise_for_status()
-                for entry in resp.json():
-                    out.write(format_entry(entry))
-                return 0
-            params.pop("order")
-            with requests.get(f"{base}/api/v1/tail?{urlencode(params)}", headers=headers, stream=True,
-                              timeout=(self.timeout, None)) as resp:
-                resp.raise_for_status()
-                for line in resp.iter_lines(decode_unicode=True):
-                    if line and line.startswith("data:"):
-                        out.write(format_entry(json.loads(line[5:])))
-                        out.flush()
-        except requests.RequestException as exc:
-            raise Unreachable(f"the aggregator at {base} did not answer: {exc}") from exc
-        return 0
+def readiness(everything: list[dict], names: list[str] | None = None) -> tuple[bool | None, str]:
+    """(True, "") when every named pod (default: every pod expected to serve) is Ready or, for a job,
+    Succeeded; (False, which) when one Failed for good; (None, what is not ready yet) otherwise."""
+    pods = [p for p in everything if (p["pod"] in names if names is not None else expected_ready(p))]
+    failed = [f'{p["pod"]} ({p["status"]})' for p in pods if p["phase"] == "Failed"]
+    if failed:
+        return False, ", ".join(failed)
+    waiting = [f'{p["pod"]} ({p["status"]} {p["containers_ready"]}/{p["containers"]})'
+               for p in pods if not p["ready"] and p["phase"] != "Succeeded"]
+    return (None, ", ".join(waiting)) if waiting else (True, "")
 
 
+def fill_from_spec(pod: dict, stack: Stack | None) -> dict:
+    """The controller's pod, with `ports` and the app's `command` taken from the stack's spec where
+    the controller does not report them (a controller older than those fields)."""
+    if stack is None:
+        return pod
+    try:
+        spec = stack.pod(pod["pod"])
+    except KeyError:
+        return pod
+    pod = dict(pod)
+    pod.setdefault("ports", {"app": spec.port, "metrics": spec.metrics_port, "logger": spec.logger_port})
+    states = pod.get("container_states")
+    if isinstance(states, dict) and isinstance(states.get("app"), dict):
+        pod["container_states"] = {**states, "app": {"command": spec.command, **states["app"]}}
+    return pod

@@ -189,13 +189,26 @@ def _pod(name: str, table: Any) -> dict[str, Any]:
     ) | ({"metrics_path": NGINX_STATUS_PATH} if gateway is not None and "metrics_path" not in table else {})
 
 
+def _default_socket(table: dict) -> str:
+    """podvisor holds the socket of the apps it knows take one (its own, served from LISTEN_FDS);
+    any other app binds its own port until its spec says `socket = "held"`: an app that does not
+    read LISTEN_FDS would find its port taken and crash."""
+    command = table.get("command")
+    if isinstance(command, str) and command.strip().split()[0].startswith("podvisor-"):
+        return "held"
+    return "app"
+
+
 def _replicas(table: dict, where: str) -> dict[str, Any]:
     replicas = _positive(table, "replicas", where, 1, integer=True)
     min_ready = _positive(table, "min_ready", where, 1, integer=True)
     if min_ready > replicas:
         raise SpecError(f"{where}: key 'min_ready' ({min_ready}) must not exceed 'replicas' ({replicas})")
-    # nginx would need a config per slot to listen on the slot's own port: it binds its own for now
-    socket = _choice(table, "socket", where, SOCKETS, "app" if "gateway" in table else "held")
+    socket = _choice(table, "socket", where, SOCKETS, _default_socket(table))
+    probes = table.get("probes") if isinstance(table.get("probes"), dict) else {}
+    if socket == "held" and any(isinstance(p, dict) and p.get("tcp_socket") for p in probes.values()):
+        raise SpecError(f"{where}: a tcp_socket probe always connects to a socket podvisor holds (the kernel "
+                        "accepts for it): use http_get, or socket = \"app\"")
     if socket == "app" and replicas > 1:
         raise SpecError(f"{where}: replicas need socket = \"held\": several processes cannot bind one port")
     slots = replicas + (1 if socket == "held" else 0)

@@ -91,10 +91,10 @@ def listen_fds(pid: int) -> dict[str, str]:
 
 @pytest.fixture
 def stack(podvisor_factory):
-    spec = podapp_spec(one=podapp_pod(probes={"startup": {"http_get": "/health", "period_seconds": 0.1,
+    spec = podapp_spec(one=podapp_pod(socket="held", probes={"startup": {"http_get": "/health", "period_seconds": 0.1,
                                                           "failure_threshold": 100},
                                                "readiness": {"http_get": "/health", "period_seconds": 0.2}}),
-                       two=podapp_pod(replicas=2, probes={"startup": {"http_get": "/health", "period_seconds": 0.1,
+                       two=podapp_pod(socket="held", replicas=2, probes={"startup": {"http_get": "/health", "period_seconds": 0.1,
                                                                       "failure_threshold": 100},
                                                           "readiness": {"http_get": "/health",
                                                                         "period_seconds": 0.2}}))
@@ -148,7 +148,7 @@ def test_a_replica_that_fails_its_liveness_probe_is_replaced_while_the_other_ser
     probes = {"startup": {"http_get": "/health", "period_seconds": 0.1, "failure_threshold": 100},
               "liveness": {"http_get": "/health", "period_seconds": 0.3, "timeout_seconds": 0.5,
                            "failure_threshold": 2}}
-    stack = podvisor_factory(podapp_spec(two=podapp_pod(replicas=2, probes=probes)))
+    stack = podvisor_factory(podapp_spec(two=podapp_pod(socket="held", replicas=2, probes=probes)))
     states = stack.pods()["two"]["container_states"]
     slot_port = states["app"]["port"]
     old = stack.pid("two-app")

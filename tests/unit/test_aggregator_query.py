@@ -110,13 +110,35 @@ def test_api_logs_envelope_order_and_fields(client, token):
     ("/api/v1/logs?servce=user", "servce"),
     ("/api/v1/logs?until=soon", "until"),
     ("/api/v1/logs?since=2024-05-02&until=2024-05-01", "since"),
-    ("/api/v1/logs?pod=a&pod=b", "pod"),
+    ("/api/v1/logs?probes=hide", "probes"),
 ])
 def test_api_logs_bad_parameters_are_400_naming_them(client, url, param):
     reply = get(client, url)
     assert reply.status_code == 400
     assert reply.json["ok"] is False
     assert reply.json["error"].startswith(f"{param}:")
+
+
+def test_several_pods_repeated_or_comma_separated(client, token):
+    seed(client, token, MIXED)
+    for url in ("/api/v1/logs?pod=order&pod=user&order=asc", "/api/v1/logs?pod=order,user&order=asc",
+                "/logs?pod=user,order"):
+        reply = get(client, url)
+        found = reply.json if isinstance(reply.json, list) else reply.json["entries"]
+        assert ids(found) == ["user:abc:0", "user:abc:1", "user:abc:4"], url
+
+
+def test_probe_entries_are_included_excluded_or_alone(client, token):
+    seed(client, token, [entry(0, message="GET /health 200", probe=True), entry(1, message="GET / 200"),
+                         entry(2, message="marked as text, not a probe", probe="true"),
+                         entry(3, message="GET /metrics 200", probe=True, pod="order")])
+
+    def found(query):
+        return ids(get(client, "/api/v1/logs?order=asc&" + query).json["entries"])
+    assert found("") == found("probes=include") == [f"user:abc:{i}" for i in range(4)]
+    assert found("probes=exclude") == ["user:abc:1", "user:abc:2"]
+    assert found("probes=only") == found("probes=ONLY") == ["user:abc:0", "user:abc:3"]
+    assert found("probes=only&pod=order") == ["user:abc:3"]
 
 
 def test_full_text_search(client, token):

@@ -100,6 +100,17 @@ def test_tail_endpoint_resumes_after_last_event_id_and_caps_streams(tail_app):
     assert tails.active == 0
 
 
+def test_tail_takes_several_pods_and_leaves_probes_out_when_asked(tail_app):
+    client, token = tail_app.test_client(), token_of(tail_app)
+    post(client, [entry(0, pod="user"), entry(1, pod="order", probe=True), entry(2, pod="order"),
+                  entry(3, pod="product"), entry(4, pod="user")], token)
+    response = client.get("/api/v1/tail?since_id=0&pod=user,order&probes=exclude", buffered=False)
+    assert response.status_code == 200
+    assert read_until_event(response, 5) == [1, 3, 5]
+    response.close()
+    assert client.get("/api/v1/tail?probes=maybe").status_code == 400
+
+
 def test_tail_rejects_bad_positions(tail_app):
     client = tail_app.test_client()
     assert client.get("/api/v1/tail?since_id=-1").status_code == 400

@@ -8,6 +8,7 @@ import pytest
 from podvisor.supervisord.podctl import client as podclient
 from podvisor.supervisord.podctl import main as podctl
 from podvisor.supervisord.podctl import output
+from podvisor.supervisord.podctl.errors import EXIT_USAGE, UsageError
 from podvisor.supervisord.render import conf as render
 from podvisor.supervisord.spec import parse as specmod
 from tests.fakes.supervisor import make_pod, rig
@@ -48,7 +49,7 @@ def test_age_is_kubectl_style(seconds, shown):
 
 @pytest.mark.parametrize("argv", [["stop"], ["restart", "user", "--all"], ["start"]])
 def test_naming_no_pod_or_a_pod_and_all_is_a_usage_error(argv, capsys, tmp_path):
-    assert podctl.main(["-c", str(tmp_path / "none.conf"), *argv]) == podctl.EXIT_USAGE
+    assert podctl.main(["-c", str(tmp_path / "none.conf"), *argv]) == EXIT_USAGE
     assert "name one pod or give --all" in capsys.readouterr().err
 
 
@@ -59,7 +60,7 @@ def test_all_is_accepted_for_every_action():
 
 
 def test_a_missing_conf_is_a_usage_error_naming_it(tmp_path, capsys):
-    assert podctl.main(["-c", str(tmp_path / "nope.conf"), "status"]) == podctl.EXIT_USAGE
+    assert podctl.main(["-c", str(tmp_path / "nope.conf"), "status"]) == EXIT_USAGE
     assert "nope.conf" in capsys.readouterr().err
 
 
@@ -79,7 +80,7 @@ def test_the_target_comes_from_the_rendered_conf(tmp_path: Path):
 def test_a_conf_without_the_podvisor_section_says_how_to_fix_it(tmp_path):
     conf = tmp_path / "plain.conf"
     conf.write_text("[supervisorctl]\nserverurl=unix:///tmp/x.sock\n")
-    with pytest.raises(ValueError, match=r"\[podvisor\] controller_url is missing .*podvisor-render"):
+    with pytest.raises(UsageError, match=r"\[podvisor\] controller_url is missing .*podvisor-render"):
         podclient.Target.from_conf(conf)
 
 

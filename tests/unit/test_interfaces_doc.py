@@ -14,11 +14,11 @@ from podvisor.sidecars.logger.settings import Settings as LoggerSettings
 from podvisor.sidecars.metrics.settings import Settings as MetricsSettings
 from podvisor.supervisord.controller.main import Settings as ControllerSettings
 from podvisor.supervisord.controller.states import Phase, Reason, State
-from podvisor.supervisord.podctl.client import default_conf
+from podvisor.supervisord.podctl.settings import Settings as PodctlSettings
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "interfaces.md"
-NAME = re.compile(r"`([A-Z][A-Z0-9_]+)`")
+NAME = re.compile(r"`(_?[A-Z][A-Z0-9_]+)`")  # _ARGCOMPLETE too
 
 
 def names_read(build, env: dict[str, str]) -> set[str]:
@@ -37,7 +37,7 @@ READERS = {
     "podvisor-aggregator": (AggregatorSettings.from_env, {}),
     "podvisor-controller": (ControllerSettings.from_env, {"CONTROLLER_SPEC": "/x.json",
                                                           "SUPERVISOR_SERVER_URL": "unix:///x.sock"}),
-    "podctl": (default_conf, {}),
+    "podctl": (PodctlSettings.from_env, {}),
 }
 
 

@@ -1,0 +1,52 @@
+"""The README's podctl commands: each one parses, and each one is run by an end-to-end test."""
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from podvisor.supervisord.podctl import main as podctl
+
+REPO = Path(__file__).resolve().parents[2]
+# A run of string literals closing a call or a list: `stack.podctl("logs", "user", "-f")`,
+# `[..., "status", "-w"]`, `stack.podctl("down", timeout=30)`.
+LITERALS = re.compile(r'((?:"[^"\n]*"\s*,\s*)*"[^"\n]*")\s*(?:,\s*\w+=|,?\s*[)\]])')
+STRING = re.compile(r'"([^"\n]*)"')
+
+
+def readme_commands() -> list[tuple[str, ...]]:
+    """Arguments of every `podctl ...` line in the README's code blocks (comments stripped)."""
+    commands, fenced = [], False
+    for line in (REPO / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        text = line.removeprefix("$ ").split("  #")[0].split(" # ")[0].strip()
+        if fenced and text.startswith("podctl "):
+            args = tuple(shlex.split(text)[1:])
+            if args not in commands:
+                commands.append(args)
+    return commands
+
+
+def e2e_runs() -> list[tuple[str, ...]]:
+    """Every run of string literals in the end-to-end tests, as written (podctl's arguments need no
+    escapes)."""
+    return [tuple(STRING.findall(match.group(1))) for path in (REPO / "tests" / "e2e").glob("test_*.py")
+            for match in LITERALS.finditer(path.read_text())]
+
+
+COMMANDS = readme_commands()
+RUNS = e2e_runs()
+
+
+def test_the_readme_shows_podctl_commands():
+    assert len(COMMANDS) >= 20 and ("up",) in COMMANDS and ("down",) in COMMANDS, COMMANDS
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(a) for a in COMMANDS])
+def test_every_readme_podctl_command_parses_and_an_e2e_test_runs_it(args):
+    podctl.build_parser().parse_args(list(args))  # exits 2 (fails the test) when it does not parse
+    assert any(run[-len(args):] == args for run in RUNS), f"no test in tests/e2e runs `podctl {' '.join(args)}`"
