@@ -89,15 +89,14 @@ def listen_fds(pid: int) -> dict[str, str]:
     return {k: env.get(k, "") for k in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")}
 
 
+PROBES = {"startup": {"http_get": "/health", "period_seconds": 0.1, "failure_threshold": 100},
+          "readiness": {"http_get": "/health", "period_seconds": 0.2}}
+
+
 @pytest.fixture
 def stack(podvisor_factory):
-    spec = podapp_spec(one=podapp_pod(socket="held", probes={"startup": {"http_get": "/health", "period_seconds": 0.1,
-                                                          "failure_threshold": 100},
-                                               "readiness": {"http_get": "/health", "period_seconds": 0.2}}),
-                       two=podapp_pod(socket="held", replicas=2, probes={"startup": {"http_get": "/health", "period_seconds": 0.1,
-                                                                      "failure_threshold": 100},
-                                                          "readiness": {"http_get": "/health",
-                                                                        "period_seconds": 0.2}}))
+    spec = podapp_spec(one=podapp_pod(socket="held", probes=PROBES),
+                       two=podapp_pod(socket="held", replicas=2, probes=PROBES))
     return podvisor_factory(spec)
 
 
