@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -105,8 +106,11 @@ def test_supervisord_accepts_the_rendered_conf_with_no_environment(tmp_path):
     opts.realize(args=["-c", str(conf)], doc="")
     names = {p.name for g in opts.process_group_configs for p in g.process_configs}
     assert names == {"podvisor-controller", "aggregator"} | {
-        f"{pod}-{role}" for pod in ("user", "product", "order") for role in ("app", "logger", "metrics")}
+        f"{pod}-{role}" for pod in ("user", "product", "order", "gateway") for role in ("app", "logger", "metrics")}
     by_name = {p.name: p for g in opts.process_group_configs for p in g.process_configs}
+    gateway = by_name["gateway-app"]
+    assert gateway.command.startswith("/usr/sbin/nginx -p " + str(tmp_path / "state/pods/gateway") + "/ -c ")
+    assert gateway.stopsignal == signal.SIGQUIT  # nginx's graceful stop (SIGTERM is its fast one)
     app = by_name["order-app"]
     assert app.environment["USER_SERVICE_URL"] == f"http://127.0.0.1:{stack.pod('user').port}"
     assert app.environment["APP_LOG_FILE"] == str(tmp_path / "state/pods/order/logs/app.log")
