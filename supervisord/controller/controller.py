@@ -223,7 +223,14 @@ class Controller:
             if change.action == changes.UNCHANGED:
                 continue
             if change.action == changes.RELOADED:
-                self.runners[change.pod].reload(new.pod(change.pod))
+                runner = self.runners[change.pod]
+                # A sidecar whose rendered settings follow what changed (the logger's route prefixes)
+                # is re-created first, so it counts by the new routes once the app reloads.
+                for program in change.programs:
+                    runner.stop_sidecar(program)
+                    self._replace_program(program)
+                    runner.replaced(program)
+                runner.reload(new.pod(change.pod))
                 log.info("apply: %s", change)
                 continue
             if change.action in (changes.DELETED, changes.CONFIGURED):
@@ -243,6 +250,12 @@ class Controller:
             self._replace_aggregator()
         self.stack = changes.with_pods_of(self.stack, new)
         return plan
+
+    def _replace_program(self, program: str) -> None:
+        """supervisord takes a changed section of a stopped program by removing and adding it."""
+        self._own(program, 2)
+        self.sup.remove_group(program)
+        self.sup.add_group(program)
 
     def _own(self, program: str, count: int) -> None:
         with self._events_lock:

@@ -272,6 +272,27 @@ class PodRunner(Reconciler):
         self.wake.wait(seconds)
         self.wake.clear()
 
+    def stop_sidecar(self, program: str) -> None:
+        """Stop one sidecar alone, the app left running (apply re-creates a sidecar whose rendered
+        settings changed). The logger gets SIGHUP: drain and exit without waiting for the app to
+        stop (on SIGTERM it would wait for the app, which is not stopping, its whole budget)."""
+        container = next(c for c in self.sidecars.values() if c.program == program)
+        with self.lock:
+            alive = container.stop()
+        if alive:
+            if container is self.sidecars["logger"]:
+                self.sup.signal(program, "HUP")
+            else:
+                self.sup.stop(program, False)
+            seconds = self.pod.budget.pod_stop_seconds
+            if not self._wait_until(lambda: not self._running([container]), seconds):
+                log.error("pod %s: %s still running %.0fs after it was told to stop", self.pod.name, program,
+                          seconds)
+                self.sup.stop(program, True)  # supervisord's SIGTERM, then SIGKILL at its stopwaitsecs
+        with self.lock:
+            container.gone()
+        self._collect_events()
+
     def reload(self, pod: Pod) -> None:
         """The app re-reads its config on its reload signal (nginx: HUP); its processes stay."""
         signame = pod.reload_signal or "HUP"

@@ -192,6 +192,8 @@ class Renderer:
             "LOGGER_STDERR_LEVEL": pod.stderr_level, "LOGGER_PROBE_PATHS": ",".join(pod.probe_paths),
             **pod.logger_env,  # tuning knobs (sidecars/logger/settings.py); the spec refuses the keys above
         }
+        if pod.gateway is not None:  # its access log is counted per route (the logger's route metrics)
+            logger_env["LOGGER_ROUTE_PREFIXES"] = ",".join(prefix for prefix, _ in pod.gateway.routes)
         metrics_env = {
             **self.pod_env(pod), "METRICS_HOST": st.host, "METRICS_PORT": str(pod.metrics_port),
             "METRICS_LOGGER_URL": self.url(pod.logger_port) + "/metrics",

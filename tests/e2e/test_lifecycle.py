@@ -32,7 +32,7 @@ from tests.fixtures.lifecycle import (
 )
 
 pytestmark = pytest.mark.e2e
-PODS = ("user", "product", "order")
+PODS = ("user", "product", "order", "gateway")
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +245,8 @@ def test_a_pod_whose_app_exits_0_under_never_succeeds_drains_and_leaves_no_orpha
 def test_stopping_the_stack_while_requests_are_logged_loses_no_line(podvisor_factory, tmp_path):
     from podvisor.testing.harness import load_spec_dict
     spec = load_spec_dict(None)
-    del spec["pods"]["order"]  # two pods are enough, and stop faster
+    for pod in ("order", "gateway"):
+        del spec["pods"][pod]  # two pods are enough, and stop faster
     stack = podvisor_factory(spec)
     pollers = {pod: Poller(stack.apps[pod] + "/", prefix=f"stop-{pod}", pace=0.005).start()
                for pod in ("user", "product")}
