@@ -185,11 +185,17 @@ class StackHandle:
         return self.rpc.info(program)["pid"]
 
     def descendants(self) -> list[psutil.Process]:
-        """Every live process carrying this stack's marker (supervisord's whole tree, orphans too)."""
+        """Every live process carrying this stack's marker (supervisord's whole tree, orphans too),
+        and every nginx holding a file of this stack's state directory: nginx rewrites its
+        environment (for its process titles), so the marker is gone from its processes."""
         found = []
-        for proc in psutil.process_iter(["pid"]):
+        state = str(self.state_dir) + os.sep
+        for proc in psutil.process_iter(["pid", "name"]):
             try:
-                if proc.environ().get(MARKER) == self.stack_id and proc.status() != psutil.STATUS_ZOMBIE:
+                ours = proc.environ().get(MARKER) == self.stack_id
+                if not ours and proc.info["name"] == "nginx":
+                    ours = any(f.path.startswith(state) for f in proc.open_files())
+                if ours and proc.status() != psutil.STATUS_ZOMBIE:
                     found.append(proc)
             except psutil.Error:
                 continue
@@ -259,6 +265,8 @@ class StackHandle:
         for pod in self.spec.pods:
             logs = self.pod_dir(pod.name) / "logs"
             files += [logs / "app.stderr.log", logs / "sidecars" / "logger.log", logs / "sidecars" / "metrics.log"]
+            if pod.gateway is not None:
+                files.append(logs / "error.log")
         out = []
         for f in files:
             try:

@@ -87,7 +87,7 @@ class Controller:
         return [r.snapshot() for r in self.runners.values()]
 
     def _runner(self, pod: Pod) -> PodRunner:
-        return PodRunner(pod, self.stack.host, self.sup, reaper=self.reaper,
+        return PodRunner(pod, self.stack.host, self.sup, reaper=self.reaper, group_reaper=self.reaper.group,
                          waiting_for=lambda: self.not_ready(pod.depends_on))
 
     def not_ready(self, names: tuple[str, ...]) -> list[str]:

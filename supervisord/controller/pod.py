@@ -51,6 +51,10 @@ def _no_reaper(program: str) -> list[int]:
     return []
 
 
+def _no_group_reaper(pgid: int) -> list[int]:
+    return []
+
+
 def _legacy_containers(saved: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The containers of a pod in an older state file: {desired, phase, restarts, last_reason,
     held_by_operator} (status may be missing), as restore() takes them."""
@@ -82,11 +86,15 @@ class PodRunner(Reconciler):
                  wall: Callable[[], float] = time.time, prober: Callable[..., probes.Result] = probes.run,
                  memory: Callable[[int], int] = tree_rss, killer: Callable[[int], None] = kill_tree,
                  reaper: Callable[[str], list[int]] = _no_reaper, alive: Callable[[int], bool] = pid_alive,
+                 group_reaper: Callable[[int], list[int]] = _no_group_reaper,
                  pause: Callable[[float], None] | None = None, waiting_for: Callable[[], list[str]] = _no_deps,
                  shipping: Callable[[str, int], dict[str, Any] | None] = probes.fetch_json):
         super().__init__(host, sup, clock=clock, prober=prober, killer=killer)
         self.pod, self.wall, self.memory = pod, wall, memory
         self.reaper = reaper  # kills what an ended app left behind (grandchildren that left its group)
+        # ...and what is left in its process group: nginx's workers outlive a SIGKILLed master, with
+        # their environment wiped (so the reaper cannot find them), still holding the app's port.
+        self.group_reaper = group_reaper
         self.alive = alive  # whether a pid still runs: supervisord answers no questions while shutting down
         self.pause = pause or self._pause  # waits while stopping; tests pass one that moves a fake clock
         self.waiting_for = waiting_for  # the pods of depends_on that are not Ready
@@ -218,14 +226,18 @@ class PodRunner(Reconciler):
         with self.lock:
             self.desired = "running"
             if self.phase in TERMINAL:
+                # An app an operator stopped (`supervisorctl stop x-app`) leaves the pod Stopped
+                # with its sidecars still running: those keep their processes.
                 for container in self.containers:
-                    container.restart_run()
+                    if not container.alive:
+                        container.restart_run()
                 self.created_at = self.wall()
 
     def stop_pod(self) -> None:
         """App first (SIGTERM to its group, grace, SIGKILL), what it left behind, then the sidecars."""
         with self.lock:
             self.desired = "stopped"
+            app_pid = self.app.pid
             signal_app = self.app.stop()
         budget = self.pod.budget
         if signal_app:
@@ -235,7 +247,7 @@ class PodRunner(Reconciler):
             if not self._wait_until(lambda: not self._running([self.app]), budget.app_stop_seconds):
                 log.error("pod %s: app still running %.0fs after it was told to stop", self.pod.name,
                           budget.app_stop_seconds)
-        self.reaper(self.programs["app"])
+        self._reap_app(app_pid)
         with self.lock:
             self.app.gone()
         self._drain_sidecars()
@@ -347,10 +359,11 @@ class PodRunner(Reconciler):
         if self.desired != "running":
             return 1.0
         now = self.clock()
+        app_pid = self.app.pid
         if self.programs["app"] in self.observe(self.containers, self.sup.all_info(), now):
             # The app's exit ends its container: whatever it left running (even outside its process
             # group) is killed now, as a pid namespace would be, before any restart.
-            self.reaper(self.programs["app"])
+            self._reap_app(app_pid)
         self.probe(self.containers, now)
         if self._end_if_exited():
             return 1.0
@@ -421,7 +434,14 @@ class PodRunner(Reconciler):
         if not pid or not self.alive(pid):
             with self.lock:
                 self.app.gone()
-            self.reaper(self.programs["app"])
+            self._reap_app(pid)
+
+    def _reap_app(self, pid: int) -> None:
+        """Kill what the ended app left: processes named after its program, and its process group
+        (supervisord makes every program a group leader, so the group id is the app's pid)."""
+        self.reaper(self.programs["app"])
+        if pid:
+            self.group_reaper(pid)
 
     # -- what the status endpoint and metrics show ---------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
