@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from podvisor.supervisord.render import nginx
@@ -249,6 +250,17 @@ def render_files(stack: Stack, conf_path: Path, bin_dir: str = "../bin", source:
     resolved = json.dumps(to_dict(stack), indent=2, sort_keys=True) + "\n"
     gateways = {nginx.conf_name(conf_path, pod): nginx.render(stack, pod) for pod in stack.pods if pod.gateway}
     return {conf_path: conf, json_path: resolved, **gateways}
+
+
+def default_bin_dir(conf: Path) -> str:
+    """podvisor's launchers as `conf` should name them: the checkout's bin/ relative to the conf's
+    folder (`../bin` for supervisord/stack.conf), so a conf rendered elsewhere (an example's) runs
+    them too; installed without a checkout, the console scripts beside this interpreter."""
+    checkout = SUPERVISORD_DIR.parent / "bin"
+    if (checkout / "podvisor-controller").exists():
+        return os.path.relpath(checkout, Path(conf).resolve().parent)
+    scripts = Path(sys.executable).parent
+    return str(scripts) if (scripts / "podvisor-controller").exists() else "../bin"
 
 
 def source_name(spec: Path, conf: Path) -> str:
