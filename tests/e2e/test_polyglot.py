@@ -6,10 +6,12 @@ test harness through its probes, a `kill -9`, the shipping of its lines and a gr
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -173,3 +175,27 @@ def test_the_go_services_pod_is_probed_restarted_after_kill_9_and_ships_its_line
     assert "received SIGTERM, shutting down" in messages and messages[-1] == "shutdown complete", messages[-5:]
     wait_for(lambda: requests.get(gateway + "/service1/ping", timeout=5).status_code == 502, 10,
              "the gateway answering 502 for the stopped service")
+
+
+def test_the_go_service_takes_its_socket_the_systemd_way(example, tmp_path):
+    """LISTEN_FDS=1 and LISTEN_PID=its pid: it serves on fd 3 instead of binding APP_PORT."""
+    binary = example / EXAMPLE / "service1" / "service1"
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(16)
+        port = listening.getsockname()[1]
+        # bash moves the socket to fd 3 and sets LISTEN_PID to its own pid, which exec keeps
+        launcher = 'exec 3<&"$1"; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0"'
+        proc = subprocess.Popen(["bash", "-c", launcher, str(binary), str(listening.fileno())],
+                                pass_fds=(listening.fileno(),), env={**os.environ, "APP_PORT": "1",
+                                                                      "APP_LOG_FILE": str(tmp_path / "app.log")})
+    try:
+        answer = wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/ping", timeout=2), 10,
+                          "the Go service answering on the passed socket", procs=[proc])
+        assert answer.text == '{"service":"1","status":"ok"}'
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+    lines = [json.loads(line) for line in (tmp_path / "app.log").read_text().splitlines()]
+    assert lines[0]["message"] == f"service 1 listening on 127.0.0.1:{port}"
+    assert lines[-1]["message"] == "shutdown complete"
