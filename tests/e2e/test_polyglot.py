@@ -43,10 +43,12 @@ def readme_commands() -> list[tuple[str, str]]:
     return commands
 
 
-def env(stack_id: str) -> dict[str, str]:
+def env(stack_id: str, root: Path) -> dict[str, str]:
     result = dict(os.environ)
     result["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), result.get("PATH", "")])
     result[MARKER] = stack_id  # inherited by supervisord and every process it starts
+    if not any(result.get(name) for name in ("GOCACHE", "XDG_CACHE_HOME", "HOME")):
+        result["GOCACHE"] = str(root / "gocache")  # go build needs a cache folder
     return result
 
 
@@ -62,7 +64,7 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(REPO / EXAMPLE, root / EXAMPLE, ignore=skip)
     build, _ = readme_commands()[0]
     assert "go build" in build, build
-    done = subprocess.run(["bash", "-c", build], cwd=root, env=env("build"), capture_output=True, text=True,
+    done = subprocess.run(["bash", "-c", build], cwd=root, env=env("build", root), capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, f"{build}\n{done.stdout}{done.stderr}"
     assert (root / EXAMPLE / "service1" / "service1").is_file()
@@ -88,7 +90,7 @@ def test_the_readme_commands_bring_up_the_polyglot_stack_and_the_four_seed_urls_
     try:
         for command, comment in readme_commands():
             command = command.replace(f"localhost:{SEED['gateway']}", f"localhost:{ports['gateway']}")
-            done = subprocess.run(["bash", "-c", command], cwd=example, env=env(stack_id), capture_output=True,
+            done = subprocess.run(["bash", "-c", command], cwd=example, env=env(stack_id, example), capture_output=True,
                                   text=True, timeout=120)
             assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}\n{logs(state)}"
             if command.startswith("curl "):
