@@ -125,6 +125,9 @@ http {{
     server {{
         listen {stack.host}:{pod.port};
         default_type application/json;
+        # nginx's own errors as JSON (an upstream's own error answers pass through untouched). A
+        # request nginx cannot parse (400, 414) cannot be redirected to a location: its HTML stays.
+        error_page 413 = @too_large;
         error_page 502 = @unavailable;
         error_page 503 = @unavailable;
         error_page 504 = @timed_out;
@@ -140,6 +143,9 @@ http {{
         }}
 {"".join(locations)}        location / {{
             return 404 '{{"ok":false,"error":"no route: the gateway routes {prefixes}"}}';
+        }}
+        location @too_large {{
+            return 413 '{{"ok":false,"error":"request body over 1 MiB"}}';
         }}
         location @unavailable {{
             return 502 '{{"ok":false,"error":"upstream unavailable"}}';

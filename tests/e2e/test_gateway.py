@@ -63,6 +63,10 @@ def test_routes_answer_through_the_gateway_with_the_prefix_stripped(stack):
         assert unknown.status_code == 404 and unknown.headers["Content-Type"] == "application/json", path
         assert unknown.json() == {"ok": False, "error": "no route: the gateway routes /user/, /product/, /order/"}
     assert requests.get(gateway + "/healthz", timeout=5).json() == {"status": "healthy"}
+    # nginx's own refusal of a body over the apps' 1 MiB limit is JSON too
+    too_big = requests.post(gateway + "/user/users", data=b"x" * (2 * 1024 * 1024),
+                            headers={"Content-Type": "application/json"}, timeout=10)
+    assert too_big.status_code == 413 and too_big.json() == {"ok": False, "error": "request body over 1 MiB"}
 
 
 def test_one_request_id_is_found_in_the_gateways_access_line_and_every_pod_it_reached(stack):
