@@ -145,3 +145,11 @@ def test_fresh_clone_has_every_state_folder_the_committed_conf_needs():
     tracked = subprocess.run(["git", "ls-files", "var"], cwd=REPO, capture_output=True, text=True).stdout.split()
     for d in render.state_dirs(stack, Path("var")):
         assert str(d / ".gitkeep") in tracked or str(d) == "var", f"{d} is not in git: supervisord will refuse the conf"
+
+
+def test_the_default_bin_dir_is_the_checkouts_bin_seen_from_the_conf():
+    """A conf rendered beside an example's spec runs the same launchers as the committed one."""
+    assert render.default_bin_dir(REPO / "supervisord" / "stack.conf") == "../bin"
+    example = REPO / "supervisord" / "examples" / "polyglot" / "stack.conf"
+    assert render.default_bin_dir(example) == "../../../bin"
+    assert (example.parent / render.default_bin_dir(example) / "podvisor-controller").exists()
