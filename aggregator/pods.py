@@ -5,6 +5,11 @@ Rates are computed the way Prometheus' rate() and histogram_quantile() would ove
 interval: deltas of the cumulative counters (a counter that went down means the app restarted, so
 the new value is the delta), and a p95 interpolated linearly inside the histogram bucket holding it.
 Probe and scrape traffic (/health, /ready, /metrics) is left out: it is not the service's load.
+
+An app without request metrics of its own (nginx, the gateway) is read from what its logging
+sidecar counts in its access log, `podvisor_logger_http_requests_total{route,status_class}` and
+`podvisor_logger_http_request_duration_seconds`; a pod that has both is read from the app's only,
+so nothing is counted twice.
 """
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ Fetch = Callable[[str, float], str]
 IGNORED_PATHS = frozenset({"/health", "/healthz", "/ready", "/readyz", "/metrics"})
 REQUESTS = "http_requests_total"
 DURATION_BUCKET = "http_request_duration_seconds_bucket"
+LOGGER_REQUESTS = "podvisor_logger_http_requests_total"  # the access log's, counted by the logger
+LOGGER_DURATION_BUCKET = "podvisor_logger_http_request_duration_seconds_bucket"
 TARGET_UP = "podvisor_target_up"
 NO_CONTROLLER = "AGGREGATOR_CONTROLLER_URL is not set: no pod status"
 _CONTROLLER_FIELDS = ("service", "desired", "phase", "status", "ready", "containers_ready",
@@ -55,6 +62,7 @@ class Sample:
     errors: float
     buckets: tuple[tuple[float, float], ...]  # (upper bound, cumulative count), ascending
     app_up: bool | None
+    source: str = "app"  # whose counters these are: "app", or "logger" (from the access log)
 
 
 @dataclass(frozen=True)
@@ -75,25 +83,44 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+class _Figures:
+    """Requests, 5xx and latency buckets summed over routes, from one source's families."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.requests = self.errors = 0.0
+        self.buckets: dict[float, float] = {}
+
+    def count(self, value: float, error: bool) -> None:
+        self.seen = True
+        self.requests += value
+        self.errors += value if error else 0.0
+
+    def bucket(self, le: str | None, value: float) -> None:
+        bound = float(le or "nan")
+        if not math.isnan(bound):
+            self.buckets[bound] = self.buckets.get(bound, 0.0) + value
+
+
 def parse_sample(text: str, at: float) -> Sample:
     """Read the request counter, the duration histogram and the app's up gauge from a scrape."""
-    requests = errors = 0.0
-    buckets: dict[float, float] = {}
+    app, logger = _Figures(), _Figures()
     app_up = None
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = sample.labels
             if sample.name == REQUESTS and labels.get("path") not in IGNORED_PATHS:
-                requests += sample.value
-                if labels.get("status", "").startswith("5"):
-                    errors += sample.value
+                app.count(sample.value, labels.get("status", "").startswith("5"))
             elif sample.name == DURATION_BUCKET and labels.get("path") not in IGNORED_PATHS:
-                bound = float(labels.get("le", "nan"))
-                if not math.isnan(bound):
-                    buckets[bound] = buckets.get(bound, 0.0) + sample.value
+                app.bucket(labels.get("le"), sample.value)
+            elif sample.name == LOGGER_REQUESTS:  # the logger leaves probes out already
+                logger.count(sample.value, labels.get("status_class") == "5xx")
+            elif sample.name == LOGGER_DURATION_BUCKET:
+                logger.bucket(labels.get("le"), sample.value)
             elif sample.name == TARGET_UP and labels.get("target") == "app":
                 app_up = sample.value == 1.0
-    return Sample(at, requests, errors, tuple(sorted(buckets.items())), app_up)
+    source, figures = ("logger", logger) if logger.seen and not app.seen else ("app", app)
+    return Sample(at, figures.requests, figures.errors, tuple(sorted(figures.buckets.items())), app_up, source)
 
 
 def _delta(new: float, old: float) -> float:
@@ -121,7 +148,7 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
 def point_between(old: Sample, new: Sample) -> Point | None:
     """Rate, error ratio and p95 over the interval from `old` to `new`; None for a bad interval."""
     seconds = new.at - old.at
-    if seconds <= 0:
+    if seconds <= 0 or old.source != new.source:  # counters of two sources do not subtract
         return None
     requests = _delta(new.requests, old.requests)
     errors = min(_delta(new.errors, old.errors), requests)

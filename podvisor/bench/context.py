@@ -31,6 +31,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(6, "metrics", "Metrics sidecar scrape-and-enrich"),
     Scenario(7, "aggregator", "Aggregator ingest and queries"),
     Scenario(8, "lifecycle", "Lifecycle"),
+    Scenario(9, "gateway", "Gateway overhead"),
 )
 
 

@@ -23,7 +23,7 @@ from podvisor.bench import overhead
 from podvisor.bench.context import Bench
 from podvisor.bench.loglines import TailClock, steady
 from podvisor.bench.report import Goal, ScenarioResult
-from podvisor.bench.stacks import Meter, Usage, process_pid
+from podvisor.bench.stacks import DEMO_PODS, Meter, Usage, process_pid
 from podvisor.testing.harness import StackHandle
 
 POD = "user"
@@ -161,7 +161,7 @@ def latency_runs(bench: Bench, h: StackHandle) -> None:
 
 def run(bench: Bench) -> None:
     bench.say("3-5: starting the three-pod stack")
-    with bench.stacks.running() as h:
+    with bench.stacks.running(DEMO_PODS) as h:
         scraper = Scraper(list(h.metrics.values()), SCRAPE_INTERVAL).start()
         try:
             if bench.wants(4):

@@ -19,7 +19,7 @@ import requests
 
 from podvisor.bench.context import Bench
 from podvisor.bench.report import Goal
-from podvisor.bench.stacks import process_pid, wait_pods_ready
+from podvisor.bench.stacks import DEMO_PODS, process_pid, wait_pods_ready
 
 POD = "user"
 
@@ -33,7 +33,7 @@ def _answers(url: str) -> bool:
 
 def one_run(bench: Bench, index: int) -> None:
     result = bench.result(8)
-    h = bench.stacks.new()
+    h = bench.stacks.new(DEMO_PODS)
     try:
         bench.say(f"8 lifecycle run {index + 1}/{bench.sizes.lifecycle_runs}: cold start")
         started = time.monotonic()

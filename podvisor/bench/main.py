@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from podvisor.bench import aggregator, latency, lifecycle, metrics, pipeline
+from podvisor.bench import aggregator, gateway, latency, lifecycle, metrics, pipeline
 from podvisor.bench.context import SCENARIOS, Bench
 from podvisor.bench.report import Progress, document, machine, table, write_json
 from podvisor.bench.sizes import for_mode
@@ -34,6 +34,7 @@ RUNNERS: tuple[tuple[frozenset[int], Callable[[Bench], None]], ...] = (
     (frozenset({6}), metrics.run),
     (frozenset({7}), aggregator.run),
     (frozenset({8}), lifecycle.run),
+    (frozenset({9}), gateway.run),
 )
 
 
@@ -101,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be at least 1")
-    if 5 in selected and shutil.which("wrk") is None:
+    if selected & {5, 9} and shutil.which("wrk") is None:
         print(
-            "podvisor-bench: scenario 5 needs the load tool `wrk`, not found on PATH: install it with "
+            "podvisor-bench: scenarios 5 and 9 need the load tool `wrk`, not found on PATH: install it with "
             "`sudo apt-get install -y wrk` (Debian/Ubuntu), or leave it out with --only",
             file=sys.stderr,
         )

@@ -3,7 +3,8 @@
 supervisord gives every child its own process group and the environment variables
 SUPERVISOR_SERVER_URL and SUPERVISOR_PROCESS_NAME. Descendants inherit both even when they leave the
 group (setsid) or are re-parented to init after their parent exited, so that pair is how the
-controller finds every process an app ever started.
+controller finds every process an app ever started; except where a program rewrites its environment
+(nginx, for its process titles): what stays in the app's process group is found by the group.
 """
 from __future__ import annotations
 
@@ -95,4 +96,24 @@ class Reaper:
         if killed:
             log.warning("%s has ended: killed %d process(es) it left behind: %s", program, len(killed),
                         ", ".join(map(str, killed)))
+        return killed
+
+    def group(self, pgid: int) -> list[int]:
+        """SIGKILL what is left in an ended app's process group. A process can wipe the environment
+        this reaper looks for (nginx rewrites it for its process titles), but not leave its group
+        without calling setsid, and supervisord made the app the leader of its own group."""
+        if not self.serverurl:  # unit tests: their pids are not real processes
+            return []
+        killed = []
+        for proc in psutil.process_iter(["pid"]):
+            try:
+                if (proc.pid != os.getpid() and os.getpgid(proc.pid) == pgid
+                        and proc.status() != psutil.STATUS_ZOMBIE):
+                    proc.kill()
+                    killed.append(proc.pid)
+            except (OSError, psutil.Error):  # gone meanwhile
+                continue
+        if killed:
+            log.warning("the app of process group %d has ended: killed %d process(es) left in its group: %s",
+                        pgid, len(killed), ", ".join(map(str, killed)))
         return killed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import os
 import socket
 import threading
 import xmlrpc.client
@@ -102,7 +103,10 @@ class _Transport(xmlrpc.client.Transport):
             return self._connection[1]
         url = urlsplit(self.config.serverurl)
         if url.scheme == "unix":
-            conn: http.client.HTTPConnection = _UnixConnection(url.netloc + url.path, self.timeout)
+            # normpath as supervisord does when it binds: a conf rendered below the repository names
+            # it `%(here)s/../../../var/...`, and a unix socket path stops at about 100 bytes.
+            path = os.path.normpath(url.netloc + url.path)
+            conn: http.client.HTTPConnection = _UnixConnection(path, self.timeout)
         else:
             conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 9001, timeout=self.timeout)
         self._connection = host, conn

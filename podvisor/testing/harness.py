@@ -191,15 +191,8 @@ class StackHandle:
         return self.rpc.info(program)["pid"]
 
     def descendants(self) -> list[psutil.Process]:
-        """Every live process carrying this stack's marker (supervisord's whole tree, orphans too)."""
-        found = []
-        for proc in psutil.process_iter(["pid"]):
-            try:
-                if proc.environ().get(MARKER) == self.stack_id and proc.status() != psutil.STATUS_ZOMBIE:
-                    found.append(proc)
-            except psutil.Error:
-                continue
-        return found
+        """Every live process of this stack (see `stack_processes`)."""
+        return stack_processes(self.stack_id, self.state_dir)
 
     def stop(self, timeout: float = 60.0, check: bool = True) -> None:
         """SIGTERM to supervisord (ordered shutdown), then fail if anything of ours survived. A
@@ -280,6 +273,8 @@ class StackHandle:
         for pod in self.spec.pods:
             logs = self.pod_dir(pod.name) / "logs"
             files += [logs / "app.stderr.log", logs / "sidecars" / "logger.log", logs / "sidecars" / "metrics.log"]
+            if pod.gateway is not None:
+                files.append(logs / "error.log")
         out = []
         for f in files:
             try:
@@ -288,6 +283,24 @@ class StackHandle:
                 continue
             out.append(f"--- {f} ---\n" + "\n".join(text))
         return "\n".join(out)
+
+
+def stack_processes(stack_id: str, state_dir: Path) -> list[psutil.Process]:
+    """Every live process whose environment carries MARKER=`stack_id` (supervisord's whole tree,
+    orphans too), and every nginx holding a file of `state_dir`: nginx rewrites its environment (for
+    its process titles), so the marker is gone from its processes."""
+    found = []
+    state = str(state_dir) + os.sep
+    for proc in psutil.process_iter(["pid", "name"]):
+        try:
+            ours = proc.environ().get(MARKER) == stack_id
+            if not ours and proc.info["name"] == "nginx":
+                ours = any(f.path.startswith(state) for f in proc.open_files())
+            if ours and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
 
 
 def wait_for_gone(find: Callable[[], list[psutil.Process]], timeout: float) -> list[psutil.Process]:

@@ -1,7 +1,8 @@
 """pytest plugin: spawn a real podvisor stack in your tests (installed as the `podvisor` plugin).
 
 Fixtures:
-- ``podvisor_stack``: the default three pods plus the aggregator, rendered into ``tmp_path`` with
+- ``podvisor_stack``: the default pods (user, product, order and the nginx gateway in front of them,
+  which needs Debian's ``nginx-light``) plus the aggregator, rendered into ``tmp_path`` with
   ephemeral ports, started under a real supervisord, every pod Ready. Hands back a
   :class:`~supervisord.harness.StackHandle` (``.apps["user"]``, ``.aggregator_url``, ``.metrics``,
   ``.rpc`` for supervisord's XML-RPC, ``.podctl(...)``, ``.logs(...)``). Torn down after the test;

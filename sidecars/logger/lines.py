@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from . import textlog
+
 
 @dataclass(frozen=True, slots=True)
 class RawLine:
@@ -113,7 +115,8 @@ def decode(line: RawLine, stderr: bool, stderr_level: str = "warning") -> dict[s
 def decode_text(line: RawLine, stderr: bool, stderr_level: str = "warning") -> tuple[dict[str, Any], str | None]:
     """The record, and the line's own JSON text when the record is exactly that object (so the
     enricher may append its fields to the text instead of encoding the record again). A line of
-    the stderr stream without a level of its own gets `stderr_level`; a JSON line's own wins."""
+    the stderr stream without a level of its own gets `stderr_level`; a JSON line's own wins, and
+    so does the level of a text line in a format textlog knows (nginx's error log)."""
     text = line.data.decode("utf-8", errors="replace")
     if text.endswith("\r"):
         text = text[:-1]
@@ -139,7 +142,8 @@ def decode_text(line: RawLine, stderr: bool, stderr_level: str = "warning") -> t
                 obj["level"] = stderr_level if stderr else "info"
                 unchanged = False
             return obj, (text.strip() if unchanged else None)
-    record: dict[str, Any] = {"message": text, "level": stderr_level if stderr else "info"}
+    # Not JSON: a format that says its own level (nginx's error log), else wrapped as it is.
+    record = textlog.parse(text) or {"message": text, "level": stderr_level if stderr else "info"}
     if line.truncated:
         record["truncated"] = True
         record["original_bytes"] = line.length

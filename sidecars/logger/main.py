@@ -9,6 +9,9 @@ On SIGTERM (or SIGINT), within LOGGER_GRACE_SECONDS in total:
    early: nothing is lost, the checkpoint holds only what was acknowledged and the rest ships on the
    next start); exit 1 when the deadline passes first, after saving the checkpoint and logging how
    many lines remain.
+SIGHUP is the same stop without step 1: the logger alone is being re-created (the controller does
+that when `podctl apply` changed only its settings, e.g. a gateway's routes) while the app keeps
+running, so waiting for the app to stop would only spend the whole budget.
 """
 from __future__ import annotations
 
@@ -45,14 +48,18 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
     term_at: list[float] = []
+    alone: list[bool] = []  # SIGHUP: stopped without the app
 
     def on_signal(signum: int, _frame: object) -> None:
         if not term_at:
             term_at.append(time.monotonic())
+        if signum == signal.SIGHUP:
+            alone.append(True)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
 
     metrics = LoggerMetrics()
     try:
@@ -72,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.run(stop)
         deadline = (term_at[0] if term_at else time.monotonic()) + settings.grace_seconds
         app_running = None
-        if settings.app_program and settings.supervisor.serverurl:
+        if alone:
+            log.info("stopping alone (SIGHUP): the app keeps running; draining what it wrote so far")
+        elif settings.app_program and settings.supervisor.serverurl:
             log.info("stopping: waiting for %s to stop before the last drain", settings.app_program)
             rpc = SupervisorRPC(settings.supervisor, timeout=2.0)
             watcher = AppWatcher(settings.app_program, rpc_state(rpc, settings.app_program),
@@ -87,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         # Done: a later SIGTERM (supervisord signals in its turn what the pod controller already
         # stopped) must not kill the exiting interpreter, which resets Python handlers to default.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     return status
 
 

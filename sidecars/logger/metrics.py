@@ -1,9 +1,11 @@
 """The logger's own metrics, on a registry the caller owns (no import-time globals)."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX = "podvisor_logger_"
+# Request time buckets in seconds (routes.py): a gateway's answers span sub-millisecond to its read timeout.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class LoggerMetrics:
@@ -46,3 +48,9 @@ class LoggerMetrics:
         self.last_ship = gauge("last_ship_timestamp_seconds",
                                "Unix time of the last batch the aggregator acknowledged.")
         self.aggregator_up = gauge("aggregator_up", "1 if the last attempt reached the aggregator.")
+        # From the pod's access log (routes.py): the traffic of an app without metrics of its own.
+        self.http_requests = counter("http_requests", "Requests in the pod's access log, by route prefix and "
+                                     "status class.", ("route", "status_class"))
+        self.http_request_duration = Histogram(PREFIX + "http_request_duration_seconds", "Request time in the "
+                                               "pod's access log (request_time), by route prefix.", ("route",),
+                                               buckets=DURATION_BUCKETS, registry=r)

@@ -27,6 +27,7 @@ from .deadletter import DeadLetter
 from .enrich import Enricher
 from .lines import RawLine, decode_text, fit
 from .metrics import LoggerMetrics
+from .routes import RouteCounter
 from .sender import BatchResult, Cancelled, EventWaiter, Sender, Transport, Waiter
 from .settings import Settings
 from .spool import Spool
@@ -146,6 +147,7 @@ class Pipeline:
         self.enricher = Enricher(settings.pod, settings.service_name, settings.environment,
                                  hostname or socket.gethostname(), wall, settings.probe_paths)
         self._stderr_level = settings.stderr_level.lower()
+        self.routes = RouteCounter(self.metrics, settings.route_prefixes, self.enricher.is_probe)
         self.batcher = Batcher(settings.batch_lines, settings.batch_bytes, settings.flush_interval, clock)
         self.waiter = waiter or EventWaiter()
         self.sender = Sender(transport, settings.aggregator_url, settings.token_file, self.deadletter,
@@ -253,6 +255,7 @@ class Pipeline:
         limit = self.settings.max_entry_bytes
         for tail, raw in lines:
             record, text = decode_text(raw, tail.stderr, self._stderr_level)
+            self.routes.observe(record)
             entry_id = self.enricher.entry_id(tail.ident.key, raw.offset)
             spliced = self.enricher.splice(record, text, tail.source, entry_id)
             if spliced is not None:  # the common case: one append, no re-encoding

@@ -12,6 +12,8 @@ Optional, with defaults:
   LOGGER_LOG_LEVEL            INFO   DEBUG, INFO, WARNING or ERROR
   LOGGER_STDERR_LEVEL         WARNING  the level of a stderr line that does not carry its own
   LOGGER_PROBE_PATHS          unset  comma-separated paths whose GET lines are probes (marked "probe": true)
+  LOGGER_ROUTE_PREFIXES       unset  comma-separated path prefixes (a gateway's routes): access-log lines
+                                     are counted per prefix, other paths as route "other" (routes.py)
 Tuning knobs:
   LOGGER_BATCH_LINES          1000   entries per POST at most
   LOGGER_BATCH_BYTES          1 MiB  uncompressed JSON bytes per POST at most (one bigger entry goes alone)
@@ -68,6 +70,7 @@ class Settings:
     log_level: str = "INFO"
     stderr_level: str = "WARNING"  # the level of a stderr line that does not say its own
     probe_paths: tuple[str, ...] = ()  # GETs of these paths are probes and scrapes: marked "probe": true
+    route_prefixes: tuple[str, ...] = ()  # access-log lines are counted per prefix (a gateway's routes)
     batch_lines: int = 1000
     batch_bytes: int = MIB
     flush_interval: float = 0.2
@@ -105,7 +108,8 @@ class Settings:
             grace_seconds=env.seconds("LOGGER_GRACE_SECONDS", DEFAULT_BUDGET.logger_seconds),
             log_level=env.choice("LOGGER_LOG_LEVEL", "INFO", LOG_LEVELS),
             stderr_level=env.choice("LOGGER_STDERR_LEVEL", "WARNING", (*LOG_LEVELS, "CRITICAL")),
-            probe_paths=tuple(p.strip() for p in env.text("LOGGER_PROBE_PATHS", "").split(",") if p.strip()),
+            probe_paths=_paths(env, "LOGGER_PROBE_PATHS"),
+            route_prefixes=_paths(env, "LOGGER_ROUTE_PREFIXES"),
             batch_lines=env.integer("LOGGER_BATCH_LINES", 1000, 1, 1_000_000),
             batch_bytes=env.integer("LOGGER_BATCH_BYTES", MIB, KIB, 1024 * MIB),
             flush_interval=env.seconds("LOGGER_FLUSH_INTERVAL", 0.2),
@@ -125,3 +129,12 @@ class Settings:
             raise SettingsError("LOGGER_BACKOFF_MAX", str(settings.backoff_max),
                                 f"must be >= LOGGER_BACKOFF_INITIAL ({settings.backoff_initial})")
         return settings
+
+
+def _paths(env: Env, name: str) -> tuple[str, ...]:
+    """Comma-separated URL paths; each must start with '/'."""
+    paths = tuple(p.strip() for p in env.text(name, "").split(",") if p.strip())
+    for path in paths:
+        if not path.startswith("/"):
+            raise SettingsError(name, env.raw(name), f"{path!r} is not a path starting with '/'")
+    return paths

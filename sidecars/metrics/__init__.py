@@ -6,7 +6,10 @@ answers the Prometheus text format 0.0.4, or OpenMetrics 1.0 when asked. Every s
 and ours is exposed as `exported_<name>` (see `labels.py`). The sidecar's own series live under
 `podvisor_` (`podvisor_target_*`, `podvisor_pod_*` for the app's process tree).
 
+The app's metrics are read by an adapter (METRICS_ADAPTER): `prometheus` passes its exposition
+through; `nginx` turns nginx's stub_status page into typed `nginx_*` families (see `nginx.py`).
+
 Modules: settings (environment), scraper (fetching, target health), rewrite (the line-level label
-injector), exposition (formats), enricher (one scrape), process and pids (the app's process tree),
-app (WSGI), main (process).
+injector), exposition (formats), nginx (the stub_status adapter), enricher (one scrape), process and
+pids (the app's process tree), app (WSGI), main (process).
 """

@@ -8,8 +8,10 @@ app's own `process_*`/`python_*` pass through as the app's, ours are under `podv
 
 The `podvisor_` namespace belongs to podvisor: app families under `podvisor_target_`,
 `podvisor_pod_` or `podvisor_logger_` are dropped, and only `podvisor_logger_*` families are taken
-from the logger (its `process_*` would collide with the app's). The pod's lifecycle series
-(`podvisor_pod_ready`, `_phase`, `_restarts_total`) have one producer, the controller's /metrics.
+from the logger (its `process_*` would collide with the app's). An app read by the `nginx` adapter
+answers stub_status, not Prometheus: its families are built here (nginx.py) instead of rewritten.
+The pod's lifecycle series (`podvisor_pod_ready`, `_phase`, `_restarts_total`) have one producer,
+the controller's /metrics.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import TypeVar
 
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from . import nginx
 from .exposition import FamilyList, Format, assemble, encode, enrich, format_of
 from .labels import PodLabels
 from .rewrite import Keep
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 
 RESERVED_PREFIXES = ("podvisor_target_", "podvisor_pod_", "podvisor_logger_")
 LOGGER_PREFIX = "podvisor_logger_"
+ADAPTERS = ("prometheus", "nginx")  # how the app's metrics are read: its own exposition, or stub_status
 T = TypeVar("T")
 
 
@@ -50,6 +54,7 @@ class Upstreams:
 
     app: str | None = None
     logger: str | None = None
+    adapter: str = "prometheus"  # one of ADAPTERS: what the app's URL answers
 
 
 class Enricher:
@@ -156,6 +161,8 @@ class Enricher:
             if response.status != 200:
                 raise ScrapeError("http_status", f"GET {url}: HTTP {response.status}")
             body = response.body.decode("utf-8")
+            if target == "app" and self.upstreams.adapter == "nginx":
+                return encode(FamilyList(nginx.families(nginx.parse_stub_status(body), self.labels)), out)
             text = enrich(body, format_of(response.content_type), out, self.labels, counted)
             if target == "app":
                 self._report_reserved(frozenset(dropped))

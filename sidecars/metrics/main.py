@@ -40,9 +40,7 @@ def build_app(settings: Settings, pid_source: PidSource | None = None) -> Metric
     process = ProcessTreeCollector(
         pid_source or pid_source_for(settings), labels, settings.memory_limit_bytes
     )
-    upstreams = Upstreams(
-        app=settings.target_url, logger=settings.logger_url
-    )
+    upstreams = Upstreams(app=settings.target_url, logger=settings.logger_url, adapter=settings.adapter)
     enricher = Enricher(labels, upstreams, HttpFetch(), collectors=[process])
     return MetricsApp(enricher, max_timeout=settings.scrape_timeout)
 
@@ -70,8 +68,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         app.enricher.close()
         return exit_bad_setting("podvisor-metrics", SettingsError(
             "METRICS_PORT", str(settings.port), f"cannot listen on {settings.host}: {exc}"))
-    log.info("podvisor-metrics for pod %s listening on http://%s:%s (app %s)", settings.pod, settings.host,
-             server.port, settings.target_url or "serves no metrics")
+    log.info("podvisor-metrics for pod %s listening on http://%s:%s (app %s, read as %s)", settings.pod,
+             settings.host, server.port, settings.target_url or "serves no metrics", settings.adapter)
     try:
         serve_until_signalled(server)
     finally:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from podvisor.core.settings import Env
 from podvisor.core.supervisor import SupervisorConfig
 
+from .enricher import ADAPTERS
+
 DEFAULT_PORT = 9101
 DEFAULT_SCRAPE_TIMEOUT = 5.0
 
@@ -16,6 +18,7 @@ class Settings:
     pod: str
     service_name: str
     target_url: str | None = None  # None: the app serves no metrics; process and logger series only
+    adapter: str = "prometheus"  # what target_url answers: Prometheus exposition, or nginx's stub_status
     environment: str = "production"
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
@@ -38,6 +41,7 @@ class Settings:
             host=env.host("METRICS_HOST"),
             port=env.port("METRICS_PORT", DEFAULT_PORT),
             target_url=env.url("METRICS_TARGET_URL"),
+            adapter=env.choice("METRICS_ADAPTER", "prometheus", ADAPTERS),
             logger_url=env.url("METRICS_LOGGER_URL"),
             app_program=env.optional("METRICS_APP_PROGRAM"),
             app_pidfile=env.optional("METRICS_APP_PIDFILE"),

@@ -23,7 +23,7 @@ RESTART_ONLY = ("state_dir", "host", "aggregator_port", "controller_port", "envi
 @dataclass(frozen=True)
 class PodChange:
     pod: str
-    action: str  # created, configured, deleted or unchanged
+    action: str  # created, configured, reloaded, deleted or unchanged
     programs: tuple[str, ...] = ()  # the pod's supervisord programs whose rendered section changed
 
     def __str__(self) -> str:
@@ -43,8 +43,9 @@ def plan(old: Stack, new: Stack, changed_programs: set[str] | frozenset[str] = f
         programs = tuple(p for p in pod.all_programs if p in changed_programs)
         if pod.name not in before:
             changes.append(PodChange(pod.name, CREATED, pod.all_programs))
-        elif before[pod.name] != pod and not programs and reloadable(before[pod.name], pod):
-            changes.append(PodChange(pod.name, RELOADED))
+        elif before[pod.name] != pod and reloadable(before[pod.name], pod) and not set(pod.app_programs) & {*programs}:
+            # the app reloads; a sidecar whose rendered section follows the change is re-created
+            changes.append(PodChange(pod.name, RELOADED, programs))
         elif before[pod.name] != pod or programs:
             changes.append(PodChange(pod.name, CONFIGURED, programs))
         else:

@@ -91,7 +91,7 @@ class Controller:
         return [r.snapshot() for r in self.runners.values()]
 
     def _runner(self, pod: Pod) -> PodRunner:
-        return PodRunner(pod, self.stack.host, self.sup, reaper=self.reaper,
+        return PodRunner(pod, self.stack.host, self.sup, reaper=self.reaper, group_reaper=self.reaper.group,
                          waiting_for=lambda: self.not_ready(pod.depends_on))
 
     def not_ready(self, names: tuple[str, ...]) -> list[str]:
@@ -234,7 +234,14 @@ class Controller:
                 log.info("apply: %s (rolling restart)", change)
                 continue
             if change.action == changes.RELOADED:
-                self.runners[change.pod].reload(new.pod(change.pod))
+                runner = self.runners[change.pod]
+                # A sidecar whose rendered settings follow what changed (the logger's route prefixes)
+                # is re-created first, so it counts by the new routes once the app reloads.
+                for program in change.programs:
+                    runner.stop_sidecar(program)
+                    self._replace_program(program)
+                    runner.replaced(program)
+                runner.reload(new.pod(change.pod))
                 log.info("apply: %s", change)
                 continue
             if change.action in (changes.DELETED, changes.CONFIGURED):
@@ -265,6 +272,12 @@ class Controller:
         deadline = time.monotonic() + pod.slots * (PROGRESS_DEADLINE_SECONDS + pod.budget.app_stop_seconds)
         while runner.rollout is not None and time.monotonic() < deadline:
             time.sleep(0.1)  # the pod's own thread advances the rollout; this one waits for it
+
+    def _replace_program(self, program: str) -> None:
+        """supervisord takes a changed section of a stopped program by removing and adding it."""
+        self._own(program, 2)
+        self.sup.remove_group(program)
+        self.sup.add_group(program)
 
     def _own(self, program: str, count: int) -> None:
         with self._events_lock:

@@ -64,6 +64,10 @@ def slot_role(slot: int) -> str:
     return "app" if not slot else f"app-{slot}"
 
 
+def _no_group_reaper(pgid: int) -> list[int]:
+    return []
+
+
 def _legacy_containers(saved: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The containers of a pod in an older state file: {desired, phase, restarts, last_reason,
     held_by_operator} (status may be missing), as restore() takes them."""
@@ -100,11 +104,15 @@ class PodRunner(Reconciler):
                  wall: Callable[[], float] = time.time, prober: Callable[..., probes.Result] = probes.run,
                  memory: Callable[[int], int] = tree_rss, killer: Callable[[int], None] = kill_tree,
                  reaper: Callable[[str], list[int]] = _no_reaper, alive: Callable[[int], bool] = pid_alive,
+                 group_reaper: Callable[[int], list[int]] = _no_group_reaper,
                  pause: Callable[[float], None] | None = None, waiting_for: Callable[[], list[str]] = _no_deps,
                  shipping: Callable[[str, int], dict[str, Any] | None] = probes.fetch_json):
         super().__init__(host, sup, clock=clock, prober=prober, killer=killer)
         self.pod, self.wall, self.memory = pod, wall, memory
         self.reaper = reaper  # kills what an ended app left behind (grandchildren that left its group)
+        # ...and what is left in its process group: nginx's workers outlive a SIGKILLed master, with
+        # their environment wiped (so the reaper cannot find them), still holding the app's port.
+        self.group_reaper = group_reaper
         self.alive = alive  # whether a pid still runs: supervisord answers no questions while shutting down
         self.pause = pause or self._pause  # waits while stopping; tests pass one that moves a fake clock
         self.waiting_for = waiting_for  # the pods of depends_on that are not Ready
@@ -134,6 +142,13 @@ class PodRunner(Reconciler):
     @property
     def containers(self) -> list[Container]:
         return [*self.apps, *self.sidecars.values()]
+
+    def replaced(self, program: str) -> None:
+        """A spare slot's program re-created by supervisord changes nothing: it is not running."""
+        with self.lock:
+            spares = {self.apps[slot].program for slot in range(len(self.apps)) if slot not in self.active}
+        if program not in spares:
+            super().replaced(program)
 
     @property
     def replicas(self) -> list[Container]:
@@ -287,10 +302,11 @@ class PodRunner(Reconciler):
         with self.lock:
             self.desired = "running"
             if self.phase in TERMINAL:
-                for slot in self.active:
-                    self.apps[slot].restart_run()
-                for container in self.sidecars.values():
-                    container.restart_run()
+                # An app an operator stopped (`supervisorctl stop x-app`) leaves the pod Stopped
+                # with its sidecars still running: those keep their processes.
+                for container in [*self.replicas, *self.sidecars.values()]:
+                    if not container.alive:
+                        container.restart_run()
                 self.created_at = self.wall()
 
     def stop_pod(self) -> None:
@@ -299,6 +315,7 @@ class PodRunner(Reconciler):
         with self.lock:
             self.desired = "stopped"
             self.rollout = None
+            pids = {c.program: c.pid for c in self.apps}
             alive = [c for c in self.apps if c.stop()]
         budget = self.pod.budget
         for container in alive:
@@ -309,7 +326,7 @@ class PodRunner(Reconciler):
             log.error("pod %s: app still running %.0fs after it was told to stop", self.pod.name,
                       budget.app_stop_seconds)
         for container in alive:
-            self.reaper(container.program)
+            self._reap(container, pids[container.program])
         with self.lock:
             for container in alive:
                 container.gone()
@@ -346,6 +363,27 @@ class PodRunner(Reconciler):
         """Until a state event of this pod's programs arrives, or `seconds` (events can be dropped)."""
         self.wake.wait(seconds)
         self.wake.clear()
+
+    def stop_sidecar(self, program: str) -> None:
+        """Stop one sidecar alone, the app left running (apply re-creates a sidecar whose rendered
+        settings changed). The logger gets SIGHUP: drain and exit without waiting for the app to
+        stop (on SIGTERM it would wait for the app, which is not stopping, its whole budget)."""
+        container = next(c for c in self.sidecars.values() if c.program == program)
+        with self.lock:
+            alive = container.stop()
+        if alive:
+            if container is self.sidecars["logger"]:
+                self.sup.signal(program, "HUP")
+            else:
+                self.sup.stop(program, False)
+            seconds = self.pod.budget.pod_stop_seconds
+            if not self._wait_until(lambda: not self._running([container]), seconds):
+                log.error("pod %s: %s still running %.0fs after it was told to stop", self.pod.name, program,
+                          seconds)
+                self.sup.stop(program, True)  # supervisord's SIGTERM, then SIGKILL at its stopwaitsecs
+        with self.lock:
+            container.gone()
+        self._collect_events()
 
     def reload(self, pod: Pod) -> None:
         """The app re-reads its config on its reload signal (nginx: HUP); its processes stay."""
@@ -415,12 +453,13 @@ class PodRunner(Reconciler):
         if self.desired != "running":
             return 1.0
         now = self.clock()
+        pids = {c.program: c.pid for c in self.apps}
         ended = self.observe(self.containers, self.sup.all_info(), now)
         for container in self.apps:
             if container.program in ended:
                 # An app's exit ends its container: whatever it left running (even outside its process
                 # group) is killed now, as a pid namespace would be, before any restart.
-                self.reaper(container.program)
+                self._reap(container, pids[container.program])
         self.probe(self.containers, now)
         self._advance_rollout(now)
         if self._end_if_exited():
@@ -571,7 +610,14 @@ class PodRunner(Reconciler):
             if not pid or not self.alive(pid):
                 with self.lock:
                     container.gone()
-                self.reaper(container.program)
+                self._reap(container, pid)
+
+    def _reap(self, container: Container, pid: int) -> None:
+        """Kill what an ended app left: processes named after its program, and its process group
+        (supervisord makes every program a group leader, so the group id is the app's pid)."""
+        self.reaper(container.program)
+        if pid:
+            self.group_reaper(pid)
 
     # -- what the status endpoint and metrics show ---------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -98,14 +98,15 @@ class Reconciler:
         return [r or probes.Result(False, "probe gave no result") for r in results]
 
     def replaced(self, program: str) -> None:
-        """supervisord created `program` anew (`supervisorctl update`): a container that ran, or was
-        held, starts as new. One that never started (supervisord's own start-up) is left alone."""
+        """supervisord created `program` anew (`supervisorctl update`, apply): a container that ran,
+        stopped or was held starts as new. One that never started (supervisord's own start-up, where
+        every program is added) is left alone, and so is a process already running again."""
         info = self.sup.all_info().get(program, {})
         if info.get("statename") in SUPERVISOR_ALIVE:
             return
         with self.lock:
             for container in self.containers:
-                if container.program == program and (container.alive or container.state is State.HELD):
+                if container.program == program and container.state is not State.WAITING:
                     container.replaced()
 
     @property

@@ -85,7 +85,7 @@ def apply(client: Client, conf: Path, spec_file: Path | None, timeout: float, wa
     for line in result.get("changes", []):
         out.write(line + "\n")
     touched = [line.split()[0].removeprefix("pod/") for line in result.get("changes", [])
-               if line.endswith((changes.CREATED, changes.CONFIGURED))]
+               if line.endswith((changes.CREATED, changes.CONFIGURED, changes.RELOADED))]
     if wait and touched:
         ok, waiting = client.wait_ready(touched, time.monotonic() + timeout)
         if not ok:

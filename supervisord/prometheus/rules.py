@@ -51,6 +51,9 @@ class Thresholds:
     requests_metric: str = "http_requests_total"
     status_label: str = "status"
     latency_metric: str = "http_request_duration_seconds"
+    # A pod whose app has no request metrics (nginx): its logger's counts from the access log.
+    logger_requests_metric: str = "podvisor_logger_http_requests_total"
+    logger_latency_metric: str = "podvisor_logger_http_request_duration_seconds"
     logger_lag_metric: str = "podvisor_logger_lag_seconds"
 
 
@@ -65,6 +68,19 @@ def alerts(t: Thresholds = Thresholds()) -> list[Alert]:
     by = "sum by (service_name, pod)"
     # A pod stopped on purpose (podctl stop, supervisorctl stop <pod>-app) or completed is not down.
     on_purpose = f'unless on (pod) (podvisor_pod_phase{{phase=~"{"|".join(QUIET_PHASES)}"}} == 1)'
+    # The logger's access-log figures count only for pods without the app's own (no double counting).
+    no_app = f"unless on (service_name, pod) {by} (rate({t.requests_metric}[5m]))"
+    error_ratio = (
+        f'{by} (rate({t.requests_metric}{{{t.status_label}=~"5.."}}[5m])) / {by} (rate({t.requests_metric}[5m]))'
+    )
+    logger_error_ratio = (
+        f'{by} (rate({t.logger_requests_metric}{{status_class="5xx"}}[5m])) / '
+        f"{by} (rate({t.logger_requests_metric}[5m]))"
+    )
+    p95 = f"histogram_quantile(0.95, sum by (service_name, pod, le) (rate({t.latency_metric}_bucket[5m])))"
+    logger_p95 = (
+        f"histogram_quantile(0.95, sum by (service_name, pod, le) (rate({t.logger_latency_metric}_bucket[5m])))"
+    )
     return [
         Alert(
             # Two rules share this alert name; `kind` tells them apart (and promtool requires it).
@@ -101,26 +117,22 @@ def alerts(t: Thresholds = Thresholds()) -> list[Alert]:
         Alert(
             key="high-error-ratio",
             name="PodvisorHighErrorRatio",
-            expr=(
-                f'{by} (rate({t.requests_metric}{{{t.status_label}=~"5.."}}[5m])) / '
-                f"{by} (rate({t.requests_metric}[5m])) > {_num(t.error_ratio)}"
-            ),
+            expr=f"({error_ratio} or ({logger_error_ratio} {no_app})) > {_num(t.error_ratio)}",
             for_="5m",
             severity="critical",
             summary=f"{svc} in pod {pod} fails more than {_num(t.error_ratio * 100)}% of requests",
             description=(
                 f"More than {_num(t.error_ratio * 100)}% of HTTP requests to {svc} (pod {pod}) have been "
-                "answered with a 5xx status for 5 minutes. Search the aggregator for the service's "
+                "answered with a 5xx status for 5 minutes (its http_requests_total, or for an app without "
+                "request metrics such as the gateway, its access log as the logger counts it). Search the "
+                "aggregator for the service's "
                 "error lines, follow a failing X-Request-ID across pods, and check its upstreams."
             ),
         ),
         Alert(
             key="high-latency-p95",
             name="PodvisorHighLatencyP95",
-            expr=(
-                f"histogram_quantile(0.95, sum by (service_name, pod, le) "
-                f"(rate({t.latency_metric}_bucket[5m]))) > {_num(t.latency_p95_seconds)}"
-            ),
+            expr=f"({p95} or ({logger_p95} {no_app})) > {_num(t.latency_p95_seconds)}",
             for_="5m",
             severity="warning",
             summary=f"{svc} in pod {pod} answers slowly (p95 over {_num(t.latency_p95_seconds)}s)",

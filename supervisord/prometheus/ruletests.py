@@ -27,6 +27,8 @@ USER = {
 }
 PRODUCT = {**USER, "instance": "127.0.0.1:9102", "pod": "product", "service_name": "product-service"}
 ORDER = {**USER, "instance": "127.0.0.1:9103", "pod": "order", "service_name": "order-service"}
+# The gateway: nginx has no request metrics; its logger counts its access log per route.
+GATEWAY = {**USER, "instance": "127.0.0.1:9104", "pod": "gateway", "service_name": "gateway"}
 CONTROLLER = {"job": CONTROLLER_JOB, "instance": "127.0.0.1:9100", "environment": "production"}
 
 
@@ -63,6 +65,9 @@ def cases() -> list[Case]:
     target = {"target": "app"}
     user_req = {**USER, "method": "GET", "path": "/users/<id>"}
     product_req = {**PRODUCT, "method": "GET", "path": "/products/<id>"}
+    order_req = {**ORDER, "method": "GET", "path": "/orders"}
+    gateway_route = {**GATEWAY, "route": "/user/"}
+    order_route = {**ORDER, "route": "other"}  # an app with metrics of its own whose access log is counted too
     return [
         Case(  # a sidecar that cannot be scraped (up has only target labels); order's pod was stopped
             series=(
@@ -94,16 +99,23 @@ def cases() -> list[Case]:
                 Check("3m", "PodvisorServiceDown", (("service-down-app", {**USER, **target}),)),
             ),
         ),
-        Case(  # user answers 10 of 110 requests with 500 (9%), product 1 of 101 (1%)
+        Case(  # user answers 10 of 110 requests with 500 (9%), product 1 of 101 (1%); the gateway, read
+            # from its access log, 20 of 120 (17%); order's own metrics have no 5xx, and its access-log
+            # counts (all 5xx) do not count next to them
             series=(
                 ("http_requests_total", {**user_req, "status": "200"}, "0+100x15"),
                 ("http_requests_total", {**user_req, "status": "500"}, "0+10x15"),
                 ("http_requests_total", {**product_req, "status": "200"}, "0+100x15"),
                 ("http_requests_total", {**product_req, "status": "503"}, "0+1x15"),
+                ("podvisor_logger_http_requests_total", {**gateway_route, "status_class": "2xx"}, "0+100x15"),
+                ("podvisor_logger_http_requests_total", {**gateway_route, "status_class": "5xx"}, "0+20x15"),
+                ("http_requests_total", {**order_req, "status": "200"}, "0+100x15"),
+                ("podvisor_logger_http_requests_total", {**order_route, "status_class": "5xx"}, "0+100x15"),
             ),
             checks=(
                 Check("4m", "PodvisorHighErrorRatio"),
-                Check("12m", "PodvisorHighErrorRatio", (("high-error-ratio", _pod(USER)),)),
+                Check("12m", "PodvisorHighErrorRatio", (("high-error-ratio", _pod(USER)),
+                                                        ("high-error-ratio", _pod(GATEWAY)))),
             ),
         ),
         Case(  # user's p95 is between 0.5 s and 1 s, product's under 0.1 s
@@ -114,10 +126,17 @@ def cases() -> list[Case]:
             + tuple(
                 ("http_request_duration_seconds_bucket", {**product_req, "le": le}, "0+10x15")
                 for le in ("0.1", "0.5", "1", "+Inf")
-            ),
+            )
+            + tuple(  # the gateway's access log: as slow as user; order's too, but it has metrics of its own
+                ("podvisor_logger_http_request_duration_seconds_bucket", {**route, "le": le}, f"0+{n}x15")
+                for route in (gateway_route, order_route)
+                for le, n in (("0.1", 1), ("0.5", 2), ("1", 10), ("+Inf", 10))
+            )
+            + (("http_requests_total", {**order_req, "status": "200"}, "0+100x15"),),
             checks=(
                 Check("4m", "PodvisorHighLatencyP95"),
-                Check("12m", "PodvisorHighLatencyP95", (("high-latency-p95", _pod(USER)),)),
+                Check("12m", "PodvisorHighLatencyP95", (("high-latency-p95", _pod(USER)),
+                                                        ("high-latency-p95", _pod(GATEWAY)))),
             ),
         ),
         Case(  # user over its 256 MiB limit, product well under

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from podvisor.supervisord.render import nginx
@@ -201,6 +202,8 @@ class Renderer:
             "LOGGER_STDERR_LEVEL": pod.stderr_level, "LOGGER_PROBE_PATHS": ",".join(pod.probe_paths),
             **pod.logger_env,  # tuning knobs (sidecars/logger/settings.py); the spec refuses the keys above
         }
+        if pod.gateway is not None:  # its access log is counted per route (the logger's route metrics)
+            logger_env["LOGGER_ROUTE_PREFIXES"] = ",".join(prefix for prefix, _ in pod.gateway.routes)
         metrics_env = {
             **self.pod_env(pod), "METRICS_HOST": st.host, "METRICS_PORT": str(pod.metrics_port),
             "METRICS_LOGGER_URL": self.url(pod.logger_port) + "/metrics",
@@ -264,6 +267,17 @@ def render_files(stack: Stack, conf_path: Path, bin_dir: str = "../bin", source:
     resolved = json.dumps(to_dict(stack), indent=2, sort_keys=True) + "\n"
     gateways = {nginx.conf_name(conf_path, pod): nginx.render(stack, pod) for pod in stack.pods if pod.gateway}
     return {conf_path: conf, json_path: resolved, **gateways}
+
+
+def default_bin_dir(conf: Path) -> str:
+    """podvisor's launchers as `conf` should name them: the checkout's bin/ relative to the conf's
+    folder (`../bin` for supervisord/stack.conf), so a conf rendered elsewhere (an example's) runs
+    them too; installed without a checkout, the console scripts beside this interpreter."""
+    checkout = SUPERVISORD_DIR.parent / "bin"
+    if (checkout / "podvisor-controller").exists():
+        return os.path.relpath(checkout, Path(conf).resolve().parent)
+    scripts = Path(sys.executable).parent
+    return str(scripts) if (scripts / "podvisor-controller").exists() else "../bin"
 
 
 def source_name(spec: Path, conf: Path) -> str:

@@ -14,6 +14,7 @@ from podvisor.supervisord.prometheus import stack as prometheus_stack
 from podvisor.supervisord.render.conf import (
     DEFAULT_CONF,
     DEFAULT_SPEC,
+    default_bin_dir,
     make_state_dirs,
     render_files,
     source_name,
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="podvisor-render", description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default=str(DEFAULT_SPEC), help="pods spec (TOML)")
     parser.add_argument("--out", default=str(DEFAULT_CONF), help="supervisord conf to write")
-    parser.add_argument("--bin-dir", default="../bin", help="where the process executables are (relative to the conf)")
+    parser.add_argument("--bin-dir", help="where the process executables are (relative to the conf, or absolute; "
+                        "default: this checkout's bin/, seen from the conf's folder)")
     parser.add_argument("--check", action="store_true", help="exit 1 if the files on disk differ from the spec")
     parser.add_argument("--prometheus", metavar="DIR",
                         help="also write prometheus.yml, alert rules and their promtool tests to DIR")
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"podvisor-render: --scrape-interval: {exc}", file=sys.stderr)
         return 2
-    files = render_files(stack, Path(args.out), args.bin_dir, source_name(Path(args.spec), Path(args.out)))
+    bin_dir = args.bin_dir or default_bin_dir(Path(args.out))
+    files = render_files(stack, Path(args.out), bin_dir, source_name(Path(args.spec), Path(args.out)))
     if args.check:
         stale = [str(p) for p, text in files.items() if not p.exists() or p.read_text() != text]
         if stale:

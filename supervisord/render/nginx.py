@@ -17,7 +17,7 @@ from podvisor.supervisord.spec.parse import GATEWAY_HEALTH_PATH, NGINX_STATUS_PA
 NGINX_DIR = "nginx"  # below the pod's state folder: pid and temp files
 # One JSON object per request, with the fields podvisor's log line has; `level` from the status.
 ACCESS_FORMAT = (
-    '\'{"timestamp":"$time_iso8601","msec":$msec,"level":"$podvisor_level","logger":"nginx.access",'
+    '\'{"timestamp":"$podvisor_time","level":"$podvisor_level","logger":"nginx.access",'
     '"message":"$request_method $uri $status","request_id":"$podvisor_request_id",'
     '"method":"$request_method","path":"$uri","query":"$args","status":$status,'
     '"bytes":$body_bytes_sent,"client":"$remote_addr","user_agent":"$http_user_agent",'
@@ -80,6 +80,17 @@ http {{
     client_body_buffer_size 1m;
     proxy_max_temp_file_size 0;
 
+    # podvisor's timestamps carry milliseconds (and Z for UTC): nginx's $time_iso8601 has neither,
+    # so the milliseconds of $msec (the same clock reading) are spliced in.
+    map $msec $podvisor_millis {{
+        "~\\.(?<ms>\\d\\d\\d)$" $ms;
+        default 000;
+    }}
+    map $time_iso8601 $podvisor_time {{
+        "~^(?<second>[^+]+)\\+00:00$" $second.${{podvisor_millis}}Z;
+        "~^(?<second>.+T[0-9:]+)(?<zone>[-+].+)$" $second.$podvisor_millis$zone;
+        default $time_iso8601;
+    }}
     map $status $podvisor_level {{
         ~^5 error;
         ~^4 warning;
@@ -102,6 +113,8 @@ http {{
     proxy_connect_timeout {gateway.connect_timeout_seconds:g}s;
     proxy_read_timeout {gateway.read_timeout_seconds:g}s;
     proxy_send_timeout {gateway.read_timeout_seconds:g}s;
+    # One X-Request-ID in every answer: the gateway's (an upstream echoes the same id).
+    proxy_hide_header X-Request-ID;
     add_header X-Request-ID $podvisor_request_id always;
 
     map $uri $podvisor_prefix {{
@@ -112,6 +125,9 @@ http {{
     server {{
         listen {stack.host}:{pod.port};
         default_type application/json;
+        # nginx's own errors as JSON (an upstream's own error answers pass through untouched). A
+        # request nginx cannot parse (400, 414) cannot be redirected to a location: its HTML stays.
+        error_page 413 = @too_large;
         error_page 502 = @unavailable;
         error_page 503 = @unavailable;
         error_page 504 = @timed_out;
@@ -127,6 +143,9 @@ http {{
         }}
 {"".join(locations)}        location / {{
             return 404 '{{"ok":false,"error":"no route: the gateway routes {prefixes}"}}';
+        }}
+        location @too_large {{
+            return 413 '{{"ok":false,"error":"request body over 1 MiB"}}';
         }}
         location @unavailable {{
             return 502 '{{"ok":false,"error":"upstream unavailable"}}';

@@ -25,6 +25,7 @@ from podvisor.testing.harness import StackHandle, free_port, terminate
 
 pytestmark = pytest.mark.e2e
 SERVICES = {"user": "user-service", "product": "product-service", "order": "order-service"}
+PODS = (*SERVICES, "gateway")  # the gateway (nginx) serves no Prometheus metrics: its sidecar adapts
 OUR_LABELS = ("service_name", "environment", "pod")
 OPENMETRICS_ACCEPT = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
 DEADLINE = 60.0  # generous: the machine is shared with other test runs
@@ -89,11 +90,15 @@ def sidecar_text(stack: StackHandle, pod: str, accept: str | None = None) -> req
 def stack(podvisor_module_stack: StackHandle) -> StackHandle:
     """The shared stack, after a request to every app (so `http_requests_total` has a path="/")."""
     stack = podvisor_module_stack
-    for pod, url in stack.apps.items():
+    for pod in SERVICES:
+        url = stack.apps[pod]
         assert requests.get(url + "/", timeout=10).status_code == 200
         assert requests.get(url + "/no-such-page", timeout=10).status_code == 404
         poll(lambda pod=pod: samples(sidecar_text(stack, pod).text, "http_requests_total", path="/"),
              f"{pod}'s request counted behind its sidecar", stack.output)
+    assert requests.get(stack.apps["gateway"] + "/user/", timeout=10).status_code == 200
+    poll(lambda: samples(sidecar_text(stack, "gateway").text, "podvisor_logger_http_requests_total", route="/user/"),
+         "the gateway's access line counted by its logger, behind its sidecar", stack.output)
     return stack
 
 
@@ -246,7 +251,7 @@ def test_prometheus_scrapes_every_target_and_sees_the_enriched_series(stack, pro
         got = {s["metric"]["instance"]: s["value"][1] for s in prometheus.query("up")}
         return got == expected or None
     prometheus.wait(all_up, f"up == 1 for every target {sorted(expected)}")
-    prometheus.wait_values('up{job="podvisor-pods"}', lambda v: v == dict.fromkeys(SERVICES, "1"))
+    prometheus.wait_values('up{job="podvisor-pods"}', lambda v: v == dict.fromkeys(PODS, "1"))
 
     for pod, service in SERVICES.items():
         expr = (f'http_requests_total{{service_name="{service}",environment="production",'
@@ -254,13 +259,13 @@ def test_prometheus_scrapes_every_target_and_sees_the_enriched_series(stack, pro
         (found,) = prometheus.wait(lambda expr=expr: prometheus.query(expr), f"{expr} in Prometheus")
         assert found["metric"]["job"] == "podvisor-pods" and float(found["value"][1]) >= 1
     # pod status once (the controller's, with the pod labels), logger and process series
-    all_ready = dict.fromkeys(SERVICES, "1")
+    all_ready = dict.fromkeys(PODS, "1")
     prometheus.wait_values('podvisor_pod_ready{job="podvisor-controller",environment="production"}',
                            lambda v: v == all_ready)
     assert not prometheus.query('podvisor_pod_ready{job="podvisor-pods"}'), "a second producer of pod status"
-    prometheus.wait_values("podvisor_logger_lag_seconds", lambda v: set(v) == set(SERVICES))
+    prometheus.wait_values("podvisor_logger_lag_seconds", lambda v: set(v) == set(PODS))
     prometheus.wait_values("podvisor_pod_resident_memory_bytes",
-                           lambda v: set(v) == set(SERVICES) and all(float(x) > 0 for x in v.values()))
+                           lambda v: set(v) == set(PODS) and all(float(x) > 0 for x in v.values()))
     prometheus.wait_values("aggregator_entries_stored_total", bool)  # the aggregator's own series
 
     def rules_evaluated() -> list[dict] | None:
@@ -270,6 +275,31 @@ def test_prometheus_scrapes_every_target_and_sees_the_enriched_series(stack, pro
         return rules if rules and done else None
     rules = prometheus.wait(rules_evaluated, "every alert rule evaluated without error")
     assert sorted(r["name"] for r in rules) == sorted(a.name for a in alerts())
+
+
+def test_the_gateway_is_scraped_through_the_nginx_adapter_and_its_logger(stack, prometheus):
+    """nginx serves no Prometheus metrics: its sidecar reads stub_status, its logger counts its access
+    log per route; both reach Prometheus typed and with the pod labels."""
+    text = sidecar_text(stack, "gateway").text
+    ours = {"service_name": "gateway", "environment": "production", "pod": "gateway"}
+    for name in ("nginx_connections_active", "nginx_connections_reading", "nginx_connections_writing",
+                 "nginx_connections_waiting", "nginx_connections_accepted_total", "nginx_connections_handled_total",
+                 "nginx_http_requests_total"):
+        assert len(samples(text, name, **ours)) == 1, f"{name} missing or without the pod labels:\n{text[:3000]}"
+    assert "# TYPE nginx_http_requests_total counter" in text and "# TYPE nginx_connections_active gauge" in text
+    result = promtool("check", "metrics", stdin=text)
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
+    om = {f.name: f for f in parse_openmetrics(sidecar_text(stack, "gateway", OPENMETRICS_ACCEPT).text)}
+    assert om["nginx_http_requests"].type == "counter" and om["nginx_connections_active"].type == "gauge"
+
+    requests.get(stack.apps["gateway"] + "/product/products", timeout=10)
+    prometheus.wait_values('nginx_http_requests_total{pod="gateway",service_name="gateway"}',
+                           lambda v: float(v.get("gateway", 0)) >= 2)
+    prometheus.wait_values('nginx_connections_active{pod="gateway"}', lambda v: float(v.get("gateway", 0)) >= 1)
+    routes = 'sum by (route) (podvisor_logger_http_requests_total{pod="gateway",status_class="2xx"})'
+    prometheus.wait(lambda: {s["metric"]["route"] for s in prometheus.query(routes)} >= {"/user/", "/product/"},
+                    "the gateway's requests per route in Prometheus")
+    assert prometheus.query('podvisor_logger_http_request_duration_seconds_bucket{pod="gateway",le="+Inf"}')
 
 
 def test_a_stopped_app_reads_down_and_its_series_vanish(stack, prometheus):

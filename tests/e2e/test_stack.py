@@ -76,11 +76,11 @@ def test_aggregator_restart_keeps_stored_logs(stack):
 
 def test_metrics_sidecar_pages_are_valid_and_the_controller_reports_ready(stack):
     pods = stack.pods()
-    assert set(pods) == set(SERVICES)
+    assert set(pods) == {*SERVICES, "gateway"}
     assert all(p["ready"] and p["containers_ready"] == 3 for p in pods.values()), pods
     status = stack.podctl("status")
     assert status.returncode == 0, status.stderr
-    for pod in SERVICES:
+    for pod in (*SERVICES, "gateway"):
         assert pod in status.stdout and "3/3" in status.stdout
 
 

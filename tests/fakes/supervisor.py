@@ -94,6 +94,27 @@ class FakeSupervisor:
         if wait:
             self._stopped(name)
 
+    def signal(self, name: str, signame: str) -> None:
+        """supervisor.signalProcess: a logger drains and exits on HUP; anything else only notes it
+        (nginx reloads on HUP and keeps its pid)."""
+        proc = self._proc(name)
+        self.note("signal", name, signame)
+        if signame == "HUP" and name.endswith("-logger") and proc["statename"] in RUNNING_STATES:
+            proc["statename"] = "STOPPING"  # exits by the next look, like a SIGTERM'd one
+
+    def reload_config(self) -> tuple[list[str], list[str], list[str]]:
+        """supervisor.reloadConfig: (added, changed, removed) as the test set them in `changed_sections`."""
+        self.note("reload_config", "")
+        return [], sorted(self.__dict__.get("changed_sections", ())), []
+
+    def remove_group(self, name: str) -> None:
+        assert self._proc(name)["statename"] not in (*RUNNING_STATES, "STOPPING"), f"{name} still running"
+        self.note("remove_group", name)
+
+    def add_group(self, name: str) -> None:
+        self.procs[name].update(statename="STOPPED", pid=0, exitstatus=0)
+        self.note("add_group", name)
+
     def _stopped(self, name: str) -> None:
         self.procs[name].update(statename="STOPPED", pid=0, exitstatus=0)
         self.note("stopped", name)

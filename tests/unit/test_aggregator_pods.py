@@ -60,6 +60,45 @@ def test_parse_sample_sums_routes_and_leaves_probes_out():
     assert parse_sample("", at=1) == Sample(1, 0.0, 0.0, (), None)
 
 
+GATEWAY = 'service_name="gateway",environment="production",pod="gateway"'
+
+
+def gateway_scrape(ok: int, errors: int, buckets: dict[str, int], routes: tuple[str, ...] = ("/user/", "other")) -> str:
+    """A gateway's sidecar page: nginx's stub_status series and its logger's per-route counts."""
+    lines = ["# TYPE nginx_http_requests_total counter", f"nginx_http_requests_total{{{GATEWAY}}} {10 * ok}",
+             "# TYPE podvisor_logger_http_requests_total counter"]
+    for route in routes:  # the figures are split over the routes: they must add up
+        lines.append(f'podvisor_logger_http_requests_total{{route="{route}",status_class="2xx",{GATEWAY}}} '
+                     f'{ok / len(routes)}')
+        lines.append(f'podvisor_logger_http_requests_total{{route="{route}",status_class="5xx",{GATEWAY}}} '
+                     f'{errors / len(routes)}')
+    lines.append("# TYPE podvisor_logger_http_request_duration_seconds histogram")
+    cumulative = 0
+    for bound in BOUNDS:
+        cumulative += buckets.get(bound, 0)
+        lines.append(f'podvisor_logger_http_request_duration_seconds_bucket{{le="{bound}",route="/user/",'
+                     f'{GATEWAY}}} {cumulative}')
+    return "\n".join(lines) + "\n"
+
+
+def test_a_pod_without_request_metrics_is_read_from_its_loggers_access_log_counts():
+    old = parse_sample(gateway_scrape(100, 0, {"0.005": 100}), at=0.0)
+    new = parse_sample(gateway_scrape(170, 30, {"0.005": 100, "0.1": 100}), at=10.0)
+    assert (new.source, new.requests, new.errors) == ("logger", 200, 30)
+    point = point_between(old, new)
+    assert point.request_rate == pytest.approx(10.0) and point.error_ratio == pytest.approx(0.3)
+    assert 50 < point.p95_ms <= 100  # every new request between 50 and 100 ms
+
+
+def test_a_pod_with_both_is_read_from_its_apps_metrics_only():
+    both = parse_sample(scrape(90, 10, 0, {"0.01": 100}) + gateway_scrape(1000, 1000, {"0.25": 2000}), at=1.0)
+    assert (both.source, both.requests, both.errors) == ("app", 100, 10)
+    assert dict(both.buckets)[float("inf")] == 100
+    # counters of two sources never make a point (the app's vanish while it is down, say)
+    logger_only = parse_sample(gateway_scrape(1000, 1000, {"0.25": 2000}), at=2.0)
+    assert point_between(both, logger_only) is None
+
+
 def test_histogram_quantile_interpolates_like_prometheus():
     buckets = [(0.1, 50.0), (0.2, 90.0), (0.4, 100.0), (float("inf"), 100.0)]
     assert histogram_quantile(0.5, buckets) == pytest.approx(0.1)

@@ -197,6 +197,19 @@ def test_an_app_stopped_from_outside_is_left_stopped():
     assert all(r.sup.statename(n) == "RUNNING" for n in SIDECARS)
 
 
+def test_podctl_start_takes_back_an_app_stopped_from_outside_keeping_its_sidecars():
+    r = rig()
+    r.start_pod()
+    sidecars = {n: r.sup.pid_of(n) for n in SIDECARS}
+    r.sup.operator_stop(APP)
+    r.tick()
+    r.runner.request("start", "op-back")
+    r.tick(2)
+    assert r.runner.last_op["ok"], r.runner.last_op
+    assert r.sup.statename(APP) == "RUNNING" and r.snapshot()["phase"] == "Running"
+    assert {n: r.sup.pid_of(n) for n in SIDECARS} == sidecars  # the running sidecars were left alone
+
+
 def test_a_sidecar_stopped_from_outside_is_left_stopped_and_the_app_keeps_running():
     r = rig()
     r.start_pod()

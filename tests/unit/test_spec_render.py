@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -105,9 +106,12 @@ def test_supervisord_accepts_the_rendered_conf_with_no_environment(tmp_path):
     opts.realize(args=["-c", str(conf)], doc="")
     names = {p.name for g in opts.process_group_configs for p in g.process_configs}
     assert names == {"podvisor-controller", "aggregator"} | {
-        f"{pod}-{role}" for pod in ("user", "product", "order") for role in ("app", "logger", "metrics")} | {
-        f"{pod}-app-1" for pod in ("user", "product", "order")}, "each pod: its containers and a spare app slot"
+        f"{pod}-{role}" for pod in ("user", "product", "order", "gateway") for role in ("app", "logger", "metrics")
+    } | {f"{pod}-app-1" for pod in ("user", "product", "order")}, "each pod's containers, a spare slot where it is held"
     by_name = {p.name: p for g in opts.process_group_configs for p in g.process_configs}
+    gateway = by_name["gateway-app"]
+    assert gateway.command.startswith("/usr/sbin/nginx -p " + str(tmp_path / "state/pods/gateway") + "/ -c ")
+    assert gateway.stopsignal == signal.SIGQUIT  # nginx's graceful stop (SIGTERM is its fast one)
     app = by_name["order-app"]
     assert app.environment["USER_SERVICE_URL"] == f"http://127.0.0.1:{stack.pod('user').port}"
     assert app.environment["APP_LOG_FILE"] == str(tmp_path / "state/pods/order/logs/app.log")
@@ -142,3 +146,11 @@ def test_fresh_clone_has_every_state_folder_the_committed_conf_needs():
     tracked = subprocess.run(["git", "ls-files", "var"], cwd=REPO, capture_output=True, text=True).stdout.split()
     for d in render.state_dirs(stack, Path("var")):
         assert str(d / ".gitkeep") in tracked or str(d) == "var", f"{d} is not in git: supervisord will refuse the conf"
+
+
+def test_the_default_bin_dir_is_the_checkouts_bin_seen_from_the_conf():
+    """A conf rendered beside an example's spec runs the same launchers as the committed one."""
+    assert render.default_bin_dir(REPO / "supervisord" / "stack.conf") == "../bin"
+    example = REPO / "supervisord" / "examples" / "polyglot" / "stack.conf"
+    assert render.default_bin_dir(example) == "../../../bin"
+    assert (example.parent / render.default_bin_dir(example) / "podvisor-controller").exists()

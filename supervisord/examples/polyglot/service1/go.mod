@@ -1,0 +1,3 @@
+module podvisor.example/service1
+
+go 1.19
