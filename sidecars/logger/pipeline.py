@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from podvisor.core import jsonsafe
+
 from .batcher import Batcher, Item
 from .checkpoint import CheckpointStore
 from .deadletter import DeadLetter
@@ -258,7 +260,12 @@ class Pipeline:
                 payload = _encode(spliced)
             else:
                 record = self.enricher.enrich(record, tail.source, tail.ident.key, raw.offset)
-                payload = _dumps(record)
+                try:
+                    payload = _dumps(record)
+                except ValueError:  # a number out of float range: strict JSON keeps it as its text
+                    record = decode_text(raw, tail.stderr, exact=True)[0]
+                    record = self.enricher.enrich(record, tail.source, tail.ident.key, raw.offset)
+                    payload = _dumps(record)
             # Escaping non-ASCII can triple the size the aggregator measures: check precisely only then.
             if len(payload) > limit or (3 * len(payload) > limit and not payload.isascii()):
                 if spliced is not None:
@@ -340,10 +347,11 @@ class Pipeline:
 
 
 def _dumps(record: dict[str, Any]) -> bytes:
+    """Strict compact JSON; ValueError for a non-finite number (never sent as Infinity)."""
     try:
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+        return jsonsafe.dumps(record).encode()
     except UnicodeEncodeError:  # a lone surrogate from a \\ud800 escape: escaped output stays valid
-        return json.dumps(record, separators=(",", ":")).encode()
+        return json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _encode(text: str) -> bytes:
