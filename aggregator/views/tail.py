@@ -70,6 +70,10 @@ def tail() -> Response:
     if start is None or start > state.store.last_seq:
         # No position, or one from a store that has since been recreated: start from now.
         start = state.store.last_seq
+    if query.text is not None:
+        # A search FTS5 refuses is the caller's 400 now, not an error event after the stream has
+        # opened (an EventSource would reconnect to it forever). Past the last entry: costs nothing.
+        fetch(state.store, query, order="asc", after=state.store.last_seq, limit=1)
     release = state.tails.acquire()
     if release is None:
         raise ApiError(503, f"too many live tail streams (limit {state.tails.max_streams})",
