@@ -133,6 +133,9 @@ class Pipeline:
         self.settings = settings
         self.metrics = metrics or LoggerMetrics()
         self._clock = clock
+        self._wall = wall
+        # When shipping last moved: an acknowledged batch, or a moment with nothing waiting.
+        self._progress = (clock(), wall())
         self._sleep = sleep
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = CheckpointStore(settings.state_dir / "checkpoint.json", wall)
@@ -294,6 +297,8 @@ class Pipeline:
 
     def _apply_results(self) -> bool:
         results = self.worker.results()
+        if any(result.done for result in results):
+            self._progress = (self._clock(), self._wall())
         for result in results:
             for item in result.done:
                 item.acked = True
@@ -335,6 +340,12 @@ class Pipeline:
         now = self._clock()
         lag_seconds = now - self._inflight[0].read_at if self._inflight else 0.0
         lag_bytes = self.tailer.unshipped_bytes()
+        # Waiting: read and not acknowledged, or not read yet; a live file's unfinished last line
+        # is not waiting for the aggregator (its writer has not finished it), so it cannot stall.
+        waiting_bytes = lag_bytes - self.tailer.held_partial_bytes()
+        if not self._inflight and waiting_bytes <= 0:
+            self._progress = (now, self._wall())
+        stalled = now - self._progress[0] if self._inflight or waiting_bytes > 0 else 0.0
         m = self.metrics
         m.inflight_bytes.set(self._inflight_bytes)
         m.lag_bytes.set(lag_bytes)
@@ -343,7 +354,10 @@ class Pipeline:
         self._health = {"ok": True, "pod": self.settings.pod, "files": len(self.tailer.tails),
                         "inflight_lines": len(self._inflight), "inflight_bytes": self._inflight_bytes,
                         "lag_bytes": lag_bytes, "lag_seconds": round(lag_seconds, 3),
-                        "spool_bytes": self.spool.used, "aggregator_reachable": self.sender.reachable}
+                        "spool_bytes": self.spool.used, "aggregator_reachable": self.sender.reachable,
+                        "waiting_lines": len(self._inflight), "waiting_bytes": max(0, waiting_bytes),
+                        "stalled_seconds": round(stalled, 3), "last_progress_at": round(self._progress[1], 3),
+                        "symlinks_refused": sorted(self.tailer.symlinks)}
 
 
 def _dumps(record: dict[str, Any]) -> bytes:
