@@ -18,6 +18,7 @@ from podvisor.aggregator.store.sqlite import Store
 from podvisor.aggregator.streams import TailLimiter
 from podvisor.aggregator.views import ingest, logs, ops, session, tail
 from podvisor.aggregator.views import pods as pods_view
+from podvisor.core.webapp import PodvisorFlask
 
 API_BLUEPRINTS = (ingest.bp, logs.bp, tail.bp, session.bp, ops.bp, pods_view.bp)
 
@@ -59,7 +60,7 @@ def create_app(settings: Settings, *, store: Store | None = None, token: str | N
         retention=worker,
         owns_store=owns_store,
     )
-    app = Flask(__name__, static_folder=None)  # the web UI blueprint serves its own files
+    app = PodvisorFlask(__name__, static_folder=None)  # the web UI blueprint serves its own files
     app.json.sort_keys = False  # replies keep the documented field order
     app.extensions[EXTENSION_KEY] = state
     register_error_handlers(app)

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             server = Server(app, host=settings.host, port=settings.port, threads=settings.threads,
                             ident=prog, drain_seconds=SERVER_DRAIN_SECONDS, on_stopping=state.tails.close,
-                            clear_untrusted_proxy_headers=True)
+                            clear_untrusted_proxy_headers=True, max_request_body_size=settings.max_body_bytes)
         except OSError as exc:
             return exit_bad_setting(prog, SettingsError("AGGREGATOR_PORT", str(settings.port),
                                                         f"cannot listen on {settings.host}: {exc}"))
