@@ -18,6 +18,7 @@ from podvisor.aggregator.store.sqlite import Store
 from podvisor.aggregator.streams import TailLimiter
 from podvisor.aggregator.views import ingest, logs, ops, session, tail
 from podvisor.aggregator.views import pods as pods_view
+from podvisor.core.hosts import HostCheck
 from podvisor.core.webapp import PodvisorFlask
 
 API_BLUEPRINTS = (ingest.bp, logs.bp, tail.bp, session.bp, ops.bp, pods_view.bp)
@@ -64,7 +65,7 @@ def create_app(settings: Settings, *, store: Store | None = None, token: str | N
     app.json.sort_keys = False  # replies keep the documented field order
     app.extensions[EXTENSION_KEY] = state
     register_error_handlers(app)
-    security.install(app)
+    security.install(app, HostCheck(settings.host, settings.allowed_hosts, "AGGREGATOR_ALLOWED_HOSTS"))
     for blueprint in (*API_BLUEPRINTS, *blueprints):
         app.register_blueprint(blueprint)
     return app

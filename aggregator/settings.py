@@ -32,6 +32,7 @@ class Settings:
     metrics_urls: tuple[tuple[str, str], ...] = field(default=())
     pods_interval: float = 5.0
     log_level: str = "INFO"
+    allowed_hosts: tuple[str, ...] = field(default=())
 
     @property
     def reads_need_token(self) -> bool:
@@ -69,6 +70,7 @@ class Settings:
             metrics_urls=env.pairs("AGGREGATOR_METRICS_URLS"),
             pods_interval=env.seconds("AGGREGATOR_PODS_INTERVAL", cls.pods_interval, 0.1),
             log_level=env.choice("AGGREGATOR_LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
+            allowed_hosts=env.hosts("AGGREGATOR_ALLOWED_HOSTS"),
         )
         if settings.max_entry_bytes > settings.max_body_bytes:
             raise SettingsError("AGGREGATOR_MAX_ENTRY_BYTES", str(settings.max_entry_bytes),

@@ -2,8 +2,9 @@
 
 The controller's status endpoint and the logger's /health and /metrics share this: GET routes by
 path, HEAD answered like GET without a body, OPTIONS a 204 with `Allow`, any other method a 405 with
-`Allow`, an unknown path a 404, a handler that raises a 500 — each error a JSON body that says
-what is wrong. They are served by podvisor.core.serving like every other podvisor HTTP process.
+`Allow`, an unknown path a 404, a handler that raises a 500, a foreign Host header (DNS rebinding)
+a 421 except on /metrics — each error a JSON body that says what is wrong. They are served by
+podvisor.core.serving like every other podvisor HTTP process.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
+
+from podvisor.core.hosts import HostCheck
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +51,18 @@ PrefixHandler = Callable[[str, dict[str, Any]], Reply]
 class ReadOnlyApp:
     """GET (and HEAD) routes: exact paths, and prefixes whose handler gets the rest of the path."""
 
-    def __init__(self, name: str, routes: dict[str, Handler], prefixes: dict[str, PrefixHandler] | None = None):
+    def __init__(self, name: str, routes: dict[str, Handler], prefixes: dict[str, PrefixHandler] | None = None,
+                 hosts: HostCheck | None = None, open_paths: tuple[str, ...] = ("/metrics",)):
         self.name = name
         self.routes = routes
         self.prefixes = prefixes or {}
+        self.hosts = hosts
+        self.open_paths = open_paths  # scraped by name from other hosts: no Host check
 
     def reply(self, method: str, path: str, environ: dict[str, Any]) -> Reply:
+        host = environ.get("HTTP_HOST")
+        if self.hosts is not None and path not in self.open_paths and not self.hosts.allows(host):
+            return error_reply(421, self.hosts.refusal(host or ""))
         handler: Callable[[], Reply] | None = None
         if path in self.routes:
             handler = lambda: self.routes[path](environ)  # noqa: E731

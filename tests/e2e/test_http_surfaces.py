@@ -131,3 +131,30 @@ def test_slow_clients_do_not_starve_probes_or_ingest(stack):
     finally:
         for sock in held:
             sock.close()
+
+
+@pytest.mark.parametrize(("surface", "path"), [
+    ("aggregator", "/api/v1/logs"), ("aggregator", "/logs"), ("aggregator", "/api/v1/tail"),
+    ("aggregator", "/ui/logs"), ("aggregator", "/api/v1/session"), ("controller", "/pods"),
+    ("controller", "/ready"), ("logger", "/health"),
+])
+def test_reads_answer_only_to_local_names_dns_rebinding(stack, surface, path):
+    url = surfaces(stack)[surface] + path
+    port = urlsplit(url).port
+    for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.nip.io", "10.1.2.3"):
+        with requests.get(url, headers={"Host": host}, timeout=TIMEOUT, stream=True) as reply:
+            assert reply.status_code == 421, (host, reply.status_code, reply.headers)
+            assert reply.json()["ok"] is False and "Host" in reply.json()["error"]
+    for host in (f"localhost:{port}", "LOCALHOST", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        with requests.get(url, headers={"Host": host}, timeout=TIMEOUT, stream=True) as reply:
+            assert reply.status_code in (200, 503), (host, reply.status_code)
+
+
+def test_probes_scrapes_and_ingest_are_not_host_checked(stack):
+    evil = {"Host": "evil.example"}
+    for url in (stack.aggregator_url + "/health", stack.aggregator_url + "/metrics",
+                stack.controller_url + "/metrics", stack.loggers["user"] + "/metrics"):
+        assert requests.get(url, headers=evil, timeout=TIMEOUT).status_code == 200, url
+    reply = requests.post(stack.aggregator_url + "/logs", json={"message": "shipped by name"},
+                          headers={**evil, **stack.auth()}, timeout=TIMEOUT)
+    assert reply.status_code == 202, reply.text[:300]
