@@ -36,7 +36,7 @@ def create_app(settings: Settings, *, store: Store | None = None, token: str | N
     if store is None:
         store = Store(settings.db_path, query_timeout_ms=settings.query_timeout_ms)
     metrics = metrics or Metrics()
-    tails = TailLimiter(settings.tail_max_streams, wake=store.wake)
+    tails = TailLimiter(settings.tail_max_streams, wake=store.wake, max_per_client=settings.tail_max_per_client)
     retention = Retention(store, max_age_days=settings.retention_days,
                           max_bytes=settings.retention_bytes, metrics=metrics)
     metrics.registry.register(StoreCollector(store, lambda: tails.active,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
+from podvisor.aggregator.credentials import LoggerIdentity
 from podvisor.aggregator.store.schema import Row
 from podvisor.aggregator.timestamps import ms_to_iso
 from podvisor.core.jsonsafe import JsonError
@@ -54,14 +55,20 @@ class Batch:
 
 
 def validate(entries: list[Any], max_entry_bytes: int, now_ms: int,
-             exact: Callable[[int], Any] | None = None) -> Batch:
+             exact: Callable[[int], Any] | None = None, scope: LoggerIdentity | None = None) -> Batch:
     """Check each entry, fill in `id` and `timestamp` when absent, and build the rows to insert.
 
     `exact(i)` reads entry i again with numbers out of float range as text (jsonsafe.Entries); an
-    entry whose handling raises is refused with the reason, never the batch."""
+    entry whose handling raises is refused with the reason, never the batch. `scope` (a logger
+    credential's identity) stamps `pod` and `service_name` and refuses ids of other pods."""
     batch = Batch(received=len(entries))
     now_iso = ms_to_iso(now_ms)
     rows = batch.rows
+
+    def admit(entry: dict[str, Any]) -> Row | str:
+        refusal = _stamp(entry, scope) if scope is not None else None
+        return refusal or _row(entry, max_entry_bytes, now_ms, now_iso)
+
     for index, entry in enumerate(entries):
         if type(entry) is not dict:
             reason = str(entry) if isinstance(entry, JsonError) else "entry must be a JSON object"
@@ -69,12 +76,12 @@ def validate(entries: list[Any], max_entry_bytes: int, now_ms: int,
             continue
         try:
             try:
-                outcome = _row(entry, max_entry_bytes, now_ms, now_iso)
+                outcome = admit(entry)
             except ValueError:  # a number out of float range: read that entry again, exactly
                 if exact is None:
                     raise
                 entry = exact(index)
-                outcome = _row(entry, max_entry_bytes, now_ms, now_iso)
+                outcome = admit(entry)
         except Exception as exc:  # noqa: BLE001 - one entry's bug must not cost its batch-mates
             logger.exception("entry %d could not be handled", index)
             batch.failures += 1
@@ -85,6 +92,24 @@ def validate(entries: list[Any], max_entry_bytes: int, now_ms: int,
         else:
             batch.refuse(index, entry, outcome)
     return batch
+
+
+def _stamp(entry: dict[str, Any], scope: LoggerIdentity) -> str | None:
+    """Make the entry speak for the credential's pod (the reason it cannot, or None)."""
+    prefix = scope.pod + ":"
+    eid = entry.get("id")
+    if eid is None:
+        entry["id"] = prefix + uuid.uuid4().hex
+    elif type(eid) is str and not eid.startswith(prefix):
+        # Ids are scoped: no credential can take the id another pod's logger will produce next.
+        return f"id must start with {prefix!r}, the pod of this logger's credential"
+    for name, value in (("pod", scope.pod), ("service_name", scope.service)):
+        old = entry.get(name)
+        if old != value:
+            if old is not None:
+                entry.setdefault(f"app_{name}", old)
+            entry[name] = value
+    return None
 
 
 def _row(entry: dict[str, Any], max_bytes: int, now_ms: int, now_iso: str) -> Row | str:

@@ -121,12 +121,12 @@ def ingest() -> Response:
     metrics = state.metrics
     started = time.perf_counter()
     try:
-        state.auth.check(request, required=True)
+        principal = state.auth.check(request, required=True, logger_ok=True)
         if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
             raise ApiError(415, "Content-Type must be application/json")
         entries = parse_entries(read_body(request, state.settings.max_body_bytes))
         batch = validate(entries.values, state.settings.max_entry_bytes, int(time.time() * 1000),
-                         exact=entries.exact)
+                         exact=entries.exact, scope=principal.logger if principal else None)
         try:
             result = store_rows(state.store, batch)
         except StoreUnavailable as exc:

@@ -33,7 +33,9 @@ CLEANUP_INTERVAL = 2  # seconds between those checks
 MAX_CONNECTIONS = 1000
 FD_RESERVE = 64  # descriptors kept for files, sqlite, outgoing connections
 # waitress buffers a body (to disk past 1 MiB) before the app sees it, up to 1 GiB by default.
-MAX_BODY_BYTES = 1024 * 1024
+# Well above the apps' own 1 MiB limit: an oversized body is still the app's 413 (with its headers,
+# such as X-Request-ID), and waitress refuses only absurd ones, before buffering them.
+MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 def connection_limit(soft_fd_limit: int | None = None) -> int:

@@ -152,7 +152,7 @@ class Pipeline:
                                  hostname or socket.gethostname(), wall)
         self.batcher = Batcher(settings.batch_lines, settings.batch_bytes, settings.flush_interval, clock)
         self.waiter = waiter or EventWaiter()
-        self.sender = Sender(transport, settings.aggregator_url, settings.token_file, self.deadletter,
+        self.sender = Sender(transport, settings.aggregator_url, settings.credential_file, self.deadletter,
                              self.metrics, self.waiter, rng, timeout=settings.request_timeout,
                              backoff_initial=settings.backoff_initial, backoff_max=settings.backoff_max)
         self.worker = ThreadWorker(self.sender, self.waiter) if threaded else InlineWorker(self.sender)

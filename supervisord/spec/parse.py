@@ -114,7 +114,7 @@ _POD_KEYS = {
 }
 # Set by the renderer from the spec itself: a pod's logger_env may not override them.
 LOGGER_RENDERED = frozenset({"LOGGER_LOG_DIR", "LOGGER_STATE_DIR", "LOGGER_AGGREGATOR_URL",
-                             "LOGGER_TOKEN_FILE", "LOGGER_HOST", "LOGGER_PORT", "LOGGER_APP_PROGRAM",
+                             "LOGGER_CREDENTIAL_FILE", "LOGGER_HOST", "LOGGER_PORT", "LOGGER_APP_PROGRAM",
                              "LOGGER_GRACE_SECONDS"})
 
 

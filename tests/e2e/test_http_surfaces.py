@@ -40,7 +40,6 @@ def raw(url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
         def send() -> None:
             try:
                 sock.sendall(data)
-                sock.shutdown(socket.SHUT_WR)
             except OSError:  # the server answered before reading it all, and closed
                 pass
 
@@ -71,12 +70,14 @@ def test_garbage_long_urls_and_huge_bodies_get_json_errors(stack, surface):
     url = surfaces(stack)[surface]
     json_error(*raw(url, b"\x00\x01 garbage\r\n\r\n"), 400)
     json_error(*raw(url, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nBad header line\r\n\r\n"), 400)
+    json_error(*raw(url, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n"), 400)
     long_url = b"GET /" + b"a" * 300_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     assert "Header" in json_error(*raw(url, long_url), 431)
     huge_body = b"POST /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999\r\n\r\n"
     json_error(*raw(url, huge_body), 413)
     # A URL long but within the header limit reaches the app: its own JSON 404.
-    json_error(*raw(url, b"GET /" + b"b" * 60_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 404)
+    json_error(*raw(url, b"GET /" + b"b" * 60_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+               404)
 
 
 @pytest.mark.parametrize("surface", ["app", "aggregator", "logger", "metrics", "controller"])
@@ -147,7 +148,8 @@ def test_reads_answer_only_to_local_names_dns_rebinding(stack, surface, path):
             assert reply.json()["ok"] is False and "Host" in reply.json()["error"]
     for host in (f"localhost:{port}", "LOCALHOST", f"127.0.0.1:{port}", f"[::1]:{port}"):
         with requests.get(url, headers={"Host": host}, timeout=TIMEOUT, stream=True) as reply:
-            assert reply.status_code in (200, 503), (host, reply.status_code)
+            # 429/503: a tail slot still held by the previous round; the Host itself passed.
+            assert reply.status_code in (200, 429, 503), (host, reply.status_code)
 
 
 def test_probes_scrapes_and_ingest_are_not_host_checked(stack):
