@@ -44,9 +44,13 @@ class Batch:
 
     received: int = 0
     rows: list[Row] = field(default_factory=list)
-    row_indexes: list[int] = field(default_factory=list)  # the entry index of each row
     errors: list[dict[str, Any]] = field(default_factory=list)
     failures: int = 0  # entries refused because handling them raised (a bug): also in `errors`
+
+    def row_indexes(self) -> list[int]:
+        """The entry index of each row (the entries not refused, in order)."""
+        refused = {error["index"] for error in self.errors}
+        return [index for index in range(self.received) if index not in refused]
 
     def refuse(self, index: int, entry: Any, reason: str) -> None:
         eid = entry.get("id") if type(entry) is dict else None
@@ -65,9 +69,6 @@ def validate(entries: list[Any], max_entry_bytes: int, now_ms: int,
     now_iso = ms_to_iso(now_ms)
     rows = batch.rows
 
-    def admit(entry: dict[str, Any]) -> Row | str:
-        refusal = _stamp(entry, scope) if scope is not None else None
-        return refusal or _row(entry, max_entry_bytes, now_ms, now_iso)
 
     for index, entry in enumerate(entries):
         if type(entry) is not dict:
@@ -76,19 +77,20 @@ def validate(entries: list[Any], max_entry_bytes: int, now_ms: int,
             continue
         try:
             try:
-                outcome = admit(entry)
+                refusal = _stamp(entry, scope) if scope is not None else None
+                outcome = refusal or _row(entry, max_entry_bytes, now_ms, now_iso)
             except ValueError:  # a number out of float range: read that entry again, exactly
                 if exact is None:
                     raise
                 entry = exact(index)
-                outcome = admit(entry)
+                refusal = _stamp(entry, scope) if scope is not None else None
+                outcome = refusal or _row(entry, max_entry_bytes, now_ms, now_iso)
         except Exception as exc:  # noqa: BLE001 - one entry's bug must not cost its batch-mates
             logger.exception("entry %d could not be handled", index)
             batch.failures += 1
             outcome = f"internal error while handling this entry: {type(exc).__name__}: {exc}"[:300]
         if type(outcome) is tuple:
             rows.append(outcome)
-            batch.row_indexes.append(index)
         else:
             batch.refuse(index, entry, outcome)
     return batch

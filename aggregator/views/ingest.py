@@ -96,7 +96,7 @@ def store_rows(store: Store, batch: Batch) -> InsertResult:
         logger.exception("batch insert failed; inserting its %d rows one by one", len(batch.rows))
     stored = duplicates = 0
     rows, batch.rows = batch.rows, []
-    for row, index in zip(rows, batch.row_indexes, strict=True):
+    for row, index in zip(rows, batch.row_indexes(), strict=True):
         try:
             result = store.insert([row])
         except StoreUnavailable:

@@ -82,3 +82,9 @@ def test_one_object_body_and_malformed_batches():
     for bad in ('[{"a": 1} {"b": 2}]', '[{"a": NaN}, ]', '[{"a": NaN}] trailing', "[" + nested(2000)):
         with pytest.raises(JsonError):
             jsonsafe.decode_entries(bad)
+
+
+def test_scalar_entries_do_not_lend_their_bracket_budget_to_a_deep_one():
+    deep = "{" + '"a":{' * 150 + "}" * 150 + "}"
+    values = jsonsafe.decode_entries("[" + "5," * 160 + deep + "]").values
+    assert values[:160] == [5] * 160 and isinstance(values[160], JsonError)
