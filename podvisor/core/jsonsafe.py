@@ -51,10 +51,11 @@ _fast_decode = _FAST.decode
 _DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
-def scan(text: str, start: int = 0, end: int | None = None) -> tuple[int, int]:
+def scan(text: str, start: int = 0, end: int | None = None, give_up: int | None = None) -> tuple[int, int]:
     """(deepest nesting, offset just past the first complete value) of text[start:end], without
     recursion; the offset is `end` when no value closes. Strings and brackets only: use it on text
-    the decoder accepted, or to skip a value the decoder cannot handle."""
+    the decoder accepted, or to skip a value the decoder cannot handle. With `give_up`, it stops as
+    soon as the nesting exceeds it (the offset is then meaningless)."""
     stop = len(text) if end is None else end
     depth = deepest = 0
     for match in _TOKEN.finditer(text, start, stop):
@@ -63,6 +64,8 @@ def scan(text: str, start: int = 0, end: int | None = None) -> tuple[int, int]:
             depth += 1
             if depth > deepest:
                 deepest = depth
+                if give_up is not None and depth > give_up:
+                    return deepest, stop
         elif char in "]}":
             depth -= 1
             if depth <= 0:
@@ -76,7 +79,7 @@ def too_deep(text: str, start: int = 0, end: int | None = None) -> bool:
     stop = len(text) if end is None else end
     if text.count("{", start, stop) + text.count("[", start, stop) <= MAX_DEPTH:
         return False
-    return scan(text, start, stop)[0] > MAX_DEPTH
+    return scan(text, start, stop, MAX_DEPTH)[0] > MAX_DEPTH
 
 
 def decode(text: str) -> tuple[Any, bool]:
@@ -84,7 +87,7 @@ def decode(text: str) -> tuple[Any, bool]:
     as written (a NaN/Infinity literal), so it must be re-encoded rather than passed on. Raises
     JsonError (deeper than MAX_DEPTH, malformed)."""
     # too_deep(), inlined: this runs for every line a logger reads.
-    if text.count("{") + text.count("[") > MAX_DEPTH and scan(text)[0] > MAX_DEPTH:
+    if text.count("{") + text.count("[") > MAX_DEPTH and scan(text, 0, None, MAX_DEPTH)[0] > MAX_DEPTH:
         raise JsonError(DEPTH_ERROR)
     try:
         return _fast_decode(text), True
