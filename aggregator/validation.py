@@ -68,8 +68,6 @@ def validate(entries: list[Any], max_entry_bytes: int, now_ms: int,
     batch = Batch(received=len(entries))
     now_iso = ms_to_iso(now_ms)
     rows = batch.rows
-
-
     for index, entry in enumerate(entries):
         if type(entry) is not dict:
             reason = str(entry) if isinstance(entry, JsonError) else "entry must be a JSON object"

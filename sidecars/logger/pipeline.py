@@ -271,8 +271,9 @@ class Pipeline:
                     payload = _dumps(record)
             # Escaping non-ASCII can triple the size the aggregator measures: check precisely only then.
             if len(payload) > limit or (3 * len(payload) > limit and not payload.isascii()):
-                if spliced is not None:
-                    record = self.enricher.enrich(record, tail.source, tail.ident.key, raw.offset)
+                # Rare (long lines): from the exact reading, so whatever fit() keeps encodes strictly.
+                record = self.enricher.enrich(decode_text(raw, tail.stderr, exact=True)[0], tail.source,
+                                              tail.ident.key, raw.offset)
                 fitted = fit(record, limit, raw.data.decode("utf-8", errors="replace"), raw.length)
                 if fitted is not record:
                     record, payload = fitted, _dumps(fitted)

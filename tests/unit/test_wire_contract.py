@@ -54,14 +54,16 @@ def aggregator(tmp_path: Path):
     state_of(app).close()
 
 
-def ship(tmp_path: Path, aggregator, lines: list[str]) -> tuple[list[dict], AggregatorTransport, Pipeline]:
+def ship(tmp_path: Path, aggregator, lines: list[str],
+         **settings: object) -> tuple[list[dict], AggregatorTransport, Pipeline]:
     logs = tmp_path / "logs"
     logs.mkdir()
     (tmp_path / "token").write_text(token_of(aggregator))
     (logs / "app.log").write_text("".join(line + "\n" for line in lines))
     transport = AggregatorTransport(aggregator.test_client())
     clock = FakeClock()
-    pipeline = Pipeline(settings_for(tmp_path), transport, clock=clock, wall=clock, waiter=FakeWaiter(clock),
+    pipeline = Pipeline(settings_for(tmp_path, **settings), transport, clock=clock, wall=clock,
+                        waiter=FakeWaiter(clock),
                         threaded=False, hostname="h")
     for _ in range(20):
         clock.advance(1.0)
@@ -104,3 +106,13 @@ def test_refused_entries_are_dead_lettered_as_strict_json(tmp_path, aggregator):
     assert len(dead) == 1
     record = strict(dead[0])
     assert record["v"] == "1e400" and record["reason"].startswith("rejected: timestamp")
+
+
+def test_a_line_cut_to_fit_the_entry_limit_stays_strict(tmp_path, aggregator):
+    long = '{"message": "' + "x" * 6000 + '", "v": 1e400, "level": "info", "timestamp": "2024-05-01T10:00:00Z"}'
+    stored, transport, _ = ship(tmp_path, aggregator, ['{"message": "before"}', long, '{"message": "after"}'],
+                                max_entry_bytes=4096)
+    assert [e["message"][:6] for e in stored] == ["before", "xxxxxx", "after"]
+    assert stored[1]["truncated"] is True and stored[1]["v"] == "1e400"
+    for body in transport.bodies:
+        strict(gzip.decompress(body).decode())
