@@ -18,6 +18,8 @@ from podvisor.aggregator.store.sqlite import Store
 from podvisor.aggregator.streams import TailLimiter
 from podvisor.aggregator.views import ingest, logs, ops, session, tail
 from podvisor.aggregator.views import pods as pods_view
+from podvisor.core.hosts import HostCheck
+from podvisor.core.webapp import PodvisorFlask
 
 API_BLUEPRINTS = (ingest.bp, logs.bp, tail.bp, session.bp, ops.bp, pods_view.bp)
 
@@ -34,7 +36,7 @@ def create_app(settings: Settings, *, store: Store | None = None, token: str | N
     if store is None:
         store = Store(settings.db_path, query_timeout_ms=settings.query_timeout_ms)
     metrics = metrics or Metrics()
-    tails = TailLimiter(settings.tail_max_streams, wake=store.wake)
+    tails = TailLimiter(settings.tail_max_streams, wake=store.wake, max_per_client=settings.tail_max_per_client)
     retention = Retention(store, max_age_days=settings.retention_days,
                           max_bytes=settings.retention_bytes, metrics=metrics)
     metrics.registry.register(StoreCollector(store, lambda: tails.active,
@@ -59,11 +61,11 @@ def create_app(settings: Settings, *, store: Store | None = None, token: str | N
         retention=worker,
         owns_store=owns_store,
     )
-    app = Flask(__name__, static_folder=None)  # the web UI blueprint serves its own files
+    app = PodvisorFlask(__name__, static_folder=None)  # the web UI blueprint serves its own files
     app.json.sort_keys = False  # replies keep the documented field order
     app.extensions[EXTENSION_KEY] = state
     register_error_handlers(app)
-    security.install(app)
+    security.install(app, HostCheck(settings.host, settings.allowed_hosts, "AGGREGATOR_ALLOWED_HOSTS"))
     for blueprint in (*API_BLUEPRINTS, *blueprints):
         app.register_blueprint(blueprint)
     return app

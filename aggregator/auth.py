@@ -1,26 +1,41 @@
-"""The bearer token: its file, request authentication (header or cookie) and CSRF for cookies.
+"""Who is asking: the master token, a browser session, or a logger's own credential.
 
-Clients send `Authorization: Bearer <token>`. A browser instead POSTs the token once to
-/api/v1/session, which sets the HttpOnly SameSite=Strict cookie `podvisor_token`; a state-changing
-request authenticated only by that cookie must also send `X-CSRF-Token: <csrf>`, where csrf is
-HMAC-SHA256(token, "podvisor-csrf") as returned by GET /api/v1/session.
+- `Authorization: Bearer <master token>`: an operator or a tool; may read and ingest (no stamping).
+- `Authorization: Bearer pv1....`: a logging sidecar's credential (credentials.py); may only
+  ingest, and its entries get the credential's pod and service and must use ids of that pod.
+- the cookie `podvisor_session`: a browser session (sessions.py) opened with the master token;
+  a state-changing request authenticated only by it must send `X-CSRF-Token` (per session).
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import os
 import secrets
 import stat
+from dataclasses import dataclass
 
 from flask import Request
 
+from podvisor.aggregator.credentials import LoggerIdentity, verify
 from podvisor.aggregator.errors import ApiError
+from podvisor.aggregator.sessions import Sessions
 
-COOKIE_NAME = "podvisor_token"
+COOKIE_NAME = "podvisor_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ANONYMOUS = "anonymous"  # the one tail bucket every unauthenticated reader shares
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: `via` is 'header' (master token), 'cookie' (a session) or
+    'logger' (a logger credential); `client` names its bucket of live tail streams."""
+
+    via: str
+    client: str
+    logger: LoggerIdentity | None = None
+    session: str | None = None
 
 
 class TokenFileError(RuntimeError):
@@ -63,7 +78,7 @@ def read_token(path: str) -> str:
 
 
 def derive(token: str, purpose: str) -> bytes:
-    """A per-purpose key derived from the token (CSRF value, cursor signing)."""
+    """A per-purpose key derived from the token (cursor signing, session CSRF values)."""
     return hmac.new(token.encode(), purpose.encode(), hashlib.sha256).digest()
 
 
@@ -72,39 +87,50 @@ def _same(given: str, expected: str) -> bool:
 
 
 class Authenticator:
-    """Decides whether a request carries the token, and how."""
+    """Decides who a request comes from, and whether it may proceed."""
 
-    def __init__(self, token: str, reads_need_token: bool) -> None:
+    def __init__(self, token: str, reads_need_token: bool, sessions: Sessions | None = None) -> None:
         self._token = token
         self.reads_need_token = reads_need_token
-        self.csrf_token = base64.urlsafe_b64encode(derive(token, "podvisor-csrf")).decode().rstrip("=")
+        self.sessions = sessions or Sessions(derive(token, "podvisor-session"))
 
     def token_matches(self, candidate: str) -> bool:
-        """Constant-time comparison with the token."""
+        """Constant-time comparison with the master token."""
         return _same(candidate, self._token)
 
-    def method(self, req: Request) -> str | None:
-        """'header' or 'cookie' for an authenticated request, else None."""
+    def identify(self, req: Request) -> Principal | None:
+        """The caller, or None when it presents nothing valid."""
         header = req.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer" and value.strip() and _same(value.strip(), self._token):
-            return "header"
-        cookie = req.cookies.get(COOKIE_NAME)
-        if cookie and _same(cookie, self._token):
-            return "cookie"
+        value = value.strip()
+        if scheme.lower() == "bearer" and value:
+            if _same(value, self._token):
+                return Principal("header", "token")
+            identity = verify(self._token, value)
+            if identity is not None:
+                return Principal("logger", f"logger:{identity.pod}", logger=identity)
+        sid = req.cookies.get(COOKIE_NAME)
+        if sid and self.sessions.valid(sid):
+            return Principal("cookie", f"session:{sid}", session=sid)
         return None
 
-    def check(self, req: Request, *, required: bool) -> str | None:
-        """Raise 401/403 ApiError unless the request may proceed; return the method used."""
-        how = self.method(req)
-        if how is None:
+    def check(self, req: Request, *, required: bool, logger_ok: bool = False) -> Principal | None:
+        """Raise 401/403 ApiError unless the request may proceed; return the caller (None when
+        anonymous and allowed). A logger credential counts only where `logger_ok` (ingest)."""
+        principal = self.identify(req)
+        if principal is not None and principal.logger is not None and not logger_ok:
+            if required:
+                raise ApiError(403, "a logger credential may only ship logs (POST /logs); reading "
+                                    "needs the master token")
+            principal = None
+        if principal is None:
             if required:
                 raise ApiError(401, "missing or invalid bearer token",
                                {"WWW-Authenticate": 'Bearer realm="podvisor-aggregator"'})
             return None
-        if how == "cookie" and req.method not in SAFE_METHODS:
+        if principal.session is not None and req.method not in SAFE_METHODS:
             sent = req.headers.get(CSRF_HEADER, "")
-            if not sent or not _same(sent, self.csrf_token):
+            if not sent or not _same(sent, self.sessions.csrf(principal.session)):
                 raise ApiError(403, f"missing or invalid {CSRF_HEADER} header "
                                     "(cookie-authenticated requests that change state need it)")
-        return how
+        return principal

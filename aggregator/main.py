@@ -6,9 +6,11 @@ import json
 import logging
 import sqlite3
 import sys
+from pathlib import Path
 
 from podvisor.aggregator.app import create_app
 from podvisor.aggregator.auth import TokenFileError, load_or_create_token
+from podvisor.aggregator.credentials import mint, write_credential
 from podvisor.aggregator.settings import Settings
 from podvisor.aggregator.state import EXTENSION_KEY
 from podvisor.aggregator.store.schema import SchemaError
@@ -63,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         return exit_bad_setting(prog, SettingsError("AGGREGATOR_TOKEN_FILE", settings.token_file,
                                                     f"cannot be created: {exc}"))
     try:
+        for pod, service, path in settings.logger_credentials:
+            if write_credential(Path(path), mint(token, pod, service)):
+                logger.info("wrote the logger credential of pod %s to %s", pod, path)
+    except (OSError, ValueError) as exc:
+        return exit_bad_setting(prog, SettingsError("AGGREGATOR_LOGGER_CREDENTIALS", None,
+                                                    f"cannot write a credential: {exc}"))
+    try:
         store = Store(settings.db_path, query_timeout_ms=settings.query_timeout_ms)
     except (sqlite3.Error, SchemaError, OSError) as exc:
         return exit_bad_setting(prog, SettingsError("AGGREGATOR_DB", settings.db_path, f"cannot be opened: {exc}"))
@@ -75,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             server = Server(app, host=settings.host, port=settings.port, threads=settings.threads,
                             ident=prog, drain_seconds=SERVER_DRAIN_SECONDS, on_stopping=state.tails.close,
-                            clear_untrusted_proxy_headers=True)
+                            clear_untrusted_proxy_headers=True, max_request_body_size=2 * settings.max_body_bytes,
+                            # Read one request ahead: a client that hangs up on a live tail is seen
+                            # at once (environ["waitress.client_disconnected"]) and its slot freed.
+                            # (The price: a client that half-closes its side after sending gets no
+                            # answer, which browsers, curl and the loggers never do.)
+                            channel_request_lookahead=1)
         except OSError as exc:
             return exit_bad_setting(prog, SettingsError("AGGREGATOR_PORT", str(settings.port),
                                                         f"cannot listen on {settings.host}: {exc}"))

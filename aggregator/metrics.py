@@ -32,6 +32,9 @@ class Metrics:
                                          registry=r)
         self.entries_rejected = Counter("aggregator_entries_rejected_total",
                                         "Log entries refused by validation.", registry=r)
+        self.entries_failed = Counter("aggregator_entries_failed_total",
+                                      "Log entries refused because handling them raised an unexpected "
+                                      "error (also counted as rejected).", registry=r)
         self.ingest_seconds = Histogram("aggregator_ingest_batch_seconds",
                                         "Time to validate and commit one ingest request.",
                                         buckets=_LATENCY_BUCKETS, registry=r)

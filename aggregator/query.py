@@ -162,6 +162,8 @@ def fts_expression(text: str) -> str | None:
     """
     if len(text) > MAX_TEXT:
         raise ValueError(f"longer than {MAX_TEXT} characters")
+    if "\x00" in text:  # FTS5 reads a NUL as the end of the query ("unterminated string")
+        raise ValueError("must not contain a NUL character")
     if not text.strip():
         return None
     terms = []

@@ -14,14 +14,14 @@ from podvisor.aggregator.store.sqlite import QueryTimeout, Store, StoreUnavailab
 
 @dataclass(frozen=True)
 class Page:
-    """Matching (seq, body JSON) rows, and the highest seq stored in the same snapshot."""
+    """Matching (seq, body JSON[, ts]) rows, and the highest seq stored in the same snapshot."""
 
-    rows: list[tuple[int, str]]
+    rows: list[tuple]
     latest_id: int
 
 
 def fetch(store: Store, query: LogQuery, *, order: str, after: int | None, limit: int,
-          metrics: Metrics | None = None, endpoint: str = "api") -> Page:
+          metrics: Metrics | None = None, endpoint: str = "api", with_ts: bool = False) -> Page:
     """One page of entries in seq order; raises ApiError (400 bad search, 503 timeout or no store)."""
     started = time.perf_counter()
     try:
@@ -38,7 +38,7 @@ def fetch(store: Store, query: LogQuery, *, order: str, after: int | None, limit
             if seq_range is None:
                 return Page([], latest)
             sql, params = build_select(query, services=services, order=order, after=after,
-                                       limit=limit, seq_range=seq_range)
+                                       limit=limit, seq_range=seq_range, with_ts=with_ts)
             rows = conn.execute(sql, params).fetchall()
     except QueryTimeout:
         if metrics is not None:
@@ -47,7 +47,9 @@ def fetch(store: Store, query: LogQuery, *, order: str, after: int | None, limit
     except StoreUnavailable as exc:
         raise ApiError(503, f"store unavailable: {exc}") from None
     except sqlite3.OperationalError as exc:
-        if "fts5" in str(exc) or "MATCH" in str(exc):
+        # The query is built by fts_expression, so this is a search FTS5 still refuses: the
+        # caller's 400, whatever SQLite's wording ("fts5: syntax error", "unterminated string").
+        if query.text is not None:
             raise ApiError(400, f"q: not a valid search: {exc}") from None
         raise
     finally:

@@ -1,5 +1,9 @@
 """Browser-facing protections applied to every response and every state-changing request.
 
+Reads answer only to the names the aggregator is reached by (HostCheck: localhost names, the bound
+address, AGGREGATOR_ALLOWED_HOSTS), else 421: a page whose name was rebound to 127.0.0.1 cannot
+read the logs.
+
 Every response carries a strict Content-Security-Policy (scripts and styles only from this origin,
 no inline script, nothing framed), `X-Content-Type-Options: nosniff` and no referrer. A
 state-changing request that a browser marks as coming from another site (`Sec-Fetch-Site`, or an
@@ -15,6 +19,7 @@ from flask import Flask, Request, Response, request
 
 from podvisor.aggregator.auth import SAFE_METHODS
 from podvisor.aggregator.errors import ApiError
+from podvisor.core.hosts import HostCheck
 
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'none'",
@@ -50,11 +55,20 @@ def cross_site_reason(req: Request) -> str | None:
     return None
 
 
-def install(app: Flask) -> None:
-    """Refuse cross-site state-changing requests and add the security headers to every response."""
+# Not behind the Host check: shipping (token-authenticated) and the probe and scrape endpoints,
+# which loggers and Prometheus on other hosts may reach by any name.
+HOST_CHECK_EXEMPT = frozenset({"ingest.ingest", "ops.health", "ops.metrics"})
+
+
+def install(app: Flask, hosts: HostCheck) -> None:
+    """Refuse reads for a foreign Host (DNS rebinding) and cross-site state-changing requests, and
+    add the security headers to every response."""
 
     @app.before_request
     def _refuse_cross_site() -> None:
+        header = request.headers.get("Host")
+        if request.endpoint not in HOST_CHECK_EXEMPT and not hosts.allows(header):
+            raise ApiError(421, hosts.refusal(header or ""))
         reason = cross_site_reason(request)
         if reason is not None:
             raise ApiError(403, f"cross-site request refused ({reason})")

@@ -27,11 +27,14 @@ class Settings:
     query_timeout_ms: int = 2000
     threads: int = 16
     tail_max_streams: int = 8
+    tail_max_per_client: int = 2
     tail_heartbeat: float = 15.0
     controller_url: str | None = None
     metrics_urls: tuple[tuple[str, str], ...] = field(default=())
     pods_interval: float = 5.0
     log_level: str = "INFO"
+    allowed_hosts: tuple[str, ...] = field(default=())
+    logger_credentials: tuple[tuple[str, str, str], ...] = field(default=())  # (pod, service, file)
 
     @property
     def reads_need_token(self) -> bool:
@@ -64,13 +67,32 @@ class Settings:
             threads=threads,
             tail_max_streams=env.integer("AGGREGATOR_TAIL_MAX_STREAMS", min(cls.tail_max_streams, threads // 2),
                                          0, threads - 1),
+            tail_max_per_client=env.integer("AGGREGATOR_TAIL_MAX_PER_CLIENT", cls.tail_max_per_client, 1, 512),
             tail_heartbeat=env.seconds("AGGREGATOR_TAIL_HEARTBEAT", cls.tail_heartbeat, 0.05),
             controller_url=env.url("AGGREGATOR_CONTROLLER_URL"),
             metrics_urls=env.pairs("AGGREGATOR_METRICS_URLS"),
             pods_interval=env.seconds("AGGREGATOR_PODS_INTERVAL", cls.pods_interval, 0.1),
             log_level=env.choice("AGGREGATOR_LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
+            allowed_hosts=env.hosts("AGGREGATOR_ALLOWED_HOSTS"),
+            logger_credentials=logger_credentials(env, "AGGREGATOR_LOGGER_CREDENTIALS"),
         )
         if settings.max_entry_bytes > settings.max_body_bytes:
             raise SettingsError("AGGREGATOR_MAX_ENTRY_BYTES", str(settings.max_entry_bytes),
                                 "must not exceed AGGREGATOR_MAX_BODY_BYTES")
         return settings
+
+
+def logger_credentials(env: Env, name: str) -> tuple[tuple[str, str, str], ...]:
+    """'user:user-service=/abs/var/pods/user/logger/credential,...' -> ((pod, service, path), ...):
+    the credential files the aggregator writes at its start (a service name holds no ',' or '=/')."""
+    raw = env.raw(name)
+    if raw is None:
+        return ()
+    items = []
+    for item in raw.split(","):
+        pod, colon, rest = item.strip().partition(":")
+        service, sep, path = rest.partition("=/")
+        if not colon or not sep or not pod or not service or any(c in pod for c in "/= "):
+            raise SettingsError(name, raw, f"item {item.strip()!r} is not POD:SERVICE=/absolute/path")
+        items.append((pod, service, "/" + path))
+    return tuple(items)

@@ -1,14 +1,20 @@
 """Per-entry validation of ingested log entries into store rows (the hot path of ingest)."""
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
+from podvisor.aggregator.credentials import LoggerIdentity
 from podvisor.aggregator.store.schema import Row
 from podvisor.aggregator.timestamps import ms_to_iso
+from podvisor.core.jsonsafe import JsonError
+
+logger = logging.getLogger(__name__)
 
 MAX_ID_CHARS = 200
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -39,25 +45,71 @@ class Batch:
     received: int = 0
     rows: list[Row] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    failures: int = 0  # entries refused because handling them raised (a bug): also in `errors`
+
+    def row_indexes(self) -> list[int]:
+        """The entry index of each row (the entries not refused, in order)."""
+        refused = {error["index"] for error in self.errors}
+        return [index for index in range(self.received) if index not in refused]
+
+    def refuse(self, index: int, entry: Any, reason: str) -> None:
+        eid = entry.get("id") if type(entry) is dict else None
+        eid = eid if type(eid) is str and len(eid) <= MAX_ID_CHARS else None
+        self.errors.append({"index": index, "id": eid, "error": reason})
 
 
-def validate(entries: list[Any], max_entry_bytes: int, now_ms: int) -> Batch:
-    """Check each entry, fill in `id` and `timestamp` when absent, and build the rows to insert."""
+def validate(entries: list[Any], max_entry_bytes: int, now_ms: int,
+             exact: Callable[[int], Any] | None = None, scope: LoggerIdentity | None = None) -> Batch:
+    """Check each entry, fill in `id` and `timestamp` when absent, and build the rows to insert.
+
+    `exact(i)` reads entry i again with numbers out of float range as text (jsonsafe.Entries); an
+    entry whose handling raises is refused with the reason, never the batch. `scope` (a logger
+    credential's identity) stamps `pod` and `service_name` and refuses ids of other pods."""
     batch = Batch(received=len(entries))
     now_iso = ms_to_iso(now_ms)
     rows = batch.rows
     for index, entry in enumerate(entries):
         if type(entry) is not dict:
-            batch.errors.append({"index": index, "id": None, "error": "entry must be a JSON object"})
+            reason = str(entry) if isinstance(entry, JsonError) else "entry must be a JSON object"
+            batch.refuse(index, None, reason)
             continue
-        outcome = _row(entry, max_entry_bytes, now_ms, now_iso)
+        try:
+            try:
+                refusal = _stamp(entry, scope) if scope is not None else None
+                outcome = refusal or _row(entry, max_entry_bytes, now_ms, now_iso)
+            except ValueError:  # a number out of float range: read that entry again, exactly
+                if exact is None:
+                    raise
+                entry = exact(index)
+                refusal = _stamp(entry, scope) if scope is not None else None
+                outcome = refusal or _row(entry, max_entry_bytes, now_ms, now_iso)
+        except Exception as exc:  # noqa: BLE001 - one entry's bug must not cost its batch-mates
+            logger.exception("entry %d could not be handled", index)
+            batch.failures += 1
+            outcome = f"internal error while handling this entry: {type(exc).__name__}: {exc}"[:300]
         if type(outcome) is tuple:
             rows.append(outcome)
         else:
-            eid = entry.get("id")
-            eid = eid if type(eid) is str and len(eid) <= MAX_ID_CHARS else None
-            batch.errors.append({"index": index, "id": eid, "error": outcome})
+            batch.refuse(index, entry, outcome)
     return batch
+
+
+def _stamp(entry: dict[str, Any], scope: LoggerIdentity) -> str | None:
+    """Make the entry speak for the credential's pod (the reason it cannot, or None)."""
+    prefix = scope.pod + ":"
+    eid = entry.get("id")
+    if eid is None:
+        entry["id"] = prefix + uuid.uuid4().hex
+    elif type(eid) is str and not eid.startswith(prefix):
+        # Ids are scoped: no credential can take the id another pod's logger will produce next.
+        return f"id must start with {prefix!r}, the pod of this logger's credential"
+    for name, value in (("pod", scope.pod), ("service_name", scope.service)):
+        old = entry.get(name)
+        if old != value:
+            if old is not None:
+                entry.setdefault(f"app_{name}", old)
+            entry[name] = value
+    return None
 
 
 def _row(entry: dict[str, Any], max_bytes: int, now_ms: int, now_iso: str) -> Row | str:

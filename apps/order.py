@@ -93,7 +93,9 @@ def to_json(row: sqlite3.Row) -> dict[str, Any]:
         "id": row["id"], "user_id": row["user_id"], "username": row["username"],
         "product_id": row["product_id"], "product_name": row["product_name"],
         "quantity": row["quantity"], "unit_price": cents_to_amount(row["unit_price_cents"]),
-        "total": cents_to_amount(row["total_cents"]), "status": row["status"],
+        # total_price is the seed API's name (its clients read it); total is kept for ours.
+        "total": cents_to_amount(row["total_cents"]), "total_price": cents_to_amount(row["total_cents"]),
+        "status": row["status"],
         "created_at": row["created_at"], "updated_at": row["updated_at"],
     }
 

@@ -40,6 +40,10 @@ SEED_PRODUCTS = (
     ("USB-C Hub", 4999, 100),
     ("Webcam HD", 8999, 75),
 )
+# Version 2: units reserved by orders and not released, so a release gives back only those.
+MIGRATIONS = (
+    ("ALTER TABLE products ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0)",),
+)
 FIELDS = ("name", "price", "stock")
 
 bp = Blueprint("products", __name__)
@@ -55,7 +59,7 @@ def seed(conn: sqlite3.Connection) -> None:
 
 def create_app(settings: Settings) -> Flask:
     """The product-service app; its database is created and seeded on first start."""
-    database = Database(settings.db_path, SCHEMA, seed, probe_table="products")
+    database = Database(settings.db_path, SCHEMA, seed, probe_table="products", migrations=MIGRATIONS)
     app = create_service_app(
         __name__, SERVICE, settings, database,
         counters={
@@ -74,15 +78,17 @@ def reserve_stock(conn: sqlite3.Connection, product_id: int, quantity: int) -> s
     reservations serial: two orders can never both take the last unit.
     """
     return conn.execute(
-        "UPDATE products SET stock = stock - ? WHERE id = ? AND stock >= ? RETURNING *",
-        (quantity, product_id, quantity),
+        "UPDATE products SET stock = stock - ?, reserved = reserved + ? WHERE id = ? AND stock >= ? RETURNING *",
+        (quantity, quantity, product_id, quantity),
     ).fetchone()
 
 
 def release_stock(conn: sqlite3.Connection, product_id: int, quantity: int) -> sqlite3.Row | None:
-    """Give ``quantity`` back to the stock (an order that could not be recorded); None if no product."""
+    """Give back ``quantity`` reserved units (an order that could not be recorded); None when the
+    product does not exist or has fewer units reserved: stock is never created out of nothing."""
     return conn.execute(
-        "UPDATE products SET stock = stock + ? WHERE id = ? RETURNING *", (quantity, product_id)
+        "UPDATE products SET stock = stock + ?, reserved = reserved - ? WHERE id = ? AND reserved >= ? "
+        "RETURNING *", (quantity, quantity, product_id, quantity),
     ).fetchone()
 
 
@@ -172,11 +178,13 @@ def reserve(product_id: int) -> Response:
 
 @bp.post("/products/<int:product_id>/release")
 def release(product_id: int) -> Response:
-    """Return reserved stock (used when an order could not be recorded after reserving)."""
+    """Return reserved stock (used when an order could not be recorded after reserving): 404 unknown
+    product, 409 when more is released than is reserved."""
     quantity = integer(json_body(("quantity",)), "quantity", minimum=1)
     row = release_stock(get_db(), product_id, quantity)
     if row is None:
-        raise ApiError(404, f"product {product_id} not found")
+        reserved = _find(product_id)["reserved"]  # 404 when the product does not exist
+        raise ApiError(409, "only reserved stock can be released", reserved=reserved, requested=quantity)
     log.info("stock released", extra={"product_id": product_id, "quantity": quantity,
                                       "stock": row["stock"]})
     return jsonify({"ok": True, "released": quantity, "product": to_json(row)})

@@ -1,5 +1,6 @@
-// Shared by the UI pages: DOM building that only ever creates text nodes, the JSON API client,
-// and the session (sign in with the token once, HttpOnly cookie, CSRF header on changes).
+// Shared by the UI pages: DOM building that only ever creates text nodes (control characters made
+// visible), the JSON API client, and the session (sign in with the token once: the HttpOnly cookie
+// then holds a server-side session id, never the token; CSRF header on changes).
 // Log content must never become markup: nothing here or in the pages uses innerHTML.
 
 export class AuthRequired extends Error {}
@@ -13,6 +14,16 @@ export class ApiFailure extends Error {
 
 const session = { csrf: null, csrfHeader: "X-CSRF-Token" };
 
+// Control and bidirectional-override characters would make a log line display as something it is
+// not (U+202E shows "invoice\u202Etxt.exe" as "invoiceexe.txt"): they are shown as ⟨U+202E⟩,
+// still as text. Tab and newline stay (tracebacks); C0/C1 controls, LRM/RLM/ALM, the embeddings,
+// overrides and isolates (U+202A-U+202E, U+2066-U+2069) do not.
+const HIDDEN = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+
+export function visible(text) {
+  return String(text).replace(HIDDEN, (ch) => `⟨U+${ch.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}⟩`);
+}
+
 // el("td", {class: "msg", title: t}, "text", otherNode): strings are appended as text nodes.
 export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -21,6 +32,7 @@ export function el(tag, props = {}, ...children) {
     if (key === "class") node.className = value;
     else if (key === "dataset") Object.assign(node.dataset, value);
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "title") node.setAttribute(key, visible(value));
     else node.setAttribute(key, value === true ? "" : String(value));
   }
   for (const child of children) append(node, child);
@@ -31,12 +43,12 @@ function append(node, child) {
   if (child === undefined || child === null || child === false) return;
   if (Array.isArray(child)) child.forEach((c) => append(node, c));
   else if (child instanceof Node) node.appendChild(child);
-  else node.appendChild(document.createTextNode(String(child)));
+  else node.appendChild(document.createTextNode(visible(child)));
 }
 
 export function setText(id, text) {
   const node = document.getElementById(id);
-  node.textContent = text || "";
+  node.textContent = visible(text || "");
   return node;
 }
 

@@ -1,6 +1,6 @@
 // The logs explorer: filters and full-text search over /api/v1/logs (newest first, keyset pages),
 // a live tail over /api/v1/tail (EventSource), entry detail, and following a request id across pods.
-import { api, el, handle, setText, showError, start } from "/ui/static/common.js";
+import { api, el, handle, setText, showError, start, visible } from "/ui/static/common.js";
 
 const FILTERS = ["q", "service", "pod", "level", "request_id", "range", "since", "until"];
 const PAGE = 100;
@@ -114,7 +114,7 @@ function showDetail(entry, tr) {
     el("th", { scope: "row" }, key),
     el("td", {}, key === "request_id" ? requestLink(entry[key]) : text(entry[key])),
   )));
-  $("detail-json").textContent = JSON.stringify(entry, null, 2);
+  $("detail-json").textContent = visible(JSON.stringify(entry, null, 2));
   $("detail").hidden = false;
 }
 

@@ -33,9 +33,10 @@ def seq_bounds(conn: sqlite3.Connection, query: LogQuery) -> tuple[int | None, i
 
 
 def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: str,
-                 after: int | None, limit: int,
-                 seq_range: tuple[int | None, int | None] = (None, None)) -> tuple[str, list[Any]]:
-    """SQL returning (seq, body) of matching entries in seq order, keyset-paged after `after`.
+                 after: int | None, limit: int, seq_range: tuple[int | None, int | None] = (None, None),
+                 with_ts: bool = False) -> tuple[str, list[Any]]:
+    """SQL returning (seq, body) of matching entries in seq order, keyset-paged after `after`
+    ((seq, body, ts) `with_ts`: the stored time in epoch ms, so no one parses a body for it).
 
     `seq_range` (from seq_bounds) narrows the walk to the seqs the time range can hold: the time
     conditions alone cannot stop an index walk in seq order early."""
@@ -84,7 +85,7 @@ def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: st
     if after is not None:
         where.append(f"{key} {'<' if order == 'desc' else '>'} ?")
         params.append(after)
-    sql = f"SELECT logs.seq, logs.body FROM {source}"
+    sql = f"SELECT logs.seq, logs.body{', logs.ts' if with_ts else ''} FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY {key} {'DESC' if order == 'desc' else 'ASC'} LIMIT ?"

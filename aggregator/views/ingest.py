@@ -1,23 +1,24 @@
 """POST /logs and /api/v1/ingest: bounded body reading, gzip, JSON, then validation and the store."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 import zlib
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from flask import Blueprint, Request, Response, jsonify, request
 
 from podvisor.aggregator.errors import ApiError
 from podvisor.aggregator.state import get_state
-from podvisor.aggregator.store.sqlite import StoreUnavailable
-from podvisor.aggregator.validation import validate
+from podvisor.aggregator.store.sqlite import InsertResult, Store, StoreUnavailable
+from podvisor.aggregator.validation import Batch, validate
+from podvisor.core.jsonsafe import Entries, JsonError, decode_entries
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__)
 
 _READ_CHUNK = 64 * 1024
+
 
 def read_body(req: Request, limit: int) -> bytes:
     """The request body, decompressed when gzip; 413 over `limit` bytes (raw or decompressed)."""
@@ -70,23 +71,46 @@ def gunzip(data: bytes, limit: int) -> bytes:
     return b"".join(out)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_entries(raw: bytes) -> list[Any]:
-    """The body as a list of entries (one object becomes a list of one); 400 otherwise."""
+def parse_entries(raw: bytes) -> Entries:
+    """The body's entries, each read on its own (podvisor.core.jsonsafe: one entry too deep is that
+    entry's rejection); 400 when the body itself is not JSON or not an object or a list."""
     try:
-        document = json.loads(raw, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except (ValueError, RecursionError) as exc:  # bad UTF-8, NaN, absurd nesting
+        entries = decode_entries(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"malformed JSON: body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except JsonError as exc:
         raise ApiError(400, f"malformed JSON: {exc}") from None
-    if isinstance(document, dict):
-        return [document]
-    if isinstance(document, list):
-        return document
-    raise ApiError(400, "body must be a JSON object or a list of objects")
+    if not entries.is_array and not isinstance(entries.values[0], dict | JsonError):
+        raise ApiError(400, "body must be a JSON object or a list of objects")
+    return entries
+
+
+def store_rows(store: Store, batch: Batch) -> InsertResult:
+    """Insert the batch's rows; when that raises anything but StoreUnavailable (a bug, a row the
+    database refuses), insert them one by one so only the culprit is refused."""
+    try:
+        return store.insert(batch.rows)
+    except StoreUnavailable:
+        raise
+    except Exception:  # noqa: BLE001 - refused per entry below, with the reason
+        logger.exception("batch insert failed; inserting its %d rows one by one", len(batch.rows))
+    stored = duplicates = 0
+    rows, batch.rows = batch.rows, []
+    for row, index in zip(rows, batch.row_indexes(), strict=True):
+        try:
+            result = store.insert([row])
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            batch.failures += 1
+            reason = f"not stored: {type(exc).__name__}: {exc}"[:300]
+            batch.errors.append({"index": index, "id": row[0], "error": reason})
+            continue
+        batch.rows.append(row)
+        stored += result.stored
+        duplicates += result.duplicates
+    batch.errors.sort(key=lambda error: error["index"])
+    return InsertResult(stored, duplicates)
 
 
 @bp.post("/logs")
@@ -97,13 +121,14 @@ def ingest() -> Response:
     metrics = state.metrics
     started = time.perf_counter()
     try:
-        state.auth.check(request, required=True)
+        principal = state.auth.check(request, required=True, logger_ok=True)
         if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
             raise ApiError(415, "Content-Type must be application/json")
         entries = parse_entries(read_body(request, state.settings.max_body_bytes))
-        batch = validate(entries, state.settings.max_entry_bytes, int(time.time() * 1000))
+        batch = validate(entries.values, state.settings.max_entry_bytes, int(time.time() * 1000),
+                         exact=entries.exact, scope=principal.logger if principal else None)
         try:
-            result = state.store.insert(batch.rows)
+            result = store_rows(state.store, batch)
         except StoreUnavailable as exc:
             raise ApiError(503, f"store unavailable: {exc}", {"Retry-After": "1"}) from None
     except ApiError as exc:
@@ -114,6 +139,7 @@ def ingest() -> Response:
     metrics.entries_stored.inc(result.stored)
     metrics.entries_duplicate.inc(result.duplicates)
     metrics.entries_rejected.inc(len(batch.errors))
+    metrics.entries_failed.inc(batch.failures)
     metrics.ingest_seconds.observe(time.perf_counter() - started)
     if batch.errors:
         first = batch.errors[0]

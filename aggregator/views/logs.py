@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from flask import Blueprint, Response, request
 
@@ -21,32 +20,25 @@ from podvisor.aggregator.views.access import require_read
 bp = Blueprint("logs", __name__)
 
 API_PARAMS = FILTER_PARAMS | {"q", "probes", "limit", "order", "cursor"}
+LEGACY_PARAMS = FILTER_PARAMS | {"q", "probes", "limit", "order"}
 
 
 @bp.get("/logs")
 @require_read
 def legacy_logs() -> Response:
-    """The most recent matching entries, oldest first, as a plain JSON array."""
+    """The most recent matching entries, oldest first (`order=desc`: newest first), as a plain JSON
+    array. The filters and `q` of /api/v1/logs, no cursor; an unknown parameter is a 400, as there."""
     state = get_state()
-    query = parse_filters(request.args, extended=False)
+    check_known(request.args, LEGACY_PARAMS)
+    query = parse_filters(request.args, extended=True)
     limit = parse_limit(request.args)
+    newest_first = parse_order(request.args) == "desc"
     page = fetch(state.store, query, order="desc", after=None, limit=limit,
-                 metrics=state.metrics, endpoint="logs")
+                 metrics=state.metrics, endpoint="logs", with_ts=True)
     # The newest entries by arrival, then in time order: lines from several pods arrive in
     # batches, so arrival order alone can put one pod's earlier line after another's later one.
-    rows = sorted(page.rows, key=_time_order)
-    return Response("[" + ",".join(body for _seq, body in rows) + "]", mimetype="application/json")
-
-
-def _time_order(row: tuple[int, str]) -> tuple[float, int]:
-    seq, body = row
-    try:
-        moment = datetime.fromisoformat(json.loads(body)["timestamp"])
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp(), seq
-    except (ValueError, KeyError, TypeError):  # validated at ingest; arrival order as a fallback
-        return float("inf"), seq
+    rows = sorted(page.rows, key=lambda row: (row[2], row[0]), reverse=newest_first)
+    return Response("[" + ",".join(row[1] for row in rows) + "]", mimetype="application/json")
 
 
 @bp.get("/api/v1/logs")

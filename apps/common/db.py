@@ -29,17 +29,22 @@ def utc_now() -> str:
 class Database:
     """One SQLite file: its schema, its seed data, and how to open and probe it."""
 
-    def __init__(self, path: Path, schema: Sequence[str], seed: Seeder, probe_table: str) -> None:
+    def __init__(self, path: Path, schema: Sequence[str], seed: Seeder, probe_table: str,
+                 migrations: Sequence[Sequence[str]] = ()) -> None:
         self.path = Path(path)
         self.schema = schema
         self.seed = seed
         self.probe_table = probe_table
+        self.migrations = migrations  # statements taking version 1 to 2, 2 to 3, ...
+        self.version = SCHEMA_VERSION + len(migrations)
 
     def initialize(self) -> bool:
-        """Create the file, schema and seed data unless already done; True when this call seeded.
+        """Create the file, schema and seed data unless already done, then apply the migrations the
+        file has not had yet; True when this call seeded.
 
-        ``PRAGMA user_version`` records that the seed ran, so a restart never re-seeds even when
-        every seeded row has since been deleted. BEGIN IMMEDIATE serialises two processes racing here.
+        ``PRAGMA user_version`` records that the seed ran (and which migrations did), so a restart
+        never re-seeds even when every seeded row has since been deleted. BEGIN IMMEDIATE
+        serialises two processes racing here.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._open(create=True)
@@ -48,22 +53,32 @@ class Database:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("BEGIN IMMEDIATE")
             try:
-                if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version >= self.version:
                     conn.execute("ROLLBACK")
                     return False
-                # One statement at a time: executescript() would COMMIT our transaction first.
-                for statement in self.schema:
-                    conn.execute(statement)
-                self.seed(conn)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                seeding = version < SCHEMA_VERSION
+                if seeding:
+                    # One statement at a time: executescript() would COMMIT our transaction first.
+                    for statement in self.schema:
+                        conn.execute(statement)
+                    self.seed(conn)
+                    version = SCHEMA_VERSION
+                for statements in self.migrations[version - SCHEMA_VERSION:]:
+                    for statement in statements:
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {self.version}")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         finally:
             conn.close()
-        log.info("database created and seeded", extra={"db": str(self.path)})
-        return True
+        if seeding:
+            log.info("database created and seeded", extra={"db": str(self.path)})
+        else:
+            log.info("database migrated", extra={"db": str(self.path), "version": self.version})
+        return seeding
 
     def connect(self) -> sqlite3.Connection:
         """A connection to the existing file (never creates it: a vanished file is an outage)."""

@@ -14,6 +14,7 @@ from podvisor.apps.common.db import Database
 from podvisor.apps.common.errors import register_error_handlers
 from podvisor.apps.common.metrics import AppMetrics
 from podvisor.apps.common.settings import Settings
+from podvisor.core.webapp import PodvisorFlask
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,23 @@ _EXTENSION = "podvisor.service"
 probes = Blueprint("probes", __name__)
 
 
+def at_most(limit: int) -> str:
+    """A regex matching the decimal numbers 0..`limit` (leading zeros allowed), and no other."""
+    digits = str(limit)
+    options = [rf"\d{{1,{len(digits) - 1}}}"] if len(digits) > 1 else []
+    for i, digit in enumerate(digits):
+        if digit != "0":
+            rest = len(digits) - i - 1
+            options.append(digits[:i] + f"[0-{int(digit) - 1}]" + (rf"\d{{{rest}}}" if rest else ""))
+    options.append(digits)
+    return "0*(?:" + "|".join(options) + ")"
+
+
 class IdConverter(IntegerConverter):
-    """``<int:...>`` capped at SQLite's 64-bit range: a larger id is a 404, not an OverflowError."""
+    """``<int:...>`` capped at SQLite's 64-bit range in the route's own pattern: a larger id does not
+    match, so it is a 404 for every method (a check after matching made PUT and DELETE a 405)."""
+
+    regex = at_most(2**63 - 1)
 
     def __init__(self, url_map, fixed_digits: int = 0, min: int | None = None,  # noqa: A002
                  max: int | None = 2**63 - 1, signed: bool = False) -> None:  # noqa: A002
@@ -54,7 +70,7 @@ def create_service_app(
     ``counters`` maps business counter names to their help text (see :meth:`Service.count`).
     """
     database.initialize()
-    app = Flask(import_name)
+    app = PodvisorFlask(import_name)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.url_map.converters["int"] = IdConverter
     app.json.sort_keys = False  # keep fields in the order the views build them

@@ -1,13 +1,17 @@
 """Serving a WSGI app with waitress, and stopping it gracefully: stop accepting, drain, exit.
 
-Every podvisor HTTP process (the apps, the aggregator, the metrics sidecar) serves through `Server`.
+Every podvisor HTTP process (the apps, the aggregator, the sidecars, the controller) serves through
+`Server`, which also sets the connection limits and timeouts deliberately (CHANNEL_TIMEOUT,
+connection_limit) and answers waitress' own errors (bad request, header or body too large) in JSON.
 waitress' own `run()` leaves its loop at once on SystemExit or ^C, dropping responses still being
 computed; here the loop keeps running after a stop request until every connection has been
 answered or the drain budget (from podvisor.core.budget) is spent.
 """
 from __future__ import annotations
 
+import json
 import logging
+import resource
 import signal
 import threading
 import time
@@ -18,8 +22,50 @@ from typing import Any
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
+from waitress.task import ErrorTask
 
 log = logging.getLogger(__name__)
+
+# Connections: a probe or a shipper must always get in. waitress' defaults (100 connections, idle
+# or half-sent ones kept 120 s, checked every 30 s) let 100 slow clients take every slot.
+CHANNEL_TIMEOUT = 15  # seconds a connection may sit idle or half-sent before it is closed
+CLEANUP_INTERVAL = 2  # seconds between those checks
+MAX_CONNECTIONS = 1000
+FD_RESERVE = 64  # descriptors kept for files, sqlite, outgoing connections
+# waitress buffers a body (to disk past 1 MiB) before the app sees it, up to 1 GiB by default.
+# Well above the apps' own 1 MiB limit: an oversized body is still the app's 413 (with its headers,
+# such as X-Request-ID), and waitress refuses only absurd ones, before buffering them.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+def connection_limit(soft_fd_limit: int | None = None) -> int:
+    """Connections to accept at once: well above what probes and shippers need, within the
+    process's descriptor limit (RLIMIT_NOFILE; supervisord's minfds raises it to 4096)."""
+    if soft_fd_limit is None:
+        soft_fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft_fd_limit == resource.RLIM_INFINITY:
+            soft_fd_limit = MAX_CONNECTIONS + FD_RESERVE
+    return max(32, min(MAX_CONNECTIONS, soft_fd_limit - FD_RESERVE))
+
+
+class JsonErrorTask(ErrorTask):
+    """waitress' own error answers (bad request, header or body too large, a crash before the app
+    answered) as JSON with a clear message, like every other podvisor error."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        detail = str(error.body).strip()
+        message = f"{error.reason}: {detail}" if detail else error.reason
+        body = json.dumps({"ok": False, "error": message}).encode() + b"\n"
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.extend([("Content-Type", "application/json"), ("Cache-Control", "no-store")])
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class JsonChannel(HTTPChannel):
+    error_task_class = JsonErrorTask
 
 
 class Server:
@@ -29,11 +75,16 @@ class Server:
                  drain_seconds: float, on_stopping: Callable[[], None] = lambda: None,
                  **adjustments: Any) -> None:
         self._map: dict = {}  # our own socket map: it lets us find the listeners and connections
+        adjustments = {"connection_limit": connection_limit(), "channel_timeout": CHANNEL_TIMEOUT,
+                       "cleanup_interval": CLEANUP_INTERVAL, "max_request_body_size": MAX_BODY_BYTES,
+                       **adjustments}
         # Sockets handed over (podvisor.core.handoff) replace host and port: waitress takes one or the other.
         sockets = adjustments.pop("sockets", None)
         listen = {"sockets": sockets} if sockets else {"host": host, "port": port}
         self._server = create_server(app, map=self._map, threads=threads, ident=ident, **listen, **adjustments)
         self._listeners = [d for d in self._map.values() if isinstance(d, BaseWSGIServer)]
+        for listener in self._listeners:
+            listener.channel_class = JsonChannel
         self._adj = self._listeners[0].adj
         self.drain_seconds = drain_seconds
         self._on_stopping = on_stopping

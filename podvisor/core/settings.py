@@ -185,6 +185,17 @@ class Env:
             raise SettingsError(name, raw, "must be a short name without ':', '/' or spaces")
         return raw
 
+    def hosts(self, name: str) -> tuple[str, ...]:
+        """'logs.example.com, 10.0.0.5' -> ('logs.example.com', '10.0.0.5'); empty when unset."""
+        raw = self.raw(name)
+        if raw is None:
+            return ()
+        names = tuple(item.strip() for item in raw.split(",") if item.strip())
+        for item in names:
+            if any(ch.isspace() or ch in "/?#@" for ch in item):
+                raise SettingsError(name, raw, f"item {item!r} is not a host name or address")
+        return names
+
     def pairs(self, name: str) -> tuple[tuple[str, str], ...]:
         """'a=http://x:1,b=http://y:2' -> (('a', 'http://x:1'), ('b', 'http://y:2'))."""
         raw = self.raw(name)

@@ -1,7 +1,8 @@
 """The dead-letter file: every entry the aggregator refused and every byte range lost, with a reason.
 
-One JSON object per line in LOGGER_STATE_DIR/dead-letter.jsonl. A refused entry is written as the
-entry itself plus `reason` (an app field named `reason` moves to `app_reason`) and `dead_lettered_at`.
+One JSON object per line in LOGGER_STATE_DIR/dead-letter.jsonl, strict JSON (a number out of float
+range as its text). A refused entry is written as the entry itself plus `reason` (an app field named
+`reason` moves to `app_reason`) and `dead_lettered_at`.
 A loss is `{"lost": true, "kind", "source", "path", "file_key", "start", "end", "bytes", "reason", ...}`
 with kind `spool_full`, `truncated` or `deleted`.
 Writes are appended and fsynced before the corresponding offsets are checkpointed, so an entry is
@@ -16,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from podvisor.core import jsonsafe
 
 from .enrich import iso_utc
 
@@ -33,8 +36,11 @@ class DeadLetter:
         lines = []
         for payload in payloads:
             try:
-                entry = json.loads(payload)
+                # Exact: a number out of float range stays its text, so the file stays strict JSON.
+                entry = jsonsafe.loads_exact(payload.decode("utf-8", "replace"))
             except ValueError:
+                entry = None
+            if not isinstance(entry, dict):
                 entry = {"message": payload.decode("utf-8", "replace")}
             if "reason" in entry:
                 entry.setdefault("app_reason", entry.pop("reason"))
@@ -51,7 +57,7 @@ class DeadLetter:
                        "dead_lettered_at": iso_utc(self._wall())}])
 
     def _append(self, records: list[dict[str, Any]]) -> None:
-        data = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+        data = "".join(json.dumps(r, ensure_ascii=False, default=str, allow_nan=False) + "\n" for r in records)
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
             try:

@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from podvisor.core import jsonsafe
+
 from . import textlog
 
 
@@ -98,42 +100,43 @@ class LineFramer:
         self._line_len += j - i
 
 
-def _reject_constant(name: str) -> Any:
-    # NaN/Infinity are not JSON; accepting them would make us emit a body the aggregator refuses.
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
-# Built once: json.loads(..., parse_constant=...) builds a new decoder for every call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
-
 def decode(line: RawLine, stderr: bool, stderr_level: str = "warning") -> dict[str, Any]:
     """Turn a framed line into a record: a JSON object is kept, anything else is wrapped."""
-    return decode_text(line, stderr, stderr_level)[0]
+    return decode_text(line, stderr, stderr_level=stderr_level)[0]
 
 
-def decode_text(line: RawLine, stderr: bool, stderr_level: str = "warning") -> tuple[dict[str, Any], str | None]:
+def decode_text(line: RawLine, stderr: bool, exact: bool = False, stderr_level: str = "warning"
+                ) -> tuple[dict[str, Any], str | None]:
     """The record, and the line's own JSON text when the record is exactly that object (so the
-    enricher may append its fields to the text instead of encoding the record again). A line of
-    the stderr stream without a level of its own gets `stderr_level`; a JSON line's own wins, and
-    so does the level of a text line in a format textlog knows (nginx's error log)."""
+    enricher may append its fields to the text instead of encoding the record again).
+
+    JSON is read by podvisor.core.jsonsafe, as the aggregator reads it: a line nested deeper than
+    its MAX_DEPTH is wrapped as text with `json_error`, like a line that is not JSON. `exact` reads
+    numbers out of float range as their text: for the record that must be encoded (strict JSON
+    has no Infinity), never needed for the text passed on as written. A line of the stderr stream
+    without a level of its own gets `stderr_level`; a JSON line's own wins, and so does the level
+    of a text line in a format textlog knows (nginx's error log)."""
     text = line.data.decode("utf-8", errors="replace")
     if text.endswith("\r"):
         text = text[:-1]
+    json_error = None
     if not line.truncated and text.lstrip()[:1] == "{":
         try:
-            obj = _DECODER.decode(text)
-        except (ValueError, RecursionError):
-            obj = None
+            obj, verbatim = (jsonsafe.loads_exact(text), False) if exact else jsonsafe.decode(text)
+        except jsonsafe.JsonError as exc:
+            obj, json_error = None, str(exc)
         if isinstance(obj, dict):
-            unchanged = True
+            unchanged = verbatim
             message = obj.get("message")
             if message is None:
                 # The wire format needs a string message; the raw line keeps it searchable.
                 obj["message"] = text
                 unchanged = False
             elif not isinstance(message, str):
-                obj["message"] = json.dumps(message, ensure_ascii=False)
+                try:
+                    obj["message"] = json.dumps(message, ensure_ascii=False, allow_nan=False)
+                except ValueError:  # a number out of float range: strict JSON keeps it as text
+                    return decode_text(line, stderr, exact=True, stderr_level=stderr_level)
                 unchanged = False
             level = obj.get("level")
             if not isinstance(level, str):
@@ -144,6 +147,8 @@ def decode_text(line: RawLine, stderr: bool, stderr_level: str = "warning") -> t
             return obj, (text.strip() if unchanged else None)
     # Not JSON: a format that says its own level (nginx's error log), else wrapped as it is.
     record = textlog.parse(text) or {"message": text, "level": stderr_level if stderr else "info"}
+    if json_error is not None:
+        record["json_error"] = json_error
     if line.truncated:
         record["truncated"] = True
         record["original_bytes"] = line.length

@@ -37,6 +37,8 @@ class LoggerMetrics:
         self.retries = counter("retries", "Shipping attempts retried, by reason.", ("reason",))
         self.batches = counter("batches", "Batches fully handled (shipped or dead-lettered).")
         self.spool_refused = counter("spool_refused", "Rotated files not spooled because the spool was full.")
+        self.symlinks_refused = counter("symlinks_refused", "Log files found to be symbolic links, not "
+                                        "followed (each time a name becomes a link).")
         self.checkpoint_saves = counter("checkpoint_saves", "Checkpoint writes.")
         self.checkpoint_recoveries = counter("checkpoint_recoveries",
                                              "Starts without a usable checkpoint, by cause.", ("cause",))

@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from podvisor.core import jsonsafe
+
 from .batcher import Batcher, Item
 from .checkpoint import CheckpointStore
 from .deadletter import DeadLetter
@@ -132,6 +134,9 @@ class Pipeline:
         self.settings = settings
         self.metrics = metrics or LoggerMetrics()
         self._clock = clock
+        self._wall = wall
+        # When shipping last moved: an acknowledged batch, or a moment with nothing waiting.
+        self._progress = (clock(), wall())
         self._sleep = sleep
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = CheckpointStore(settings.state_dir / "checkpoint.json", wall)
@@ -150,7 +155,7 @@ class Pipeline:
         self.routes = RouteCounter(self.metrics, settings.route_prefixes, self.enricher.is_probe)
         self.batcher = Batcher(settings.batch_lines, settings.batch_bytes, settings.flush_interval, clock)
         self.waiter = waiter or EventWaiter()
-        self.sender = Sender(transport, settings.aggregator_url, settings.token_file, self.deadletter,
+        self.sender = Sender(transport, settings.aggregator_url, settings.credential_file, self.deadletter,
                              self.metrics, self.waiter, rng, timeout=settings.request_timeout,
                              backoff_initial=settings.backoff_initial, backoff_max=settings.backoff_max)
         self.worker = ThreadWorker(self.sender, self.waiter) if threaded else InlineWorker(self.sender)
@@ -254,7 +259,7 @@ class Pipeline:
         truncated = 0
         limit = self.settings.max_entry_bytes
         for tail, raw in lines:
-            record, text = decode_text(raw, tail.stderr, self._stderr_level)
+            record, text = decode_text(raw, tail.stderr, stderr_level=self._stderr_level)
             self.routes.observe(record)
             entry_id = self.enricher.entry_id(tail.ident.key, raw.offset)
             spliced = self.enricher.splice(record, text, tail.source, entry_id)
@@ -262,11 +267,18 @@ class Pipeline:
                 payload = _encode(spliced)
             else:
                 record = self.enricher.enrich(record, tail.source, tail.ident.key, raw.offset)
-                payload = _dumps(record)
+                try:
+                    payload = _dumps(record)
+                except ValueError:  # a number out of float range: strict JSON keeps it as its text
+                    record = decode_text(raw, tail.stderr, exact=True, stderr_level=self._stderr_level)[0]
+                    record = self.enricher.enrich(record, tail.source, tail.ident.key, raw.offset)
+                    payload = _dumps(record)
             # Escaping non-ASCII can triple the size the aggregator measures: check precisely only then.
             if len(payload) > limit or (3 * len(payload) > limit and not payload.isascii()):
-                if spliced is not None:
-                    record = self.enricher.enrich(record, tail.source, tail.ident.key, raw.offset)
+                # Rare (long lines): from the exact reading, so whatever fit() keeps encodes strictly.
+                exact = decode_text(raw, tail.stderr, exact=True, stderr_level=self._stderr_level)[0]
+                record = self.enricher.enrich(exact, tail.source,
+                                              tail.ident.key, raw.offset)
                 fitted = fit(record, limit, raw.data.decode("utf-8", errors="replace"), raw.length)
                 if fitted is not record:
                     record, payload = fitted, _dumps(fitted)
@@ -291,6 +303,8 @@ class Pipeline:
 
     def _apply_results(self) -> bool:
         results = self.worker.results()
+        if any(result.done for result in results):
+            self._progress = (self._clock(), self._wall())
         for result in results:
             for item in result.done:
                 item.acked = True
@@ -332,6 +346,12 @@ class Pipeline:
         now = self._clock()
         lag_seconds = now - self._inflight[0].read_at if self._inflight else 0.0
         lag_bytes = self.tailer.unshipped_bytes()
+        # Waiting: read and not acknowledged, or not read yet; a live file's unfinished last line
+        # is not waiting for the aggregator (its writer has not finished it), so it cannot stall.
+        waiting_bytes = lag_bytes - self.tailer.held_partial_bytes()
+        if not self._inflight and waiting_bytes <= 0:
+            self._progress = (now, self._wall())
+        stalled = now - self._progress[0] if self._inflight or waiting_bytes > 0 else 0.0
         m = self.metrics
         m.inflight_bytes.set(self._inflight_bytes)
         m.lag_bytes.set(lag_bytes)
@@ -340,14 +360,18 @@ class Pipeline:
         self._health = {"ok": True, "pod": self.settings.pod, "files": len(self.tailer.tails),
                         "inflight_lines": len(self._inflight), "inflight_bytes": self._inflight_bytes,
                         "lag_bytes": lag_bytes, "lag_seconds": round(lag_seconds, 3),
-                        "spool_bytes": self.spool.used, "aggregator_reachable": self.sender.reachable}
+                        "spool_bytes": self.spool.used, "aggregator_reachable": self.sender.reachable,
+                        "waiting_lines": len(self._inflight), "waiting_bytes": max(0, waiting_bytes),
+                        "stalled_seconds": round(stalled, 3), "last_progress_at": round(self._progress[1], 3),
+                        "symlinks_refused": sorted(self.tailer.symlinks)}
 
 
 def _dumps(record: dict[str, Any]) -> bytes:
+    """Strict compact JSON; ValueError for a non-finite number (never sent as Infinity)."""
     try:
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+        return jsonsafe.dumps(record).encode()
     except UnicodeEncodeError:  # a lone surrogate from a \\ud800 escape: escaped output stays valid
-        return json.dumps(record, separators=(",", ":")).encode()
+        return json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _encode(text: str) -> bytes:

@@ -1,11 +1,12 @@
 """Shipping one batch to the aggregator: never dropped, retried until it is accepted or accounted for.
 
-POST {url}/logs, gzip JSON list, `Authorization: Bearer <token file>`. Outcomes:
+POST {url}/logs, gzip JSON list, `Authorization: Bearer <credential file>` (this logger's own
+credential: the aggregator stamps the pod from it and takes only ids of that pod). Outcomes:
 - 2xx: stored; entries named in the reply's `errors` go to the dead-letter file; `duplicates` counted.
 - 5xx, 429, 408, 3xx, connection errors and timeouts: retried forever, exponential backoff + jitter
   (LOGGER_BACKOFF_INITIAL doubling up to LOGGER_BACKOFF_MAX, each delay drawn from [50%, 100%]).
-- 401, or the token file missing (the aggregator creates it on first start): the file is re-read and
-  the request retried with backoff, logged clearly.
+- 401, or the credential file missing (the aggregator writes it at its start): the file is re-read
+  and the request retried with backoff, logged clearly.
 - 413: the batch is split in halves; a single entry still too large is dead-lettered.
 - any other 4xx: a bug on one side; the batch is dead-lettered with the reason and logged as an error.
 The only way out without an outcome is Cancelled (shutdown deadline), carrying what was completed.
@@ -115,13 +116,13 @@ class BatchResult:
 class Sender:
     """Ships batches with the retry policy above; blocking, run it in a thread."""
 
-    def __init__(self, transport: Transport, url: str, token_file: Path, deadletter: DeadLetter,
+    def __init__(self, transport: Transport, url: str, credential_file: Path, deadletter: DeadLetter,
                  metrics: LoggerMetrics, waiter: Waiter, rng: Callable[[], float] = random.random,
                  timeout: float = 10.0, backoff_initial: float = BACKOFF_BASE,
                  backoff_max: float = BACKOFF_CAP) -> None:
         self._transport = transport
         self._url = url.rstrip("/") + "/logs"
-        self._token_file = token_file
+        self._credential_file = credential_file
         self._token: str | None = None
         self._deadletter = deadletter
         self._metrics = metrics
@@ -149,7 +150,7 @@ class Sender:
         while True:
             token = self._read_token()
             if token is None:
-                # No token file yet means no aggregator has ever started: as unreachable as it gets.
+                # No credential yet means the aggregator has not started: as unreachable as it gets.
                 self.attempts += 1
                 self._set_reachable(False)
                 failures = self._retry("token", failures)
@@ -173,8 +174,8 @@ class Sender:
                 self._accepted(items, reply.body, result)
                 return
             if status == 401:
-                log.error("aggregator refused the token from %s (401); re-reading it and retrying",
-                          self._token_file)
+                log.error("aggregator refused the credential from %s (401); re-reading it and retrying",
+                          self._credential_file)
                 self._token = None
                 failures = self._retry("unauthorized", failures)
             elif status == 413 and len(items) > 1:
@@ -235,17 +236,17 @@ class Sender:
     def _read_token(self) -> str | None:
         if self._token is None:
             try:
-                token = self._token_file.read_text().strip()
+                token = self._credential_file.read_text().strip()
             except OSError as exc:
                 if not self._token_warned:
-                    log.warning("token file %s not readable yet (%s); the aggregator creates it on first "
-                                "start; waiting and retrying", self._token_file, exc.strerror or exc)
+                    log.warning("credential file %s not readable yet (%s); the aggregator writes it at its "
+                                "start; waiting and retrying", self._credential_file, exc.strerror or exc)
                     self._token_warned = True
                 return None
             if not token:
                 return None
             if self._token_warned:
-                log.info("token file %s found", self._token_file)
+                log.info("credential file %s found", self._credential_file)
                 self._token_warned = False
             self._token = token
         return self._token

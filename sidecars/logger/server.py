@@ -8,6 +8,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from podvisor.core.budget import SERVER_DRAIN_SECONDS
+from podvisor.core.hosts import HostCheck
 from podvisor.core.httpapi import ReadOnlyApp, json_reply, text_reply
 from podvisor.core.serving import Server
 
@@ -22,7 +23,7 @@ class StatusServer:
         app = ReadOnlyApp("the podvisor logger", {
             "/health": lambda _e: json_reply(200, health()),
             "/metrics": lambda _e: text_reply(200, generate_latest(registry), CONTENT_TYPE_LATEST),
-        })
+        }, hosts=HostCheck(host))
         self._server = Server(app, host=host, port=port, threads=2, ident="podvisor-logger",
                               drain_seconds=SERVER_DRAIN_SECONDS)
         self.host, self.port = host, self._server.port

@@ -1,6 +1,8 @@
 """Settings of the logging sidecar: one frozen dataclass read from the environment in main().
 
-Required: POD_NAME, SERVICE_NAME, LOGGER_LOG_DIR, LOGGER_STATE_DIR, LOGGER_TOKEN_FILE.
+Required: POD_NAME, SERVICE_NAME, LOGGER_LOG_DIR, LOGGER_STATE_DIR, LOGGER_CREDENTIAL_FILE (this
+logger's own credential, which the aggregator writes at its start; an operator's logger may point it
+at the aggregator's token file instead).
 Optional, with defaults:
   ENVIRONMENT                 production
   LOGGER_AGGREGATOR_URL       http://127.0.0.1:8080
@@ -61,7 +63,7 @@ class Settings:
     log_dir: Path
     state_dir: Path
     aggregator_url: str
-    token_file: Path
+    credential_file: Path
     host: str = "127.0.0.1"
     port: int = 0
     app_program: str | None = None
@@ -100,7 +102,7 @@ class Settings:
             log_dir=log_dir,
             state_dir=state_dir,
             aggregator_url=env.url("LOGGER_AGGREGATOR_URL", "http://127.0.0.1:8080"),
-            token_file=env.path("LOGGER_TOKEN_FILE", required=True),
+            credential_file=env.path("LOGGER_CREDENTIAL_FILE", required=True),
             host=env.host("LOGGER_HOST"),
             port=env.port("LOGGER_PORT", 0),
             app_program=env.optional("LOGGER_APP_PROGRAM"),

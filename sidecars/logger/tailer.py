@@ -94,6 +94,7 @@ class Tailer:
         self._epoch = 0  # bumped when an identity is superseded: deferred copies must be looked at again
         self._absent: dict[str, float] = {}
         self._dir_missing_logged = False
+        self.symlinks: set[str] = set()  # log-file names that are symbolic links (refused)
         self.dirty = False  # offsets-only changes (the pipeline saves them on its own schedule)
 
     # -- scanning ---------------------------------------------------------------------------------
@@ -331,6 +332,7 @@ class Tailer:
 
     def _list(self) -> dict[tuple[int, int], Listed]:
         found: dict[tuple[int, int], Listed] = {}
+        links: set[str] = set()
         try:
             it = os.scandir(self._dir)
         except FileNotFoundError:
@@ -345,6 +347,9 @@ class Tailer:
                 if not live and not (_ROTATED.match(name) and not name.lower().endswith(_COMPRESSED)):
                     continue
                 try:
+                    if entry.is_symlink():
+                        links.add(name)
+                        continue
                     if not entry.is_file(follow_symlinks=False):
                         continue
                     st = entry.stat(follow_symlinks=False)
@@ -353,7 +358,18 @@ class Tailer:
                 inode = (st.st_dev, st.st_ino)
                 if inode not in found or live:
                     found[inode] = Listed(Path(entry.path), live, st.st_size, st.st_mtime_ns)
+        self._note_symlinks(links)
         return found
+
+    def _note_symlinks(self, links: set[str]) -> None:
+        # A log file replaced by a symlink is never followed: it could point anywhere the logger can
+        # read (another pod's logs, a secret) and ship it under this pod's name. Said once per link.
+        for name in sorted(links - self.symlinks):
+            self._metrics.symlinks_refused.inc()
+            log.error("%s is a symbolic link (to %s): not followed, nothing written through it is "
+                      "shipped; the app must write to a regular file", self._dir / name,
+                      _link_target(self._dir / name))
+        self.symlinks = links
 
     # -- reading ----------------------------------------------------------------------------------
     def read(self, budget: int) -> list[tuple[Tail, RawLine]]:
@@ -396,9 +412,20 @@ class Tailer:
     def unshipped_bytes(self) -> int:
         return sum(max(0, t.size - t.ident.offset) for t in self.tails.values())
 
+    def held_partial_bytes(self) -> int:
+        """Bytes of unfinished last lines held until their newline arrives."""
+        return sum(t.position - t.framer.line_start for t in self.tails.values() if t.framer.has_partial)
+
     def pending_rotated_partials(self) -> bool:
         return any(not t.live and t.framer.has_partial for t in self.tails.values())
 
     def close(self) -> None:
         for tail in list(self.tails.values()):
             self._drop(tail)
+
+
+def _link_target(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 MAX_MARGIN = 0.25  # seconds kept back from Prometheus' timeout for our own work and the network
 MIN_TIMEOUT = 0.01
+ALLOW = "GET, HEAD, OPTIONS"
 StartResponse = Callable[..., Any]
 
 
@@ -47,15 +48,18 @@ class MetricsApp:
         path = environ.get("PATH_INFO") or "/"
         if path not in ("/metrics", "/health", "/"):
             return _json(
-                start_response, "404 Not Found", {"ok": False, "error": f"no such path: {path}"}, method
+                start_response, "404 Not Found", {"ok": False, "error": f"no such path: {path[:200]}"}, method
             )
+        if method == "OPTIONS":
+            start_response("204 No Content", [("Allow", ALLOW), ("Content-Length", "0")])
+            return []
         if method not in ("GET", "HEAD"):
             return _json(
                 start_response,
                 "405 Method Not Allowed",
-                {"ok": False, "error": "use GET"},
+                {"ok": False, "error": f"{method[:20]} is not allowed here: use GET"},
                 method,
-                [("Allow", "GET, HEAD")],
+                [("Allow", ALLOW)],
             )
         if path == "/health":
             labels = self.enricher.labels

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podvisor.core.budget import SERVER_DRAIN_SECONDS
+from podvisor.core.hosts import HostCheck
 from podvisor.core.procs import leftovers
 from podvisor.core.serving import Server
 from podvisor.core.settings import Env, SettingsError, exit_bad_setting
@@ -63,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
                             holder)
     controller.prepare()
     controller.restore()
+    app = status_app(controller.pods, stack.environment, lambda: controller.last_apply)
+    app.hosts = HostCheck(settings.host)  # pod status answers only to the names it is reached by
     try:
-        server = Server(status_app(controller.pods, stack.environment, lambda: controller.last_apply),
-                        host=settings.host, port=settings.port,
+        server = Server(app, host=settings.host, port=settings.port,
                         threads=4, ident=PROG, drain_seconds=SERVER_DRAIN_SECONDS)
     except OSError as exc:
         return exit_bad_setting(PROG, SettingsError("CONTROLLER_PORT", str(settings.port),

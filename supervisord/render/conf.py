@@ -19,9 +19,17 @@ DEFAULT_SPEC = SUPERVISORD_DIR / "pods.toml"
 DEFAULT_CONF = SUPERVISORD_DIR / "stack.conf"
 
 
+UMASK = "077"
+
+
+def _escape(value: str) -> str:
+    """`value` for the inside of a double-quoted supervisord environment value."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+
+
 def _q(value: str) -> str:
     """A supervisord environment value: double-quoted, with % doubled for its expansion pass."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+    return '"' + _escape(value) + '"'
 
 
 class Renderer:
@@ -39,6 +47,10 @@ class Renderer:
 
     def state(self, *parts: str) -> str:
         return self.path(self.stack.state_dir, *parts)
+
+    def credential(self, pod: Pod) -> str:
+        """Where the aggregator writes the pod's logger credential (the logger's state directory)."""
+        return self.state("pods", pod.name, "logger", "credential")
 
     def url(self, port: int) -> str:
         return f"http://{self.stack.host}:{port}"
@@ -91,6 +103,7 @@ class Renderer:
             "autorestart": "false",
             "startsecs": 0,
             "startretries": 0,
+            "umask": UMASK,  # supervisord -n never applies its own umask: each child gets it here
             "stopsignal": stopsignal,
             "stopwaitsecs": stopwaitsecs,
             "exitcodes": 0,
@@ -146,6 +159,8 @@ class Renderer:
                 "logfile": self.state("supervisord.log"), "logfile_maxbytes": st.log_max_bytes,
                 "logfile_backups": st.log_backups, "pidfile": self.state("supervisord.pid"),
                 "childlogdir": self.state(""), "identifier": "podvisor", "minfds": 4096,
+                # Files the stack creates (logs.db, app logs, the token) are the user's alone.
+                "umask": UMASK,
                 "environment": 'PYTHONUNBUFFERED="1"',
             }),
             self.section("rpcinterface:supervisor", {
@@ -165,7 +180,7 @@ class Renderer:
                 # supervisord drops the oldest event when the buffer is full; the controller also
                 # re-reads every state over XML-RPC, so a drop costs latency, never correctness.
                 "buffer_size": 1024, "priority": 1, "autostart": "true", "autorestart": "true",
-                "startsecs": 0, "stopwaitsecs": st.budget.controller_stopwaitsecs,
+                "startsecs": 0, "stopwaitsecs": st.budget.controller_stopwaitsecs, "umask": UMASK,
                 # stdout is the event-listener protocol channel: nothing worth keeping.
                 "stdout_logfile": "NONE", "stderr_logfile": self.state("controller.log"),
                 "stderr_logfile_maxbytes": st.log_max_bytes, "stderr_logfile_backups": st.log_backups,
@@ -181,6 +196,8 @@ class Renderer:
                 "AGGREGATOR_READ_AUTH": st.read_auth,
                 "AGGREGATOR_CONTROLLER_URL": self.url(st.controller_port),
                 "AGGREGATOR_METRICS_URLS": ",".join(f"{p.name}={self.url(p.metrics_port)}" for p in st.pods),
+                "AGGREGATOR_LOGGER_CREDENTIALS": _Raw(",".join(
+                    f"{p.name}:{_escape(p.service)}={self.credential(p)}" for p in st.pods)),
             }, self.logfiles(self.state("aggregator", "aggregator.log"), None)),
         ]
         for pod in st.pods:
@@ -195,7 +212,7 @@ class Renderer:
             **self.pod_env(pod), "LOGGER_LOG_DIR": _Raw(self.state(*logs)),
             "LOGGER_STATE_DIR": _Raw(self.state("pods", pod.name, "logger")),
             "LOGGER_AGGREGATOR_URL": self.url(st.aggregator_port),
-            "LOGGER_TOKEN_FILE": _Raw(self.state("aggregator", "token")),
+            "LOGGER_CREDENTIAL_FILE": _Raw(self.credential(pod)),
             "LOGGER_HOST": st.host, "LOGGER_PORT": str(pod.logger_port),
             "LOGGER_APP_PROGRAM": ",".join(pod.app_programs),
             "LOGGER_GRACE_SECONDS": f"{pod.budget.logger_seconds:g}",

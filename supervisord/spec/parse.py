@@ -124,7 +124,7 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PORT_KEYS = {"port": "app_ports", "metrics_port": "metrics_ports", "logger_port": "logger_ports"}
 # Set by the renderer from the spec itself: a pod's logger_env may not override them.
 LOGGER_RENDERED = frozenset({"LOGGER_LOG_DIR", "LOGGER_STATE_DIR", "LOGGER_AGGREGATOR_URL",
-                             "LOGGER_TOKEN_FILE", "LOGGER_HOST", "LOGGER_PORT", "LOGGER_APP_PROGRAM",
+                             "LOGGER_CREDENTIAL_FILE", "LOGGER_HOST", "LOGGER_PORT", "LOGGER_APP_PROGRAM",
                              "LOGGER_GRACE_SECONDS", "LOGGER_STDERR_LEVEL", "LOGGER_PROBE_PATHS",
                              "LOGGER_ROUTE_PREFIXES"})
 

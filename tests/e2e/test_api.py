@@ -353,7 +353,35 @@ def test_reserve_and_release_stock(stack):
     assert stock_of(stack, product["id"]) == 5
 
 
+def test_only_reserved_stock_can_be_released(stack):
+    product = new_product(stack, stock=5)
+    base = f"/products/{product['id']}"
+    body = error(call(stack, "product", "POST", base + "/release", json={"quantity": 1_000_000_000}), 409,
+                 "only reserved stock")
+    assert (body["reserved"], body["requested"]) == (0, 1_000_000_000)
+    assert stock_of(stack, product["id"]) == 5
+    assert call(stack, "product", "POST", base + "/reserve", json={"quantity": 3}).status_code == 200
+    assert call(stack, "product", "POST", base + "/release", json={"quantity": 2}).status_code == 200
+    assert error(call(stack, "product", "POST", base + "/release", json={"quantity": 2}), 409)["reserved"] == 1
+    assert stock_of(stack, product["id"]) == 4
+
+
 # --- order-service ------------------------------------------------------------------------------
+
+def test_orders_answer_with_the_seed_api_field_names(stack):
+    """Clients of the original e-commerce API read these names (ours may add fields beside them)."""
+    seed_fields = {"user": {"id", "username", "email", "created_at"},
+                   "product": {"id", "name", "price", "stock"},
+                   "order": {"id", "user_id", "product_id", "quantity", "total_price", "status", "created_at"}}
+    user = call(stack, "user", "GET", "/users/1").json()
+    product = call(stack, "product", "GET", "/products/2").json()
+    order = call(stack, "order", "POST", "/orders", json={"user_id": 1, "product_id": 2, "quantity": 2})
+    assert order.status_code == 201, order.text
+    for name, answer in (("user", user), ("product", product), ("order", order.json()),
+                         ("order", call(stack, "order", "GET", "/orders").json()["orders"][0])):
+        assert seed_fields[name] <= set(answer), (name, sorted(seed_fields[name] - set(answer)))
+    assert order.json()["total_price"] == pytest.approx(product["price"] * 2)
+
 
 def test_seeded_orders(stack):
     body = call(stack, "order", "GET", "/orders").json()

@@ -262,6 +262,26 @@ def test_html_in_log_content_is_shown_as_text_and_never_runs(browser, stack):
     browser.find_element(By.ID, "live").click()
 
 
+def test_bidi_overrides_and_control_characters_are_shown_not_obeyed(browser, stack):
+    word = tag()
+    # U+202E would show "txt.exe" as "exe.txt"; ESC and BEL could drive a terminal a log is copied to.
+    ingest(stack, {"message": f"{word} invoice\u202etxt.exe \x1b[31mred\x07", "pod": "user", "level": "info",
+                   "note": "\u2066isolate\u2069 \u0085"})
+    open_logs(browser, stack)
+    until = waiter(browser, stack)
+    search(browser, word)
+    (row,) = until(lambda: rows(browser) if len(rows(browser)) == 1 else None, 15, "the line")
+    assert cells(row)["message"] == f"{word} invoice⟨U+202E⟩txt.exe ⟨U+001B⟩[31mred⟨U+0007⟩"
+    row.click()
+    until(browser.find_element(By.ID, "detail").is_displayed, 5, "the entry detail")
+    note = next(tr.find_element(By.TAG_NAME, "td").text
+                for tr in browser.find_elements(By.CSS_SELECTOR, "#detail-fields tr")
+                if tr.find_element(By.TAG_NAME, "th").text == "note")
+    assert note == "⟨U+2066⟩isolate⟨U+2069⟩ ⟨U+0085⟩"
+    assert "\u202e" not in browser.find_element(By.ID, "detail-json").text
+    assert "⟨U+202E⟩" in browser.find_element(By.ID, "detail-json").text
+
+
 def test_clicking_a_request_id_follows_it_across_pods(browser, stack):
     request_id = tag()
     users = requests.get(stack.apps["user"] + "/users", timeout=10).json()["users"]
@@ -363,9 +383,10 @@ def test_login_with_the_token_when_reads_need_it(browser, podvisor_factory):
     browser.find_element(By.ID, "login-submit").click()
     until(lambda: any(word in r.text for r in rows(browser)), 15, "the logs after signing in")
     assert not form.is_displayed()
-    cookie = browser.get_cookie("podvisor_token")
+    cookie = browser.get_cookie("podvisor_session")
     assert cookie and cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
-    assert "podvisor_token" not in browser.execute_script("return document.cookie")
+    assert locked.token() not in cookie["value"], "the cookie holds a session id, never the token"
+    assert "podvisor_session" not in browser.execute_script("return document.cookie")
 
     # Asked once: the cookie carries the next pages.
     browser.get(locked.aggregator_url + "/ui/pods")
@@ -376,5 +397,8 @@ def test_login_with_the_token_when_reads_need_it(browser, podvisor_factory):
     # Signing out is a state change: the UI sends the CSRF header, or the server would refuse it.
     browser.find_element(By.ID, "logout").click()
     until(lambda: browser.find_element(By.ID, "login-form").is_displayed(), 15, "signed out")
-    assert browser.get_cookie("podvisor_token") is None
+    assert browser.get_cookie("podvisor_session") is None
+    stale = requests.get(locked.aggregator_url + "/api/v1/logs", cookies={"podvisor_session": cookie["value"]},
+                         timeout=5)
+    assert stale.status_code == 401, "signing out revoked the session on the server"
     browser.delete_all_cookies()

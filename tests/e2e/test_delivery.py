@@ -318,7 +318,6 @@ def test_aggregator_down_for_several_retry_rounds(d):
 def test_aggregator_hung_past_the_request_timeout_stores_resent_batches_once(d):
     run = d.app_run(1000, rate=500)
     d.wait_stored_more(run, 50)
-    duplicates = d.metric("ship", "podvisor_logger_lines_duplicate_total")
     retries = d.metric("ship", "podvisor_logger_retries_total")
     pid = d.running_pid("aggregator")
     os.kill(pid, signal.SIGSTOP)  # hung: connections queue up, the logger's requests time out
@@ -326,11 +325,12 @@ def test_aggregator_hung_past_the_request_timeout_stores_resent_batches_once(d):
         d.stack.wait_for(lambda: d.metric("ship", "podvisor_logger_retries_total") >= retries + 3, 30,
                  "the logger timing out and sending the same batch again")
     finally:
-        os.kill(pid, signal.SIGCONT)  # it now stores the batch it never answered, and the re-sends
+        os.kill(pid, signal.SIGCONT)  # it now handles the batch it never answered, and the re-sends
     d.wait_app_done(run, 1000)
     d.expect_exactly_once(run, 1000)
-    assert d.metric("ship", "podvisor_logger_lines_duplicate_total") > duplicates, \
-        "the re-sent batch should have been reported as duplicate by the store"
+    # The timed-out request is either stored once the aggregator runs again (the re-send is then a
+    # duplicate) or dropped unserved because the aggregator sees its client gone (it reads one
+    # request ahead, for live tails): exactly once either way, which is what is checked above.
 
 
 def test_aggregator_killed_and_restarted_mid_batch(d):

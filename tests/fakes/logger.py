@@ -19,7 +19,7 @@ def settings_for(root: Path, **overrides: Any) -> Settings:
     """Settings for a logger whose log, state and token live under `root` (directories not created)."""
     values: dict[str, Any] = dict(
         pod="user", service_name="user-service", environment="test", log_dir=root / "logs",
-        state_dir=root / "state", aggregator_url="http://aggregator.invalid", token_file=root / "token",
+        state_dir=root / "state", aggregator_url="http://aggregator.invalid", credential_file=root / "token",
         rotated_idle_seconds=0.0, checkpoint_interval=0.0, flush_interval=0.0)
     values.update(overrides)
     return Settings(**values)

@@ -78,7 +78,8 @@ def test_session_sets_an_httponly_strict_cookie(locked):
     reply = client.post("/api/v1/session", json={"token": token})
     assert reply.status_code == 200
     cookie = reply.headers["Set-Cookie"]
-    assert cookie.startswith(f"{COOKIE_NAME}={token}")
+    assert cookie.startswith(f"{COOKIE_NAME}=") and token not in cookie  # a session id, never the token
+    assert len(client.get_cookie(COOKIE_NAME).value) >= 40
     assert "HttpOnly" in cookie
     assert "SameSite=Strict" in cookie
     assert "Path=/" in cookie
@@ -95,7 +96,7 @@ def test_session_accepts_a_form_and_refuses_a_wrong_token(locked):
     assert client.post("/api/v1/session", data="token=x",
                        headers={"Content-Type": "text/plain"}).status_code == 415
     assert client.post("/api/v1/session", data={"token": token}).status_code == 200
-    assert client.get_cookie(COOKIE_NAME).value == token
+    assert client.get_cookie(COOKIE_NAME).value not in ("", token)
 
 
 def test_session_info_reveals_csrf_only_to_authenticated_callers(locked):
@@ -126,14 +127,34 @@ def test_cookie_authenticated_writes_need_the_csrf_header(locked):
     assert post(other, entry(2), token).status_code == 202
 
 
-def test_logout_clears_the_cookie(locked):
+def test_logout_revokes_the_session_on_the_server(locked):
     client, token = locked.test_client(), token_of(locked)
     csrf = client.post("/api/v1/session", json={"token": token}).json["csrf_token"]
+    sid = client.get_cookie(COOKIE_NAME).value
     assert client.delete("/api/v1/session").status_code == 403  # cookie without CSRF
     reply = client.delete("/api/v1/session", headers={"X-CSRF-Token": csrf})
     assert reply.status_code == 200
     assert client.get_cookie(COOKIE_NAME) is None
     assert client.get("/api/v1/logs").status_code == 401
+    # A copy of the cookie taken before the logout is worthless now.
+    thief = locked.test_client()
+    thief.set_cookie(COOKIE_NAME, sid)
+    assert thief.get("/api/v1/logs").status_code == 401
+    assert thief.get("/api/v1/session").json["authenticated"] is False
+
+
+def test_sessions_are_separate_and_expire(tmp_path):
+    from podvisor.aggregator.sessions import Sessions
+    now = [0.0]
+    sessions = Sessions(b"k", lifetime=10, clock=lambda: now[0], max_sessions=2)
+    first, second = sessions.create(), sessions.create()
+    assert first != second and sessions.csrf(first) != sessions.csrf(second)
+    now[0] = 11
+    assert not sessions.valid(first)
+    third, fourth = sessions.create(), sessions.create()
+    assert sessions.valid(third) and sessions.valid(fourth)
+    sessions.create()
+    assert not sessions.valid(third), "the oldest goes first past max_sessions"
 
 
 def test_unknown_routes_and_methods_are_json(client):

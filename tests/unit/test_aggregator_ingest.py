@@ -117,7 +117,7 @@ def test_entry_size_limit(tmp_path: Path):
 
 
 def test_malformed_bodies_are_400_json(client, token):
-    cases = [b"{not json", b'"a string"', b"42", b"[NaN]", b"\xff\xfe\x00garbage"]
+    cases = [b"{not json", b'"a string"', b"42", b"[{}, {]", b"[{}] x", b"\xff\xfe\x00garbage"]
     for body in cases:
         reply = post(client, body, token)
         assert reply.status_code == 400, body
@@ -182,3 +182,50 @@ def test_ingest_metrics_count_outcomes(client, token):
     assert "aggregator_entries_stored_total 1.0" in text
     assert "aggregator_entries_duplicate_total 1.0" in text
     assert "aggregator_entries_rejected_total 1.0" in text
+
+
+def test_a_deep_entry_or_a_number_out_of_range_never_costs_the_batch(client, token):
+    deep = '{"id": "deep", "message": "d", "x": ' + "[" * 980 + "]" * 980 + "}"
+    body = ("[" + json.dumps(entry(1)) + "," + deep + ',{"id": "far", "message": "f", "v": 1e400},'
+            + json.dumps(entry(2)) + "]").encode()
+    reply = post(client, body, token)
+    assert reply.status_code == 202, reply.json
+    assert (reply.json["stored"], reply.json["rejected"]) == (3, 1)
+    assert reply.json["errors"] == [{"index": 1, "id": None, "error": "nesting deeper than 100"}]
+    far = client.get("/logs?limit=10", headers={"Authorization": f"Bearer {token}"}).json
+    assert [e["v"] for e in far if e["id"] == "far"] == ["1e400"]
+
+
+def test_an_unexpected_error_on_one_entry_is_that_entry_rejection_and_counted(app, client, token, monkeypatch):
+    from podvisor.aggregator import validation
+
+    real = validation._row
+
+    def broken(entry_, *args):
+        if entry_.get("id") == "user:abc:2":
+            raise KeyError("boom")
+        return real(entry_, *args)
+
+    monkeypatch.setattr(validation, "_row", broken)
+    reply = post(client, [entry(1), entry(2), entry(3)], token)
+    assert reply.status_code == 202
+    assert reply.json["stored"] == 2 and reply.json["errors"][0]["index"] == 1
+    assert "internal error" in reply.json["errors"][0]["error"]
+    metrics = state_of(app).metrics
+    assert metrics.entries_failed._value.get() == 1
+
+
+def test_a_row_the_database_refuses_is_refused_alone(app, client, token, monkeypatch):
+    store = state_of(app).store
+    real = store.insert
+
+    def insert(rows, timeout=30.0):
+        if any(row[0] == "user:abc:2" for row in rows):
+            raise RuntimeError("refused by the database")
+        return real(rows, timeout)
+
+    monkeypatch.setattr(store, "insert", insert)
+    reply = post(client, [entry(1), entry(2), entry(3)], token)
+    assert reply.status_code == 202
+    assert (reply.json["stored"], reply.json["rejected"]) == (2, 1)
+    assert reply.json["errors"][0]["index"] == 1 and "refused by the database" in reply.json["errors"][0]["error"]

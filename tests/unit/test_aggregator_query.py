@@ -57,6 +57,15 @@ def test_legacy_logs_orders_a_page_by_timestamp_not_arrival(client, token):
     assert [e["message"] for e in get(client, "/logs").json] == ["earlier, sent second", "later, sent first"]
 
 
+def test_legacy_logs_search_order_and_unknown_parameters(client, token):
+    seed(client, token, [entry(0, message="alpha one"), entry(1, message="beta"), entry(2, message="alpha two")])
+    assert [e["message"] for e in get(client, "/logs?q=alpha").json] == ["alpha one", "alpha two"]
+    assert [e["message"] for e in get(client, "/logs?q=alpha&order=desc").json] == ["alpha two", "alpha one"]
+    for bad, name in (("/logs?levl=error", "levl"), ("/logs?cursor=x", "cursor"), ("/logs?q=a%00b", "q")):
+        reply = get(client, bad)
+        assert reply.status_code == 400 and reply.json["error"].startswith(f"{name}:"), reply.json
+
+
 def test_legacy_logs_limit_is_capped_and_validated(client, token):
     seed(client, token, [entry(i) for i in range(1005)])
     assert len(get(client, "/logs?limit=5000").json) == 1000

@@ -219,3 +219,23 @@ def test_timestamps_are_close_to_now() -> None:
     stamp = format_timestamp(datetime.now(UTC).timestamp())
     parsed = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     assert abs((datetime.now(UTC) - parsed).total_seconds()) < 5
+
+
+def test_the_id_pattern_matches_exactly_the_64_bit_range() -> None:
+    import re
+
+    from podvisor.apps.common.service import at_most
+    pattern = re.compile(at_most(2**63 - 1) + "$")
+    for number in (0, 7, 10**18, 2**63 - 1, 2**63 - 2, 922337203685477580):
+        assert pattern.match(str(number)), number
+    for number in (2**63, 10**19, 9_999_999_999_999_999_999, 10**30):
+        assert not pattern.match(str(number)), number
+    small = re.compile(at_most(205) + "$")
+    assert [n for n in range(300) if small.match(str(n))] == list(range(206))
+
+
+def test_connection_limit_stays_within_the_descriptor_limit() -> None:
+    from podvisor.core.serving import MAX_CONNECTIONS, connection_limit
+    assert connection_limit(4096) == MAX_CONNECTIONS
+    assert connection_limit(1024) == 1024 - 64
+    assert connection_limit(50) == 32

@@ -146,6 +146,7 @@ def test_create_order(app: Flask, client: FlaskClient, product_app: Flask, trans
     assert (body["id"], body["username"], body["product_name"]) == (4, "jane_smith", "Laptop")
     assert (body["quantity"], body["unit_price"], body["total"], body["status"]) == (2, 999.99, 1999.98,
                                                                                       "pending")
+    assert body["total_price"] == 1999.98, "the seed API's name for the total"
     assert response.headers["Location"] == "/orders/4"
     assert response.headers["X-Request-ID"] == "trace-42"
     assert stock(product_app, 1) == 48

@@ -194,6 +194,29 @@ def test_release_gives_stock_back(client: FlaskClient) -> None:
     assert_json_error(client.post("/products/99/release", json={"quantity": 1}), 404)
 
 
+def test_only_reserved_stock_can_be_released(client: FlaskClient) -> None:
+    refused = client.post("/products/3/release", json={"quantity": 1_000_000_000})
+    assert_json_error(refused, 409)
+    assert (refused.get_json()["reserved"], refused.get_json()["requested"]) == (0, 1_000_000_000)
+    client.post("/products/3/reserve", json={"quantity": 4})
+    assert client.post("/products/3/release", json={"quantity": 3}).status_code == 200
+    assert_json_error(client.post("/products/3/release", json={"quantity": 2}), 409)
+    assert client.post("/products/3/release", json={"quantity": 1}).status_code == 200
+    assert stock(client, 3) == 150
+
+
+def test_a_database_of_the_previous_version_is_migrated_not_reseeded(settings: Settings) -> None:
+    old = Database(settings.db_path, product.SCHEMA, product.seed, probe_table="products")
+    assert old.initialize() is True
+    conn = old.connect()
+    conn.execute("DELETE FROM products WHERE id = 5")
+    conn.close()
+    client = product.create_app(settings).test_client()
+    assert [p["id"] for p in client.get("/products").get_json()["products"]] == [1, 2, 3, 4]
+    assert client.post("/products/1/reserve", json={"quantity": 2}).status_code == 200
+    assert client.post("/products/1/release", json={"quantity": 2}).status_code == 200
+
+
 def test_concurrent_reservations_never_oversell(app: Flask) -> None:
     """20 threads each want 5 Laptops of 50: exactly 10 succeed and the stock ends at 0."""
     barrier = threading.Barrier(20)

@@ -311,3 +311,11 @@ def test_one_access_line_per_request_with_all_fields(client: FlaskClient, read_l
         stamp = datetime.strptime(line["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
         assert abs((datetime.now(UTC) - stamp).total_seconds()) < 60
         assert line["timestamp"].endswith("Z") and len(line["timestamp"]) == 24
+
+
+def test_options_is_a_204_with_allow_and_unknown_ids_are_404_for_every_method(client) -> None:
+    reply = client.options("/users/1")
+    assert reply.status_code == 204 and reply.data == b""
+    assert set(reply.headers["Allow"].split(", ")) >= {"GET", "HEAD", "PUT", "OPTIONS"}
+    for method in ("GET", "PUT", "DELETE", "PATCH", "OPTIONS"):
+        assert client.open(f"/users/{2**63}", method=method, json={"email": "a@b.c"}).status_code == 404, method

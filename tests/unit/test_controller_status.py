@@ -148,7 +148,7 @@ def test_the_status_port_is_read_only_and_says_so():
     client = status_client(live_snapshots())
     for method in ("POST", "PUT", "DELETE"):
         response = client.open("/pods/user", method=method)
-        assert response.status_code == 405 and response.headers["Allow"] == "GET, HEAD"
+        assert response.status_code == 405 and response.headers["Allow"] == "GET, HEAD, OPTIONS"
         assert "read-only" in json.loads(response.data)["error"]
     head = client.head("/pods")
     assert head.status_code == 200 and head.data == b""

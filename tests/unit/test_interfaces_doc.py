@@ -31,7 +31,7 @@ def names_read(build, env: dict[str, str]) -> set[str]:
 READERS = {
     "apps": (lambda e: app_settings("order", e), {}),
     "podvisor-logger": (LoggerSettings.from_env, {"POD_NAME": "p", "SERVICE_NAME": "s", "LOGGER_LOG_DIR": "/l",
-                                                  "LOGGER_STATE_DIR": "/s", "LOGGER_TOKEN_FILE": "/t"}),
+                                                  "LOGGER_STATE_DIR": "/s", "LOGGER_CREDENTIAL_FILE": "/t"}),
     "podvisor-metrics": (MetricsSettings.from_env, {"POD_NAME": "p", "SERVICE_NAME": "s",
                                                     "METRICS_TARGET_URL": "http://127.0.0.1:1/metrics"}),
     "podvisor-aggregator": (AggregatorSettings.from_env, {}),

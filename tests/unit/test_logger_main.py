@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _env(tmp_path, **extra):
     env = {"POD_NAME": "user", "SERVICE_NAME": "user-service", "LOGGER_LOG_DIR": str(tmp_path / "logs"),
-           "LOGGER_STATE_DIR": str(tmp_path / "state"), "LOGGER_TOKEN_FILE": str(tmp_path / "token")}
+           "LOGGER_STATE_DIR": str(tmp_path / "state"), "LOGGER_CREDENTIAL_FILE": str(tmp_path / "token")}
     env.update(extra)
     return env
 
@@ -51,7 +51,7 @@ def test_tuning_knobs_are_read(tmp_path):
 
 
 @pytest.mark.parametrize("name, value", [
-    ("POD_NAME", ""), ("SERVICE_NAME", ""), ("LOGGER_LOG_DIR", ""), ("LOGGER_TOKEN_FILE", ""),
+    ("POD_NAME", ""), ("SERVICE_NAME", ""), ("LOGGER_LOG_DIR", ""), ("LOGGER_CREDENTIAL_FILE", ""),
     ("LOGGER_PORT", "70000"), ("LOGGER_PORT", "http"), ("LOGGER_BATCH_LINES", "0"),
     ("LOGGER_FLUSH_INTERVAL", "-1"), ("LOGGER_POLL_INTERVAL", "nan"), ("LOGGER_GRACE_SECONDS", "soon"),
     ("LOGGER_AGGREGATOR_URL", "ftp://x"), ("POD_NAME", "a:b"), ("LOGGER_MAX_LINE_BYTES", "1"),

@@ -155,7 +155,7 @@ def test_the_pipeline_counts_the_access_log_it_ships(tmp_path):
 
 def test_route_prefixes_are_a_setting_of_paths():
     env = {"POD_NAME": "gateway", "SERVICE_NAME": "gateway", "LOGGER_LOG_DIR": "/l", "LOGGER_STATE_DIR": "/s",
-           "LOGGER_TOKEN_FILE": "/t"}
+           "LOGGER_CREDENTIAL_FILE": "/t"}
     assert Settings.from_env(Env(env)).route_prefixes == ()
     got = Settings.from_env(Env({**env, "LOGGER_ROUTE_PREFIXES": "/user/, /order/"})).route_prefixes
     assert got == ("/user/", "/order/")

@@ -114,3 +114,37 @@ def test_repeated_crashes_deliver_every_line_exactly_once(tmp_path, seed):
     assert crashes == 40
     dead = tmp_path / "state" / "dead-letter.jsonl"
     assert not dead.exists(), dead.read_text() if dead.exists() else ""
+
+
+def test_health_shows_how_long_lines_have_waited_without_an_ack(tmp_path):
+    from tests.fakes.logger import unreachable
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (tmp_path / "token").write_text("t")
+    clock = FakeClock()
+    transport = RecordingTransport([unreachable()] * 3)
+    pipeline = Pipeline(settings_for(tmp_path), transport, clock=clock, wall=clock, waiter=FakeWaiter(clock),
+                        threaded=False, hostname="h")
+    pipeline.step()
+    idle = pipeline.health()
+    assert (idle["waiting_lines"], idle["waiting_bytes"], idle["stalled_seconds"]) == (0, 0, 0.0)
+    assert idle["last_progress_at"] == round(clock.now, 3)
+    (logs / "app.log").write_text('{"message": "one"}\n{"message": "half')  # a held partial line
+    started = clock.now
+    pipeline.step()  # the failed attempts advance the fake clock by their backoff
+    pipeline.step()
+    waiting = pipeline.health()
+    assert waiting["waiting_lines"] == 0 and waiting["waiting_bytes"] == 0, "acknowledged at the 4th try"
+    assert waiting["last_progress_at"] > started
+    stuck = Pipeline(settings_for(tmp_path / "b"), RecordingTransport([unreachable()] * 100), clock=clock,
+                     wall=clock, waiter=FakeWaiter(clock, cancel_after=2), threaded=False, hostname="h")
+    (tmp_path / "b" / "logs").mkdir(parents=True)
+    (tmp_path / "b" / "token").write_text("t")
+    (tmp_path / "b" / "logs" / "app.log").write_text('{"message": "one"}\n{"message": "two"}\n')
+    before = clock.now
+    stuck.step()
+    health = stuck.health()
+    assert health["waiting_lines"] == 2 and health["waiting_bytes"] == 38
+    assert health["stalled_seconds"] > 0
+    assert health["stalled_seconds"] == pytest.approx(clock.now - before, abs=0.001)
+    assert health["last_progress_at"] == round(before, 3)

@@ -340,3 +340,23 @@ def test_truncation_between_scan_and_read_is_not_read_as_the_old_file(tmp_path):
     assert rig.seqs() == list(range(20)) + [100, 101, 102]
     assert rig.transport.deliveries == 23
     assert not (tmp_path / "state" / "dead-letter.jsonl").exists()
+
+
+def test_a_log_file_replaced_by_a_symlink_is_not_followed_but_counted_once(tmp_path, caplog):
+    rig = Rig(tmp_path)
+    rig.lines("app.log", 0, 2)
+    rig.pump()
+    secret = tmp_path / "elsewhere.log"
+    secret.write_text('{"message": "not ours to ship"}\n')
+    (rig.logs / "app.log").unlink()
+    os.symlink(secret, rig.logs / "app.log")
+    rig.pump(5)
+    assert rig.messages() == ["seq 0", "seq 1"]
+    assert rig.pipeline.health()["symlinks_refused"] == ["app.log"]
+    assert rig.pipeline.metrics.symlinks_refused._value.get() == 1
+    assert sum("symbolic link" in r.getMessage() for r in caplog.records) == 1
+    (rig.logs / "app.log").unlink()
+    rig.lines("app.log", 2, 3)
+    rig.pump()
+    assert rig.pipeline.health()["symlinks_refused"] == []
+    assert rig.messages() == ["seq 0", "seq 1", "seq 2"]

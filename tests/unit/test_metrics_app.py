@@ -123,7 +123,7 @@ def test_health(client: Client) -> None:
 def test_unknown_path_and_method(client: Client) -> None:
     assert client.get("/nope").status_code == 404
     r = client.post("/metrics")
-    assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD"
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD, OPTIONS"
     head = client.head("/metrics")
     assert head.status_code == 200 and head.get_data() == b""
 
