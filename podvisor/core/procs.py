@@ -59,6 +59,23 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def nginx_holding(folder: str) -> list[psutil.Process]:
+    """Live nginx processes holding a file below `folder` open: nginx rewrites its environment (for
+    its process titles), so the variables supervisord gave it are gone from its processes, while its
+    logs and pid file still tie it to the stack's state folder."""
+    below = folder.rstrip(os.sep) + os.sep
+    found = []
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] != "nginx":
+            continue
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and any(f.path.startswith(below) for f in proc.open_files()):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
 def leftovers(serverurl: str, program: str) -> list[psutil.Process]:
     """Live processes started as `program` by the supervisord at `serverurl`, or descended from one."""
     found = []

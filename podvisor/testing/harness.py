@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 import requests
 
+from podvisor.core.procs import nginx_holding
 from podvisor.core.supervisor import SupervisorRPC
 from podvisor.supervisord.render import conf as render
 from podvisor.supervisord.spec import parse as specmod
@@ -287,20 +288,16 @@ class StackHandle:
 
 def stack_processes(stack_id: str, state_dir: Path) -> list[psutil.Process]:
     """Every live process whose environment carries MARKER=`stack_id` (supervisord's whole tree,
-    orphans too), and every nginx holding a file of `state_dir`: nginx rewrites its environment (for
-    its process titles), so the marker is gone from its processes."""
+    orphans too), and every nginx holding a file of `state_dir` (see `nginx_holding`)."""
     found = []
-    state = str(state_dir) + os.sep
-    for proc in psutil.process_iter(["pid", "name"]):
+    for proc in psutil.process_iter(["pid"]):
         try:
-            ours = proc.environ().get(MARKER) == stack_id
-            if not ours and proc.info["name"] == "nginx":
-                ours = any(f.path.startswith(state) for f in proc.open_files())
-            if ours and proc.status() != psutil.STATUS_ZOMBIE:
+            if proc.environ().get(MARKER) == stack_id and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
         except psutil.Error:
             continue
-    return found
+    pids = {proc.pid for proc in found}
+    return found + [proc for proc in nginx_holding(str(state_dir)) if proc.pid not in pids]
 
 
 def wait_for_gone(find: Callable[[], list[psutil.Process]], timeout: float) -> list[psutil.Process]:

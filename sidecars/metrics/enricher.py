@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TypeVar
 
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from . import nginx
-from .exposition import FamilyList, Format, assemble, encode, enrich, format_of
+from .exposition import FamilyList, Format, assemble, encode, enrich, format_of, merge
 from .labels import PodLabels
 from .rewrite import Keep
 from .scraper import Fetch, Outcome, ScrapeError, TargetHealth
@@ -49,12 +50,39 @@ def logger_keep(name: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Replica:
+    """One app process of a pod that runs several (replicas, and the spare a rolling restart starts)."""
+
+    name: str  # its `replica` label: the slot number
+    program: str  # its supervisord program
+    url: str | None = None  # its own /metrics, on its slot's port; None: the app serves none
+
+
+@dataclass(frozen=True)
 class Upstreams:
     """URLs the sidecar fetches on each scrape; both optional (an app may serve no metrics)."""
 
     app: str | None = None
     logger: str | None = None
     adapter: str = "prometheus"  # one of ADAPTERS: what the app's URL answers
+    # A pod with several app processes on one shared socket: each running one is scraped on its own
+    # port instead of `app` (the shared port picks one at random, or none answers while none runs).
+    replicas: tuple[Replica, ...] = ()
+
+
+Running = Callable[[], "dict[str, int] | None"]  # pid of each running program; None: cannot tell
+ReplicaCollector = Callable[[int, PodLabels], Collector]  # a running replica's process series
+
+
+def one_per_name(families: Iterable[Metric]) -> list[Metric]:
+    """Families of the same name (each replica's process tree yields its own) as one, their samples
+    together: an exposition holds a family once."""
+    merged: dict[str, Metric] = {}
+    for family in families:
+        first = merged.setdefault(family.name, family)
+        if first is not family:
+            first.samples.extend(family.samples)
+    return list(merged.values())
 
 
 class Enricher:
@@ -67,20 +95,48 @@ class Enricher:
         fetch: Fetch,
         collectors: Sequence[Collector] = (),
         workers: int = 8,
+        running: Running | None = None,
+        replica_collector: ReplicaCollector | None = None,
     ) -> None:
         self.labels = labels
         self.upstreams = upstreams
         self._fetch = fetch
         self._collectors = list(collectors)
+        self._running = running or (lambda: None)
+        self._replica_collector = replica_collector
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="podvisor-scrape")
-        self._expositions: list[tuple[str, str, Keep]] = []
-        if upstreams.app:
-            self._expositions.append(("app", upstreams.app, app_keep))
+        targets = []
+        if upstreams.app or any(replica.url for replica in upstreams.replicas):
+            targets.append("app")
         if upstreams.logger:
-            self._expositions.append(("logger", upstreams.logger, logger_keep))
-        self.health = TargetHealth([name for name, _, _ in self._expositions], labels)
-        self._was_up: dict[str, bool] = {}
+            targets.append("logger")
+        self.health = TargetHealth(targets, labels)
+        self._was_up: dict[tuple[str, str | None], bool] = {}
         self._reserved_seen: frozenset[str] = frozenset()
+
+    def _targets(self) -> tuple[list[tuple[str, str, Keep, PodLabels]], list[Collector], list[Outcome]]:
+        """This scrape's expositions (target, url, keep, labels), the running replicas' process
+        collectors, and the outcome of an app none of whose replicas runs."""
+        expositions, collectors, missing = [], [], []
+        if self.upstreams.replicas:
+            running = self._running() or {}
+            for replica in self.upstreams.replicas:
+                pid = running.get(replica.program)
+                if not pid:
+                    continue
+                labels = self.labels.of_replica(replica.name)
+                if replica.url:
+                    expositions.append(("app", replica.url, app_keep, labels))
+                if self._replica_collector is not None:
+                    collectors.append(self._replica_collector(pid, labels))
+            if not expositions and "app" in self.health.targets:
+                # Not scraped at all: the shared port would hold the request in the kernel's backlog.
+                missing.append(Outcome("app", 0.0, "connection", "no replica of the app is running"))
+        elif self.upstreams.app:
+            expositions.append(("app", self.upstreams.app, app_keep, self.labels))
+        if self.upstreams.logger:
+            expositions.append(("logger", self.upstreams.logger, logger_keep, self.labels))
+        return expositions, collectors, missing
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -89,20 +145,23 @@ class Enricher:
         """Scrape every upstream within `timeout` seconds and return the answer in format `out`."""
         start = time.monotonic()
         deadline = start + timeout
+        targets, replica_collectors, outcomes = self._targets()
         expositions = [
-            (name, self._pool.submit(self._exposition, name, url, out, keep, deadline))
-            for name, url, keep in self._expositions
+            (name, labels, self._pool.submit(self._exposition, name, url, out, keep, labels, deadline))
+            for name, url, keep, labels in targets
         ]
-        # Local collectors (process tree, limits) run here while the upstreams answer.
-        local = [family for collector in self._collectors for family in collector.collect()]
+        # Local collectors (process trees, limits) run here while the upstreams answer.
+        local = one_per_name(family for collector in self._collectors + replica_collectors
+                             for family in collector.collect())
 
+        apps: list[str] = []
         parts: list[str] = []
-        outcomes: list[Outcome] = []
-        for target, job in expositions:
-            text, outcome = self._wait(target, job, start, deadline)
+        for target, labels, job in expositions:
+            text, outcome = self._wait(target, labels, job, start, deadline)
             outcomes.append(outcome)
             if text:
-                parts.append(text)
+                (apps if target == "app" else parts).append(text)
+        parts.insert(0, merge(apps))  # replicas' families, one block each
         for outcome in outcomes:
             self._account(outcome)
 
@@ -113,26 +172,29 @@ class Enricher:
         return assemble(parts, out)
 
     def _wait(
-        self, target: str, job: Future[tuple[T | None, Outcome]], start: float, deadline: float
+        self, target: str, labels: PodLabels, job: Future[tuple[T | None, Outcome]], start: float, deadline: float
     ) -> tuple[T | None, Outcome]:
         try:
             return job.result(timeout=max(deadline - time.monotonic(), 0.0))
         except FutureTimeout:
             job.cancel()  # if it is still queued; a running fetch ends on its own socket timeout
-            return None, Outcome(
-                target, time.monotonic() - start, "timeout", "no answer before the scrape deadline"
-            )
+            return None, Outcome(target, time.monotonic() - start, "timeout", "no answer before the scrape deadline",
+                                 labels.replica)
 
     def _account(self, outcome: Outcome) -> None:
         self.health.record(outcome)
-        was_up = self._was_up.get(outcome.target)
+        key = (outcome.target, outcome.replica)
+        what = outcome.target if outcome.replica is None else f"{outcome.target} (replica {outcome.replica})"
+        was_up = self._was_up.get(key)
         if outcome.up and was_up is False:
-            log.info("target %s is up again", outcome.target)
+            log.info("target %s is up again", what)
         elif not outcome.up and was_up is not False:
-            log.warning("target %s is down (%s): %s", outcome.target, outcome.reason, outcome.detail)
-        self._was_up[outcome.target] = outcome.up
+            log.warning("target %s is down (%s): %s", what, outcome.reason, outcome.detail)
+        self._was_up[key] = outcome.up
 
-    def _timed(self, target: str, deadline: float, work: Callable[[float], T]) -> tuple[T | None, Outcome]:
+    def _timed(
+        self, target: str, replica: str | None, deadline: float, work: Callable[[float], T]
+    ) -> tuple[T | None, Outcome]:
         start = time.monotonic()
         try:
             remaining = deadline - start
@@ -140,13 +202,13 @@ class Enricher:
                 raise ScrapeError("timeout", "no time left before the scrape deadline")
             value = work(remaining)
         except ScrapeError as exc:
-            return None, Outcome(target, time.monotonic() - start, exc.reason, str(exc))
+            return None, Outcome(target, time.monotonic() - start, exc.reason, str(exc), replica)
         except ValueError as exc:  # RewriteError, UnicodeDecodeError, JSON and shape errors
-            return None, Outcome(target, time.monotonic() - start, "parse", str(exc))
-        return value, Outcome(target, time.monotonic() - start)
+            return None, Outcome(target, time.monotonic() - start, "parse", str(exc), replica)
+        return value, Outcome(target, time.monotonic() - start, replica=replica)
 
     def _exposition(
-        self, target: str, url: str, out: Format, keep: Keep, deadline: float
+        self, target: str, url: str, out: Format, keep: Keep, labels: PodLabels, deadline: float
     ) -> tuple[str | None, Outcome]:
         dropped: set[str] = set()
 
@@ -162,13 +224,13 @@ class Enricher:
                 raise ScrapeError("http_status", f"GET {url}: HTTP {response.status}")
             body = response.body.decode("utf-8")
             if target == "app" and self.upstreams.adapter == "nginx":
-                return encode(FamilyList(nginx.families(nginx.parse_stub_status(body), self.labels)), out)
-            text = enrich(body, format_of(response.content_type), out, self.labels, counted)
+                return encode(FamilyList(nginx.families(nginx.parse_stub_status(body), labels)), out)
+            text = enrich(body, format_of(response.content_type), out, labels, counted)
             if target == "app":
                 self._report_reserved(frozenset(dropped))
             return text
 
-        return self._timed(target, deadline, work)
+        return self._timed(target, labels.replica, deadline, work)
 
     def _report_reserved(self, names: frozenset[str]) -> None:
         """Say once (per change) that the app exposes families in our namespace, which are left out."""

@@ -74,6 +74,38 @@ def format_of(content_type: str | None) -> Format:
     return OPENMETRICS if media == "application/openmetrics-text" else TEXT
 
 
+def merge(texts: list[str]) -> str:
+    """One exposition from several of the same app (its replicas), each already enriched: a family
+    must be one block in both formats, so each family's metadata lines come once (the first
+    replica's) and its samples from every replica follow. `texts` are rewrite()'s or encode()'s
+    output: metadata lines are `# KIND name ...`, no other comments, no `# EOF`."""
+    if len(texts) < 2:
+        return "".join(texts)
+    families: dict[str, tuple[list[str], list[str]]] = {}
+    for text in texts:
+        current = None
+        for line in text.split("\n"):  # not splitlines(): label values may hold U+2028 and the like
+            if not line:
+                continue
+            if line[0] == "#":  # "# HELP name ...", "# TYPE name type", "# UNIT name unit"
+                _hash, kind, name, *_rest = line.split(" ", 3)
+                meta = families.setdefault(name, ([], []))[0]
+                if not any(existing.split(" ", 2)[1] == kind for existing in meta):
+                    meta.append(line)
+                current = name
+                continue
+            end = len(line)
+            for stop in ("{", " "):
+                at = line.find(stop)
+                if 0 <= at < end:
+                    end = at
+            sample = line[:end]
+            if current is None or not (sample == current or sample.startswith(current + "_")):
+                current = sample  # a sample without metadata is a family of its own (untyped)
+            families.setdefault(current, ([], []))[1].append(line)
+    return "".join("\n".join(meta + samples) + "\n" for meta, samples in families.values())
+
+
 def enrich(body: str, body_format: Format, out: Format, labels: PodLabels, keep: Keep | None = None) -> str:
     """Return `body` with the pod labels added, in format `out`, without `# EOF`.
 

@@ -13,9 +13,9 @@ from podvisor.core.settings import Env, SettingsError, exit_bad_setting
 from podvisor.core.supervisor import SupervisorRPC
 
 from .app import MetricsApp
-from .enricher import Enricher, Upstreams
+from .enricher import Enricher, Replica, Running, Upstreams
 from .labels import PodLabels
-from .pids import PidfilePidSource, PidSource, SupervisorPidSource, no_pid
+from .pids import PidfilePidSource, PidSource, SupervisorPidSource, SupervisorRunningSource, no_pid
 from .process import ProcessTreeCollector
 from .scraper import HttpFetch
 from .settings import Settings
@@ -34,14 +34,29 @@ def pid_source_for(settings: Settings) -> PidSource:
     return no_pid
 
 
+def running_source_for(settings: Settings) -> Running:
+    """The pid of each running replica, from one getAllProcessInfo of supervisord per scrape."""
+    if not settings.supervisor.serverurl:
+        log.warning("METRICS_APP_PROGRAM names several programs but SUPERVISOR_SERVER_URL is not set: "
+                    "no replica is scraped")
+        return lambda: None
+    return SupervisorRunningSource(settings.replica_programs, SupervisorRPC(settings.supervisor, timeout=1.0))
+
+
 def build_app(settings: Settings, pid_source: PidSource | None = None) -> MetricsApp:
     """Wire the sidecar from its settings (tests pass their own pid source)."""
     labels = PodLabels(service_name=settings.service_name, environment=settings.environment, pod=settings.pod)
-    process = ProcessTreeCollector(
-        pid_source or pid_source_for(settings), labels, settings.memory_limit_bytes
-    )
-    upstreams = Upstreams(app=settings.target_url, logger=settings.logger_url, adapter=settings.adapter)
-    enricher = Enricher(labels, upstreams, HttpFetch(), collectors=[process])
+    limit = settings.memory_limit_bytes
+    replicas = tuple(Replica(str(slot), program, url) for slot, (program, url)
+                     in enumerate(zip(settings.replica_programs, settings.replica_urls, strict=True)))
+    upstreams = Upstreams(app=settings.target_url, logger=settings.logger_url, adapter=settings.adapter,
+                          replicas=replicas)
+    if replicas:  # each running replica's process tree, with its replica label
+        enricher = Enricher(labels, upstreams, HttpFetch(), running=running_source_for(settings),
+                            replica_collector=lambda pid, of: ProcessTreeCollector(lambda: pid, of, limit))
+    else:
+        process = ProcessTreeCollector(pid_source or pid_source_for(settings), labels, limit)
+        enricher = Enricher(labels, upstreams, HttpFetch(), collectors=[process])
     return MetricsApp(enricher, max_timeout=settings.scrape_timeout)
 
 

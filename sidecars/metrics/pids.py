@@ -59,6 +59,28 @@ class SupervisorPidSource:
         return pid or None
 
 
+class SupervisorRunningSource:
+    """{program: pid} of those of `programs` supervisord reports RUNNING, from one getAllProcessInfo;
+    None when supervisord does not answer. A replica STARTING or STOPPING is left out: its port,
+    held by podvisor, may queue a scrape that nobody accepts until the scrape's deadline."""
+
+    def __init__(self, programs: tuple[str, ...], rpc: SupervisorRPC) -> None:
+        self.programs = frozenset(programs)
+        self._rpc = rpc
+        self._log = _LogOnChange(f"replica pids via supervisord programs {', '.join(sorted(programs))}")
+
+    def __call__(self) -> dict[str, int] | None:
+        try:
+            infos = self._rpc.all_info()
+            running = {name: int(info["pid"]) for name, info in infos.items()
+                       if name in self.programs and info.get("statename") == "RUNNING" and int(info["pid"]) > 0}
+        except Exception as exc:  # xmlrpc Fault, socket errors, a malformed answer: all mean "unknown"
+            self._log.failed(f"{type(exc).__name__}: {exc}")
+            return None
+        self._log.ok()
+        return running
+
+
 class PidfilePidSource:
     """The pid in a pidfile, if that process exists and is not younger than the file."""
 

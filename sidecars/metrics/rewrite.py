@@ -59,13 +59,14 @@ class Injector:
 
     def __init__(self, labels: PodLabels) -> None:
         self._items = [(name, escape_label_value(value)) for name, value in labels.items()]
+        self._names = [name for name, _ in self._items]
         self.suffix = ",".join(f'{name}="{value}"' for name, value in self._items)
 
     def block(self, group: str | None, lineno: int, line: str) -> str:
         """Return the full label block (without braces) for a sample's original block."""
         if not group or group.isspace():
             return self.suffix
-        # Clean blocks (no blanks, no escapes, no trailing comma, none of our LABEL_NAMES) are kept
+        # Clean blocks (no blanks, no escapes, no trailing comma, none of our label names) are kept
         # verbatim; the substring test has false positives (values, exported_pod) that take the
         # exact path below.
         if (
@@ -73,9 +74,7 @@ class Injector:
             and "\t" not in group
             and "\\" not in group
             and not group.endswith(",")
-            and "pod" not in group
-            and "environment" not in group
-            and "service_name" not in group
+            and not any(name in group for name in self._names)
         ):
             if '",' in group:  # values hold no quote here, so '",' only ever separates pairs
                 names = [pair[: pair.index("=")] for pair in group.split('",')]

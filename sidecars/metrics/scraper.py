@@ -85,6 +85,7 @@ class Outcome:
     duration: float
     reason: str | None = None  # None: success
     detail: str = field(default="", compare=False)
+    replica: str | None = None  # the app replica fetched, for a pod with several
 
     @property
     def up(self) -> bool:
@@ -122,21 +123,19 @@ class ScrapeReport:
         self._outcomes = list(outcomes)
 
     def collect(self) -> Iterator[Metric]:
-        names = ["target", *self._health.labels.names()]
-        ours = self._health.labels.values()
-        up = GaugeMetricFamily(
-            "podvisor_target_up",
-            "1 if the sidecar's last fetch of the target succeeded, else 0.",
-            labels=names,
-        )
+        pod = self._health.labels
+        ours = pod.values()
+        up = GaugeMetricFamily("podvisor_target_up", "1 if the sidecar's last fetch of the target succeeded, else 0.")
         duration = GaugeMetricFamily(
             "podvisor_target_scrape_duration_seconds",
             "Seconds the sidecar's last fetch of the target took, failed ones included.",
-            labels=names,
         )
         for outcome in self._outcomes:
-            up.add_metric([outcome.target, *ours], 1.0 if outcome.up else 0.0)
-            duration.add_metric([outcome.target, *ours], outcome.duration)
+            # one series per replica fetched, for a pod with several
+            labels = {"target": outcome.target, **dict((pod if outcome.replica is None
+                                                         else pod.of_replica(outcome.replica)).items())}
+            up.add_sample("podvisor_target_up", labels, 1.0 if outcome.up else 0.0)
+            duration.add_sample("podvisor_target_scrape_duration_seconds", labels, outcome.duration)
         errors = CounterMetricFamily(
             "podvisor_target_scrape_errors",
             "Failed fetches of the target since the sidecar started, by reason.",

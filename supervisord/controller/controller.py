@@ -149,6 +149,8 @@ class Controller:
         try:
             wait = runner.tick()
             self.save()
+            if self.holder is not None and runner.pod.socket == "held" and runner.ended_on_purpose():
+                self.holder.release(runner.pod.name)
             return wait
         except xmlrpc.client.Fault as fault:
             if "SHUTDOWN_STATE" not in fault.faultString:

@@ -165,6 +165,12 @@ class PodRunner(Reconciler):
         ended = [c.last for c in replicas if c.last is not None]
         return combined(c.state for c in replicas), (ended[-1] if ended else None)
 
+    def ended_on_purpose(self) -> bool:
+        """Stopped, or ended for good, with no app process alive: no restart is coming that clients
+        should wait for (the socket holder lets go of the pod's sockets)."""
+        with self.lock:
+            return self.phase in TERMINAL and not any(c.alive for c in self.apps)
+
     @property
     def phase(self) -> Phase:
         state, end = self._app_state()

@@ -83,6 +83,7 @@ class SocketHolder:
         self.lock = threading.Lock()
         self._by_address: dict[tuple[str, int], socket.socket] = {}
         self._pods: dict[str, tuple[tuple[str, int], list[tuple[str, int]]]] = {}  # pod -> shared, slots
+        self._programs: dict[str, list[str]] = {}  # pod -> its app programs
         self._server: socket.socket | None = None
 
     # -- which sockets exist ---------------------------------------------------------------------------
@@ -99,20 +100,44 @@ class SocketHolder:
                 if addr not in needed:
                     self._by_address.pop(addr).close()
             self._pods = wanted
-        programs_of = {pod.name: list(pod.app_programs) for pod in pods_list}
-        for name, (shared, slots) in wanted.items():
+            self._programs = {pod.name: list(pod.app_programs) for pod in pods_list}
+        for name in wanted:
             try:
-                for addr in (shared, *slots):
-                    with self.lock:
-                        if addr in self._by_address:
-                            continue
-                    sock = self._bind(addr, programs_of[name])
-                    with self.lock:
-                        self._by_address[addr] = sock
-            except OSError as exc:  # the pod's launcher is refused (its app cannot start), the rest go on
-                log.error("pod %s: cannot hold its listening socket %s:%d: %s", name, *addr, exc)
+                self._hold(name)
+            except OSError:  # the pod's launcher is refused (its app cannot start), the rest go on
                 with self.lock:
                     self._pods.pop(name, None)
+
+    def _hold(self, pod: str) -> None:
+        """Bind the pod's sockets that are not held (new, or released while it was stopped)."""
+        with self.lock:
+            shared, slots = self._pods[pod]
+            missing = [addr for addr in (shared, *slots) if addr not in self._by_address]
+            programs = self._programs.get(pod, [])
+        for addr in missing:
+            try:
+                sock = self._bind(addr, programs)
+            except OSError as exc:
+                log.error("pod %s: cannot hold its listening socket %s:%d: %s", pod, *addr, exc)
+                raise
+            with self.lock:
+                if addr in self._by_address:  # bound meanwhile by another thread
+                    sock.close()
+                else:
+                    self._by_address[addr] = sock
+
+    def release(self, pod: str) -> None:
+        """Close a pod's sockets once its apps have ended on purpose (stopped, or ended for good):
+        clients are refused, as by a stopped server, instead of waiting in a backlog nothing will
+        accept from. They are bound again when one of the pod's launchers asks for them."""
+        with self.lock:
+            entry = self._pods.get(pod)
+            addrs = (entry[0], *entry[1]) if entry else ()
+            released = [self._by_address.pop(addr) for addr in addrs if addr in self._by_address]
+        for sock in released:
+            sock.close()
+        if released:
+            log.info("pod %s: its apps have ended: listening sockets closed until it starts again", pod)
 
     def _bind(self, addr: tuple[str, int], programs: list[str]) -> socket.socket:
         sock = socket.socket(socket.AF_INET6 if ":" in addr[0] else socket.AF_INET, socket.SOCK_STREAM)
@@ -134,11 +159,14 @@ class SocketHolder:
         return sock
 
     def sockets_for(self, pod: str, slot: int) -> list[tuple[str, socket.socket]]:
-        """[("http", shared), ("replica", the slot's own)]; KeyError when the pod holds none."""
+        """[("http", shared), ("replica", the slot's own)], bound again if they were released;
+        KeyError when the pod holds none, OSError when they cannot be bound."""
         with self.lock:
             shared, slots = self._pods[pod]
             if not 0 <= slot < len(slots):
                 raise KeyError(f"pod {pod!r} has no app slot {slot}")
+        self._hold(pod)
+        with self.lock:
             return [("http", self._by_address[shared]), ("replica", self._by_address[slots[slot]])]
 
     # -- handing them out ------------------------------------------------------------------------------
@@ -179,6 +207,9 @@ class SocketHolder:
             sockets = self.sockets_for(pod, int(slot))
         except (KeyError, ValueError) as exc:
             handoff.refuse(conn, f"no sockets for {line!r}: {exc}")
+            return
+        except OSError as exc:  # released while the pod was stopped, and the port is taken meanwhile
+            handoff.refuse(conn, f"cannot bind the sockets of {line!r}: {exc}")
             return
         handoff.answer(conn, sockets)
 

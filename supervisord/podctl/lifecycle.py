@@ -225,7 +225,7 @@ def down(target: Target, stack: Stack, timeout: float | None, err: TextIO) -> in
     of the stack is free. Nothing running is not an error (0)."""
     pid = supervisord_pid(target)
     if pid is None:
-        left = stack_processes(target.serverurl)
+        left = stack_processes(target.serverurl, target.state_dir)
         if not left:
             err.write(f"no stack is running for {target.conf}\n")
             return 0

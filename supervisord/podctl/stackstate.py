@@ -6,10 +6,12 @@ import socket
 import time
 import xmlrpc.client
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 import psutil
 
+from podvisor.core.procs import nginx_holding
 from podvisor.core.supervisor import SupervisorRPC, split_program
 from podvisor.supervisord.podctl.client import Target, same_server
 from podvisor.supervisord.podctl.errors import Failure
@@ -41,10 +43,11 @@ def busy_ports(stack: Stack) -> list[str]:
     return [f"{port} ({owner})" for port, owner in sorted(stack_ports(stack).items()) if port_busy(stack.host, port)]
 
 
-def stack_processes(serverurl: str) -> list[tuple[int, str]]:
+def stack_processes(serverurl: str, state_dir: Path) -> list[tuple[int, str]]:
     """(pid, program) of every live process the supervisord at `serverurl` started, and of their
     descendants: supervisord gives each child SUPERVISOR_SERVER_URL, and descendants inherit it,
-    also those that left the process group or were re-parented to init."""
+    also those that left the process group or were re-parented to init; and every nginx holding a
+    file of the stack's `state_dir` (see `nginx_holding`)."""
     found = []
     for proc in psutil.process_iter(["pid"]):
         try:
@@ -54,7 +57,8 @@ def stack_processes(serverurl: str) -> list[tuple[int, str]]:
                 found.append((proc.pid, env.get("SUPERVISOR_PROCESS_NAME") or proc.name()))
         except psutil.Error:  # gone, or not ours to read
             continue
-    return found
+    pids = {pid for pid, _name in found}
+    return found + [(proc.pid, "nginx") for proc in nginx_holding(str(state_dir)) if proc.pid not in pids]
 
 
 def supervisord_pid(target: Target) -> int | None:
@@ -122,7 +126,7 @@ def wait_stopped(target: Target, stack: Stack, supervisord_alive: Callable[[], b
     progress = Progress(err)
     started = time.monotonic()
     while True:
-        procs = stack_processes(target.serverurl)
+        procs = stack_processes(target.serverurl, target.state_dir)
         alive = supervisord_alive()
         busy = [] if alive or procs else busy_ports(stack)  # ports matter once everything has exited
         if not alive and not procs and not busy:

@@ -122,8 +122,9 @@ class Renderer:
             command = self.command(pod.command)
         else:
             prefix = self.state("pods", pod.name) + "/"
+            conf = nginx.conf_name(Path(self.conf_stem + ".conf"), pod, slot).name
             command = (f"{nginx.binary(pod.gateway.binary)} -p {prefix} "
-                       f"-c %(here)s/{self.conf_stem}.{pod.name}.nginx.conf -e logs/error.log")
+                       f"-c %(here)s/{conf} -e {nginx.error_log(slot)}")
         if pod.socket != "held":
             return command
         return f"{self.command('podvisor-launch')} {pod.name} {slot} -- {command}"
@@ -224,10 +225,12 @@ class Renderer:
         metrics_env = {
             **self.pod_env(pod), "METRICS_HOST": st.host, "METRICS_PORT": str(pod.metrics_port),
             "METRICS_LOGGER_URL": self.url(pod.logger_port) + "/metrics",
-            "METRICS_APP_PROGRAM": progs["app"],
+            # one program per app slot: each running one is scraped on its slot's own port
+            "METRICS_APP_PROGRAM": ",".join(pod.app_programs),
         }
         if pod.metrics_path:
-            metrics_env["METRICS_TARGET_URL"] = self.url(pod.port) + pod.metrics_path
+            ports = pod.slot_ports if pod.socket == "held" else (pod.port,)
+            metrics_env["METRICS_TARGET_URL"] = ",".join(self.url(port) + pod.metrics_path for port in ports)
             metrics_env["METRICS_ADAPTER"] = pod.metrics_adapter
         if pod.memory_limit_bytes:
             metrics_env["METRICS_MEMORY_LIMIT_BYTES"] = str(pod.memory_limit_bytes)
@@ -282,7 +285,8 @@ def render_files(stack: Stack, conf_path: Path, bin_dir: str = "../bin", source:
     json_path = conf_path.with_name(conf_path.stem + ".pods.json")  # stack.conf -> stack.pods.json
     conf = Renderer(stack, bin_dir, source, conf_path.stem).render("%(here)s/" + json_path.name)
     resolved = json.dumps(to_dict(stack), indent=2, sort_keys=True) + "\n"
-    gateways = {nginx.conf_name(conf_path, pod): nginx.render(stack, pod) for pod in stack.pods if pod.gateway}
+    gateways = {nginx.conf_name(conf_path, pod, slot): nginx.render(stack, pod, slot)
+                for pod in stack.pods if pod.gateway for slot in range(pod.slots)}
     return {conf_path: conf, json_path: resolved, **gateways}
 
 

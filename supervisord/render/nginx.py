@@ -34,9 +34,21 @@ def binary(name: str) -> str:
     return shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin:/usr/bin:/usr/local/bin") or f"/usr/sbin/{name}"
 
 
-def conf_name(conf_path: Path, pod: Pod) -> Path:
-    """stack.conf -> stack.<pod>.nginx.conf beside it."""
-    return conf_path.with_name(f"{conf_path.stem}.{pod.name}.nginx.conf")
+def conf_name(conf_path: Path, pod: Pod, slot: int = 0) -> Path:
+    """stack.conf -> stack.<pod>.nginx.conf beside it; stack.<pod>-<slot>.nginx.conf for another slot."""
+    return conf_path.with_name(f"{conf_path.stem}.{pod.name}{f'-{slot}' if slot else ''}.nginx.conf")
+
+
+def slot_files(slot: int) -> tuple[str, str, str]:
+    """A slot's pid file, access log and error log, relative to nginx's prefix: each nginx master
+    (a replica, or the one a rolling restart starts beside the old) has its own, so the logger ships
+    each one's lines under their own file identity."""
+    suffix = f"-{slot}" if slot else ""
+    return f"{NGINX_DIR}/nginx{suffix}.pid", f"logs/access{suffix}.log", f"logs/error{suffix}.log"
+
+
+def error_log(slot: int) -> str:
+    return slot_files(slot)[2]
 
 
 def _upstream(stack: Stack, target: str) -> str:
@@ -45,9 +57,14 @@ def _upstream(stack: Stack, target: str) -> str:
     return f"{stack.host}:{stack.pod(target).port}"
 
 
-def render(stack: Stack, pod: Pod) -> str:
+def render(stack: Stack, pod: Pod, slot: int = 0) -> str:
+    """The conf of one app slot. Where podvisor holds the socket, nginx inherits it (the launcher
+    sets NGINX="3;4;"): nginx reuses an inherited socket whose address a `listen` names, so the
+    slot listens on the pod's port and on its own (probes and scrapes reach this master alone)."""
     gateway = pod.gateway
     assert gateway is not None
+    pid, access_log, error_log = slot_files(slot)
+    listens = [pod.port] + ([pod.slot_ports[slot]] if pod.socket == "held" else [])
     upstreams, locations = [], []
     prefixes = ", ".join(prefix for prefix, _ in gateway.routes)
     for index, (prefix, target) in enumerate(gateway.routes):
@@ -60,8 +77,8 @@ def render(stack: Stack, pod: Pod) -> str:
     return f"""# Rendered by podvisor-render from the pods spec (pod {pod.name}): edit the spec and re-render.
 daemon off;
 worker_processes auto;
-pid {NGINX_DIR}/nginx.pid;
-error_log logs/error.log notice;
+pid {pid};
+error_log {error_log} notice;
 
 events {{
     worker_connections 1024;
@@ -102,7 +119,7 @@ http {{
         default $http_x_request_id;
     }}
     log_format podvisor escape=json {ACCESS_FORMAT};
-    access_log logs/access.log podvisor;
+    access_log {access_log} podvisor;
 
     proxy_http_version 1.1;
     proxy_set_header Connection "";
@@ -123,8 +140,7 @@ http {{
 
 {"".join(upstreams)}
     server {{
-        listen {stack.host}:{pod.port};
-        default_type application/json;
+{"".join(f"        listen {stack.host}:{port};{chr(10)}" for port in listens)}        default_type application/json;
         # nginx's own errors as JSON (an upstream's own error answers pass through untouched). A
         # request nginx cannot parse (400, 414) cannot be redirected to a location: its HTML stays.
         error_page 413 = @too_large;

@@ -191,9 +191,11 @@ def _pod(name: str, table: Any) -> dict[str, Any]:
 
 
 def _default_socket(table: dict) -> str:
-    """podvisor holds the socket of the apps it knows take one (its own, served from LISTEN_FDS);
-    any other app binds its own port until its spec says `socket = "held"`: an app that does not
-    read LISTEN_FDS would find its port taken and crash."""
+    """podvisor holds the socket of the apps it knows take one (its own, served from LISTEN_FDS, and
+    a gateway's nginx, which reads NGINX); any other app binds its own port until its spec says
+    `socket = "held"`: an app that does not read LISTEN_FDS would find its port taken and crash."""
+    if table.get("gateway") is not None:
+        return "held"
     command = table.get("command")
     if isinstance(command, str) and command.strip().split()[0].startswith("podvisor-"):
         return "held"

@@ -22,6 +22,7 @@ import requests
 
 from podvisor.testing.harness import StackHandle
 from tests.fixtures.lifecycle import FAST_BACKOFF, podapp_pod, supervisord_log
+from tests.fixtures.load import Load
 
 pytestmark = pytest.mark.e2e
 
@@ -202,6 +203,27 @@ def test_a_down_upstream_is_a_json_502_and_nginxs_error_is_shipped_at_error_leve
     finally:
         started = edge.podctl("start", "slow", "--timeout", "30")
         assert started.returncode == 0, started.stdout + started.stderr
+
+
+def test_nginx_inherits_the_held_socket_and_a_rolling_restart_fails_no_request(edge):
+    master = edge.pid("edge-app")
+    error_log = (edge.pod_dir("edge") / "logs" / "error.log").read_text()
+    assert 'using inherited sockets from "3;4;"' in error_log, error_log[-2000:]  # NGINX, set by the launcher
+    pod = edge.pods()["edge"]
+    assert pod["socket"] == "held", pod
+    load = Load(edge.apps["edge"] + "/slow/").start()
+    load.after_round()
+    restarted = edge.podctl("restart", "edge", "--timeout", "60")
+    load.after_round()
+    load.stop()
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert not load.failed, f"{len(load.failed)} of {load.ok + len(load.failed)} failed: {load.failed[:5]}"
+    new = edge.pods()["edge"]["app_pid"]
+    assert new not in (None, master) and not psutil.pid_exists(master)
+    # the new master (slot 1) writes its own access log, shipped under its own file identity
+    logs = edge.pod_dir("edge") / "logs"
+    assert (logs / "access-1.log").exists() or (logs / "access.log").stat().st_size, sorted(os.listdir(logs))
+    assert requests.get(edge.apps["edge"] + "/slow/", timeout=5).text == "hello from slow-service"
 
 
 def test_a_stop_during_a_slow_request_lets_it_finish(edge):

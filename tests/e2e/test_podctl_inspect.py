@@ -101,7 +101,7 @@ def test_status_wide_shows_ports_pids_and_the_ready_condition(stack):
     assert header.split() == ["POD", "READY", "STATUS", "RESTARTS", "AGE", "PORTS", "PIDS", "CONDITION", "LAST",
                               "REASON"]
     column = header.index("PORTS")
-    assert len(rows) == 3
+    assert len(rows) == 4  # user, product, order and the gateway
     for row in rows:
         name = row.split()[0]
         ports, pids, condition = row[column:].split()[:3]
@@ -139,14 +139,14 @@ def test_status_w_prints_a_row_each_time_a_pod_changes_until_ctrl_c(stack):
                     raise Fatal(f"podctl status -w ended: {lines} {watch.stderr.read()}")
                 lines.append(line.rstrip("\n"))
         read_until(r"^user\s+3/3\s+Running")
-        assert lines[0].split()[:5] == ["POD", "READY", "STATUS", "RESTARTS", "AGE"] and len(lines) == 4, lines
+        assert lines[0].split()[:5] == ["POD", "READY", "STATUS", "RESTARTS", "AGE"] and len(lines) == 5, lines
         stopped = stack.podctl("stop", "product")
         assert stopped.returncode == 0, ok(stopped)
         read_until(r"^product\s+0/3\s+Stopped")
         started = stack.podctl("start", "product")
         assert started.returncode == 0, ok(started)
         read_until(r"^product\s+3/3\s+Running")
-        assert not any(line.split()[0] in ("user", "order") for line in lines[4:]), lines  # unchanged pods: silent
+        assert not any(line.split()[0] in ("user", "order") for line in lines[5:]), lines  # unchanged pods: silent
     finally:
         watch.send_signal(signal.SIGINT)  # Ctrl-C
         code = watch.wait(30)
@@ -241,7 +241,7 @@ def complete(conf, line: str, tmp_path) -> list[str]:
 
 def test_completion_asks_the_controller_for_pods_and_offers_nothing_when_none_answers(stack, podvisor_factory,
                                                                                        tmp_path):
-    assert complete(stack.conf, "podctl logs ", tmp_path) == ["order", "product", "user"]
+    assert complete(stack.conf, "podctl logs ", tmp_path) == ["gateway", "order", "product", "user"]
     assert complete(stack.conf, "podctl describe pro", tmp_path) == ["product"]
     assert complete(stack.conf, "podctl st", tmp_path) == ["start", "status", "stop"]
     nobody = podvisor_factory(start=False).render()

@@ -205,7 +205,7 @@ def test_the_readme_logs_command_with_level_and_since(stack):
 
 MISTAKES = [
     # (arguments, exit code, what the one line on stderr says)
-    (("logs", "nope"), 1, "no pod named 'nope' (pods: order, product, user)"),
+    (("logs", "nope"), 1, "no pod named 'nope' (pods: gateway, order, product, user)"),
     (("logs", "user", "--level", "bogus"), 2, "argument --level: 'bogus' is not a level"),
     (("logs", "user", "--limit", "0"), 2, "argument --limit: '0' is not a whole number of lines of at least 1"),
     (("logs", "user", "--tail", "-3"), 2, "argument --tail: '-3' is not a whole number"),

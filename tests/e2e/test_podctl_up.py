@@ -57,7 +57,7 @@ def test_up_in_a_terminal_shows_progress_streams_coloured_logs_and_ctrl_c_stops_
     stack = podvisor_factory(start=False).render()
     term = Terminal(podctl_argv(stack, "up"), stack.env())
     try:
-        term.wait_output(lambda t: "all 3 pods ready" in t, 60, "every pod Ready", check=still_running(term))
+        term.wait_output(lambda t: "all 4 pods ready" in t, 120, "every pod Ready", check=still_running(term))
         progress = term.plain()
         for pod in ("user", "product", "order"):  # each pod shown coming up, then with its READY count
             assert re.search(rf"{pod}\s+PodInitializing\s+[0-2]/3", progress), progress
@@ -90,7 +90,7 @@ def test_up_in_a_terminal_prints_no_colour_when_no_color_is_set(podvisor_factory
     env = {**stack.env(), "NO_COLOR": "1"}
     term = Terminal(podctl_argv(stack, "up"), env)
     try:
-        term.wait_output(lambda t: "logs of every pod follow" in t, 60, "every pod Ready", check=still_running(term))
+        term.wait_output(lambda t: "logs of every pod follow" in t, 120, "every pod Ready", check=still_running(term))
         requests.get(stack.apps["product"] + "/products/454545", timeout=5)
         term.wait_output(lambda t: "GET /products/454545 404" in t, 15, "the line", check=still_running(term))
         assert "\x1b[" not in term.text(), "NO_COLOR is set: no ANSI colour (https://no-color.org)"
@@ -113,7 +113,7 @@ def test_up_d_down_up_d_three_times_leaves_nothing_running_and_every_port_free_b
         else:
             up = stack.podctl("up", "-d")
             assert up.returncode == 0, ok(up)
-            assert "all 3 pods ready" in up.stderr and re.search(r"user\s+Running\s+3/3", up.stderr), ok(up)
+            assert "all 4 pods ready" in up.stderr and re.search(r"user\s+Running\s+3/3", up.stderr), ok(up)
         assert requests.get(stack.controller_url + "/ready", timeout=5).status_code == 200
         if round_ == 0:
             for args in (("up", "-d"), ("up",)):

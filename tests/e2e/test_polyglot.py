@@ -146,7 +146,7 @@ def test_the_go_services_pod_is_probed_restarted_after_kill_9_and_ships_its_line
     # the hand-written /metrics passes through its metrics sidecar with the pod labels
     text = requests.get(stack.metrics["service1"] + "/metrics", timeout=5).text
     assert re.search(r'^http_requests_total\{method="GET",path="/hello",status="200",service_name="service1",'
-                     r'environment="production",pod="service1"\} 1$', text, re.M), text[:3000]
+                     r'environment="production",pod="service1",replica="0"\} 1$', text, re.M), text[:3000]
     assert 'http_request_duration_seconds_bucket{path="/hello",le="+Inf",service_name="service1"' in text
     assert re.search(r'^podvisor_target_up\{[^}]*target="app"[^}]*\} 1\.0$', text, re.M), text[:3000]
     promtool = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True,

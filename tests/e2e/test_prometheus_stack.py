@@ -215,8 +215,13 @@ def test_sidecar_openmetrics_answer_parses_and_keeps_every_app_series(stack, pod
             assert {k: sample.labels.get(k) for k in OUR_LABELS} == {
                 "service_name": SERVICES[pod], "environment": "production", "pod": pod}, sample
 
+    # The app's series, and its process series, are the replica's: the pod holds its socket and runs
+    # one replica (slot 0) with a spare slot for rolling restarts, which is not running.
+    assert {s.labels.get("replica") for s in enriched["http_requests"].samples} == {"0"}
+    assert {s.labels.get("replica") for s in enriched["podvisor_pod_threads"].samples} == {"0"}
+
     def strip(labels: dict[str, str]) -> frozenset:
-        return frozenset((k, v) for k, v in labels.items() if k not in OUR_LABELS)
+        return frozenset((k, v) for k, v in labels.items() if k not in (*OUR_LABELS, "replica"))
     # The app only ever adds series, and it was scraped first: all of its series must come through,
     # with the same family type, HELP and unit.
     for family in parse_openmetrics(app.text):

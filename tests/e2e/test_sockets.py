@@ -9,10 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -20,68 +16,9 @@ import pytest
 import requests
 
 from tests.fixtures.lifecycle import podapp_pod, podapp_spec
+from tests.fixtures.load import CONCURRENT, Load
 
 pytestmark = pytest.mark.e2e
-CONCURRENT = 5
-PACE = 0.1
-
-
-@dataclass
-class Load:
-    """Rounds of CONCURRENT requests on fresh connections until stopped; the test acts between rounds."""
-
-    url: str
-    ok: int = 0
-    failed: list[str] = field(default_factory=list)
-    slowest: float = 0.0
-    rounds: int = 0
-
-    def __post_init__(self) -> None:
-        self.stopped = threading.Event()
-        self.between = threading.Condition()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.pool = ThreadPoolExecutor(CONCURRENT)
-
-    def _one(self) -> None:
-        began = time.monotonic()
-        try:
-            resp = requests.get(self.url, headers={"Connection": "close"}, timeout=30)
-            outcome = None if resp.status_code < 500 else f"HTTP {resp.status_code}"
-        except requests.RequestException as exc:
-            outcome = type(exc).__name__ + (": refused" if "refused" in str(exc).lower() else "")
-        took = time.monotonic() - began
-        with self.between:
-            self.slowest = max(self.slowest, took)
-            if outcome is None:
-                self.ok += 1
-            else:
-                self.failed.append(outcome)
-
-    def _run(self) -> None:
-        while not self.stopped.is_set():
-            for future in [self.pool.submit(self._one) for _ in range(CONCURRENT)]:
-                future.result()
-            with self.between:
-                self.rounds += 1
-                self.between.notify_all()
-            self.stopped.wait(PACE)
-
-    def start(self) -> Load:
-        self.thread.start()
-        return self
-
-    def after_round(self) -> None:
-        """Return right after a round has finished: no request is in flight (the 0.1 s pause)."""
-        with self.between:
-            target = self.rounds + 1
-            self.between.wait_for(lambda: self.rounds >= target, timeout=30)
-
-    def stop(self) -> Load:
-        self.stopped.set()
-        self.thread.join(60)
-        self.pool.shutdown()
-        print(f"\n{self.url}: {self.ok} answered, {len(self.failed)} failed, slowest {self.slowest * 1000:.0f} ms")
-        return self
 
 
 def listen_fds(pid: int) -> dict[str, str]:
@@ -149,7 +86,7 @@ def test_a_replica_that_fails_its_liveness_probe_is_replaced_while_the_other_ser
                            "failure_threshold": 2}}
     stack = podvisor_factory(podapp_spec(two=podapp_pod(socket="held", replicas=2, probes=probes)))
     states = stack.pods()["two"]["container_states"]
-    slot_port = states["app"]["port"]
+    slot_port = states["app"]["own_port"]  # this replica alone (the shared port reaches either)
     old = stack.pid("two-app")
     load = Load(stack.apps["two"] + "/").start()
     load.after_round()
@@ -179,3 +116,22 @@ def test_apply_of_a_changed_command_rolls_the_pod_and_fails_no_request(stack, tm
     new = stack.pods()["one"]["app_pid"]
     assert new not in (None, old) and psutil.Process(new).environ().get("CHANGED") == "yes"
     assert stack.pid("one-logger") == logger, "a changed app command rolls the app only"
+
+
+def test_a_pod_stopped_on_purpose_refuses_connections_and_serves_again_when_started(stack):
+    """Held sockets are for restarts: a pod stopped on purpose lets go of them, so a client is refused
+    at once (as by a stopped server) instead of waiting in a backlog nothing accepts from."""
+    stopped = stack.podctl("stop", "one", "--timeout", "30")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+
+    def refused() -> bool:
+        try:
+            requests.get(stack.apps["one"] + "/", timeout=2)
+        except requests.ConnectionError as exc:
+            return "refused" in str(exc).lower()
+        return False
+    stack.wait_for(refused, 10, "the stopped pod's port refusing connections")
+    started = stack.podctl("start", "one", "--timeout", "30")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert requests.get(stack.apps["one"] + "/", timeout=5).ok
+    assert listen_fds(stack.pid("one-app"))["LISTEN_FDS"] == "2"

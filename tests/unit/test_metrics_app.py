@@ -183,6 +183,8 @@ def test_settings_full() -> None:
         ("METRICS_MEMORY_LIMIT_BYTES", "-5"),
         ("METRICS_MEMORY_LIMIT_BYTES", "256 parsecs"),
         ("METRICS_MEMORY_LIMIT_BYTES", "0"),
+        ("METRICS_APP_PROGRAM", "user-app,user app-1"),
+        ("METRICS_TARGET_URL", "http://127.0.0.1:1/metrics,http://127.0.0.1:2/metrics"),  # two URLs, no program
     ],
 )
 def test_bad_setting_is_named(name: str, raw: str | None) -> None:
@@ -194,6 +196,17 @@ def test_bad_setting_is_named(name: str, raw: str | None) -> None:
     # The message names the variable and, when there was one, the bad value (blank counts as unset).
     expected = f"{name}={raw!r}: " if raw else f"{name}: "
     assert info.value.name == name and str(info.value).startswith(expected), str(info.value)
+
+
+def test_several_app_programs_are_replicas_each_with_its_own_url() -> None:
+    s = load_settings({**ENV, "METRICS_APP_PROGRAM": "user-app,user-app-1",
+                       "METRICS_TARGET_URL": "http://127.0.0.1:3001/metrics,http://127.0.0.1:3004/metrics"})
+    assert (s.app_program, s.target_url) == (None, None)
+    assert s.replica_programs == ("user-app", "user-app-1")
+    assert s.replica_urls == ("http://127.0.0.1:3001/metrics", "http://127.0.0.1:3004/metrics")
+    no_url = {k: v for k, v in ENV.items() if k != "METRICS_TARGET_URL"}
+    quiet = load_settings({**no_url, "METRICS_APP_PROGRAM": "user-app,user-app-1"})  # an app that serves no metrics
+    assert quiet.replica_urls == (None, None)
 
 
 def test_memory_limit_takes_units() -> None:

@@ -14,8 +14,8 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.process_collector import ProcessCollector
 
-from podvisor.sidecars.metrics.enricher import Enricher, Upstreams
-from podvisor.sidecars.metrics.exposition import OPENMETRICS, TEXT, enrich, format_of, negotiate
+from podvisor.sidecars.metrics.enricher import Enricher, Replica, Upstreams
+from podvisor.sidecars.metrics.exposition import OPENMETRICS, TEXT, enrich, format_of, merge, negotiate
 from podvisor.sidecars.metrics.labels import PodLabels
 from podvisor.sidecars.metrics.scraper import REASONS, Response, ScrapeError
 
@@ -283,3 +283,77 @@ def test_an_upstream_ignoring_accept_is_converted_both_ways() -> None:
     as_text = enrich(om_body, OPENMETRICS, TEXT, POD)
     fams = families(as_text.encode())
     assert value(fams, "http_requests", method="GET", **OURS) == 7
+
+
+# -- replicas: several app processes of one pod, each scraped on its own port --------------------------
+
+R0, R1, R2 = "http://127.0.0.1:1/metrics", "http://127.0.0.1:2/metrics", "http://127.0.0.1:3/metrics"
+SLOTS = (Replica("0", "user-app", R0), Replica("1", "user-app-1", R1), Replica("2", "user-app-2", R2))
+
+
+class ProcessOf:
+    """A replica's process collector stand-in: one gauge holding its pid, with its labels."""
+
+    def __init__(self, pid: int, labels: PodLabels) -> None:
+        self.pid, self.labels = pid, labels
+
+    def collect(self):
+        family = GaugeMetricFamily("podvisor_pod_processes", "Processes.", labels=self.labels.names())
+        family.add_metric(self.labels.values(), self.pid)
+        yield family
+
+
+def replicated(upstreams: FakeUpstreams, running: dict[str, int] | None) -> Enricher:
+    for url, requests in ((R0, 7), (R1, 11), (R2, 13)):
+        registry = CollectorRegistry()
+        Counter("http_requests", "Requests.", ["status"], registry=registry).labels("200").inc(requests)
+        Histogram("http_request_duration_seconds", "Latency.", registry=registry).observe(0.2)
+        upstreams.routes[url] = serving(registry)
+    return Enricher(POD, Upstreams(logger=LOGGER, replicas=SLOTS), upstreams,
+                    running=lambda: running, replica_collector=ProcessOf)
+
+
+@pytest.mark.parametrize("out", [TEXT, OPENMETRICS], ids=["text", "openmetrics"])
+def test_each_running_replica_is_scraped_on_its_own_port_and_labelled(upstreams: FakeUpstreams, out) -> None:
+    upstreams.routes[LOGGER] = serving(CollectorRegistry())
+    enricher = replicated(upstreams, {"user-app": 101, "user-app-2": 103})  # the spare, slot 1, is not running
+    fams = families(enricher.render(out, 5.0), openmetrics=out.openmetrics)  # each family once
+    assert value(fams, "http_requests", status="200", replica="0", **OURS) == 7
+    assert value(fams, "http_requests", status="200", replica="2", **OURS) == 13
+    assert {s.labels["replica"] for s in fams["http_requests"].samples} == {"0", "2"}
+    assert {s.labels["replica"] for s in fams["http_request_duration_seconds"].samples} == {"0", "2"}
+    assert R1 not in [url for url, _, _ in upstreams.calls]  # not running: never asked
+    assert value(fams, "podvisor_pod_processes", replica="0") == 101
+    assert value(fams, "podvisor_pod_processes", replica="2") == 103
+    assert value(fams, "podvisor_target_up", target="app", replica="2") == 1
+    assert [s.labels.get("replica") for s in fams["podvisor_target_up"].samples] == ["0", "2", None]
+
+
+def test_a_replica_that_fails_reads_down_alone(upstreams: FakeUpstreams) -> None:
+    upstreams.routes[LOGGER] = serving(CollectorRegistry())
+    enricher = replicated(upstreams, {"user-app": 101, "user-app-1": 102})
+    upstreams.routes[R1] = ScrapeError("connection", "refused")
+    fams = families(enricher.render(TEXT, 5.0))
+    assert value(fams, "podvisor_target_up", target="app", replica="0") == 1
+    assert value(fams, "podvisor_target_up", target="app", replica="1") == 0
+    assert {s.labels["replica"] for s in fams["http_requests"].samples} == {"0"}
+    assert value(fams, "podvisor_target_scrape_errors", target="app", reason="connection") == 1
+
+
+@pytest.mark.parametrize("running", [{}, None], ids=["none-running", "supervisord-silent"])
+def test_no_running_replica_reads_app_down_without_asking_the_held_port(upstreams: FakeUpstreams, running) -> None:
+    upstreams.routes[LOGGER] = serving(CollectorRegistry())
+    enricher = replicated(upstreams, running)
+    fams = families(enricher.render(TEXT, 5.0))
+    assert [url for url, _, _ in upstreams.calls] == [LOGGER]
+    assert value(fams, "podvisor_target_up", target="app", **OURS) == 0
+    assert "http_requests" not in fams and "podvisor_pod_processes" not in fams
+    assert value(fams, "podvisor_target_scrape_errors", target="app", reason="connection") == 1
+
+
+def test_merge_keeps_one_block_per_family_and_untyped_samples_apart() -> None:
+    first = '# HELP a_total A.\n# TYPE a_total counter\na_total{replica="0"} 1\nloose{replica="0"} 5\n'
+    second = '# HELP a_total A, said otherwise.\n# TYPE a_total counter\na_total{replica="1"} 2\nloose{replica="1"} 6\n'
+    assert merge([first, second]) == ('# HELP a_total A.\n# TYPE a_total counter\na_total{replica="0"} 1\n'
+                                      'a_total{replica="1"} 2\nloose{replica="0"} 5\nloose{replica="1"} 6\n')
+    assert merge([first]) == first and merge([]) == ""

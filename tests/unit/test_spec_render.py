@@ -107,10 +107,14 @@ def test_supervisord_accepts_the_rendered_conf_with_no_environment(tmp_path):
     names = {p.name for g in opts.process_group_configs for p in g.process_configs}
     assert names == {"podvisor-controller", "aggregator"} | {
         f"{pod}-{role}" for pod in ("user", "product", "order", "gateway") for role in ("app", "logger", "metrics")
-    } | {f"{pod}-app-1" for pod in ("user", "product", "order")}, "each pod's containers, a spare slot where it is held"
+    } | {f"{pod}-app-1" for pod in ("user", "product", "order", "gateway")}, (
+        "each pod's containers, a spare slot where it is held")
     by_name = {p.name: p for g in opts.process_group_configs for p in g.process_configs}
-    gateway = by_name["gateway-app"]
-    assert gateway.command.startswith("/usr/sbin/nginx -p " + str(tmp_path / "state/pods/gateway") + "/ -c ")
+    gateway, spare = by_name["gateway-app"], by_name["gateway-app-1"]
+    # nginx inherits the socket podvisor holds (NGINX="3;4;"), each slot with a conf of its own
+    nginx = "/usr/sbin/nginx -p " + str(tmp_path / "state/pods/gateway") + "/ -c "
+    assert gateway.command.endswith(f" gateway 0 -- {nginx}{tmp_path}/stack.gateway.nginx.conf -e logs/error.log")
+    assert spare.command.endswith(f" gateway 1 -- {nginx}{tmp_path}/stack.gateway-1.nginx.conf -e logs/error-1.log")
     assert gateway.stopsignal == signal.SIGQUIT  # nginx's graceful stop (SIGTERM is its fast one)
     app = by_name["order-app"]
     assert app.environment["USER_SERVICE_URL"] == f"http://127.0.0.1:{stack.pod('user').port}"

@@ -1,7 +1,7 @@
 // service1: the polyglot example's Go service, standard library only.
 //
 // It follows podvisor's app contract and knows nothing of podvisor: it listens on APP_HOST:APP_PORT
-// (127.0.0.1:8001), or on the socket passed the systemd way (LISTEN_FDS/LISTEN_PID, fd 3); writes
+// (127.0.0.1:8001), or on the sockets passed the systemd way (LISTEN_FDS/LISTEN_PID, fds 3...); writes
 // one JSON object per line to APP_LOG_FILE (stdout when unset); answers /ping, /hello, /health and
 // /metrics (the Prometheus text format, written by hand); keeps or makes an X-Request-ID; and on
 // SIGTERM finishes its in-flight requests within APP_DRAIN_SECONDS before it exits.
@@ -35,14 +35,23 @@ func env(name, fallback string) string {
 	return fallback
 }
 
-// listener is the socket systemd (or a supervisor doing the same) passed as fd 3, else a new one.
-func listener(address string) (net.Listener, error) {
+// listeners are the sockets systemd (or a supervisor doing the same) passed from fd 3 on, else a new one.
+func listeners(address string) ([]net.Listener, error) {
 	if os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid()) && os.Getenv("LISTEN_FDS") != "" {
 		if count, err := strconv.Atoi(os.Getenv("LISTEN_FDS")); err == nil && count >= 1 {
-			return net.FileListener(os.NewFile(3, "LISTEN_FDS"))
+			passed := make([]net.Listener, 0, count)
+			for fd := 3; fd < 3+count; fd++ {
+				ln, err := net.FileListener(os.NewFile(uintptr(fd), "LISTEN_FDS"))
+				if err != nil {
+					return nil, err
+				}
+				passed = append(passed, ln)
+			}
+			return passed, nil
 		}
 	}
-	return net.Listen("tcp", address)
+	ln, err := net.Listen("tcp", address)
+	return []net.Listener{ln}, err
 }
 
 func main() {
@@ -63,7 +72,7 @@ func main() {
 		os.Exit(2)
 	}
 	address := net.JoinHostPort(env("APP_HOST", "127.0.0.1"), env("APP_PORT", "8001"))
-	ln, err := listener(address)
+	lns, err := listeners(address)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "service1: bad setting APP_PORT: cannot listen on %s: %v\n", address, err)
 		os.Exit(2)
@@ -73,9 +82,11 @@ func main() {
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-	served := make(chan error, 1)
-	go func() { served <- server.Serve(ln) }()
-	log.write("info", "service 1 listening on "+ln.Addr().String(), fields{"address": ln.Addr().String()})
+	served := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func(ln net.Listener) { served <- server.Serve(ln) }(ln)
+		log.write("info", "service 1 listening on "+ln.Addr().String(), fields{"address": ln.Addr().String()})
+	}
 
 	select {
 	case err := <-served:
@@ -90,8 +101,10 @@ func main() {
 	if err := server.Shutdown(ctx); err != nil {
 		log.write("warning", "drain deadline passed with requests in flight: "+err.Error(), nil)
 	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.write("error", "server failed while stopping: "+err.Error(), nil)
+	for range lns {
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.write("error", "server failed while stopping: "+err.Error(), nil)
+		}
 	}
 	log.write("info", "shutdown complete", nil)
 }

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
+from podvisor.core.handoff import inherited_sockets
 from podvisor.core.serving import Server, serve_until_signalled
 
 ROUTES = ("/ping", "/hello", "/health", "/metrics")
@@ -89,7 +90,10 @@ def main() -> int:
     out = open(path, "a", encoding="utf-8") if path else sys.stdout  # noqa: SIM115 (for the process' life)
     host, port = os.environ.get("APP_HOST", "127.0.0.1"), int(os.environ.get("APP_PORT", "8002"))
     drain = float(os.environ.get("APP_DRAIN_SECONDS", "10"))
-    server = Server(create_app(out), host=host, port=port, threads=4, ident="service2", drain_seconds=drain)
+    # the sockets podvisor holds for the pod (LISTEN_FDS, as systemd passes them), else its own port
+    inherited = [sock for _name, sock in inherited_sockets()]
+    server = Server(create_app(out), host=host, port=port, threads=4, ident="service2", drain_seconds=drain,
+                    sockets=inherited or None)
     log_line(out, "info", f"service 2 listening on {host}:{server.port}")
     reason = serve_until_signalled(server)
     log_line(out, "info", f"stopped ({reason})")
