@@ -10,7 +10,7 @@ from flask import Blueprint, Request, Response, jsonify, request
 
 from podvisor.aggregator.errors import ApiError
 from podvisor.aggregator.state import get_state
-from podvisor.aggregator.store.sqlite import InsertResult, Store, StoreUnavailable
+from podvisor.aggregator.store.base import InsertResult, LogStore, StoreUnavailable
 from podvisor.aggregator.validation import Batch, validate
 from podvisor.core.jsonsafe import Entries, JsonError, decode_entries
 
@@ -85,7 +85,7 @@ def parse_entries(raw: bytes) -> Entries:
     return entries
 
 
-def store_rows(store: Store, batch: Batch) -> InsertResult:
+def store_rows(store: LogStore, batch: Batch) -> InsertResult:
     """Insert the batch's rows; when that raises anything but StoreUnavailable (a bug, a row the
     database refuses), insert them one by one so only the culprit is refused."""
     try:
@@ -116,7 +116,7 @@ def store_rows(store: Store, batch: Batch) -> InsertResult:
 @bp.post("/logs")
 @bp.post("/api/v1/ingest")
 def ingest() -> Response:
-    """Store one entry or a list; 202 with received/stored/duplicates/rejected/errors."""
+    """LogStore one entry or a list; 202 with received/stored/duplicates/rejected/errors."""
     state = get_state()
     metrics = state.metrics
     started = time.perf_counter()
