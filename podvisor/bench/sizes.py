@@ -21,6 +21,7 @@ class Sizes:
     aggregator_lines: int  # 7: lines ingested then queried
     aggregator_queries: int  # 7: queries per kind
     lifecycle_runs: int  # 8: cold start / kill -9 / stop cycles
+    restart_rounds: int = 200  # 10: rounds of five curl calls, a kill -9 halfway
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +73,7 @@ MODES: dict[str, Sizes] = {
         aggregator_lines=60_000,
         aggregator_queries=10,
         lifecycle_runs=1,
+        restart_rounds=20,
     ),
 }
 
