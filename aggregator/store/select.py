@@ -1,11 +1,34 @@
-"""A LogQuery as SQL over the SQLite store: the keyset-paged select and its time-range bounds."""
+"""A LogQuery as SQL over the SQLite store: the keyset-paged select, its time-range bounds, and
+the FTS5 expression of its search."""
 from __future__ import annotations
 
 import sqlite3
 from typing import Any
 
-from podvisor.aggregator.query import LogQuery
+from podvisor.aggregator.query import LogQuery, Term, TextSearch
 from podvisor.aggregator.store import schema
+
+
+def fts_string(term: Term) -> str:
+    """A term as an FTS5 string (a `"` in it doubled): whatever it holds, FTS5 reads tokens, never
+    an operator (NEAR, OR, NOT, column filters, ^); a prefix term gets its `*` outside the quotes."""
+    return '"' + term.text.replace('"', '""') + '"' + ("*" if term.prefix else "")
+
+
+def fts_expression(search: TextSearch) -> str | None:
+    """The MATCH expression: every included term, and NOT any excluded one. None when nothing is
+    included: FTS5's NOT is binary only, so `excluded_match` is then left out by the caller."""
+    if not search.include:
+        return None
+    wanted = " AND ".join(fts_string(term) for term in search.include)
+    if not search.exclude:
+        return wanted
+    return f"({wanted}) NOT ({excluded_match(search)})"
+
+
+def excluded_match(search: TextSearch) -> str:
+    """A MATCH expression for the entries holding any excluded term."""
+    return " OR ".join(fts_string(term) for term in search.exclude)
 
 
 def existing_services(conn: sqlite3.Connection, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -42,39 +65,22 @@ def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: st
     conditions alone cannot stop an index walk in seq order early."""
     where: list[str] = []
     params: list[Any] = []
-    if query.text:
+    match = fts_expression(query.text) if query.text else None
+    if match is not None:
         # Drive the join from FTS5: it yields rowids in order (asc or desc) and honours the rowid
         # bound, so ORDER BY ... LIMIT stops early even for a very common word.
         source = "logs_fts CROSS JOIN logs ON logs.seq = logs_fts.rowid"
         key = "logs_fts.rowid"
         where.append("logs_fts MATCH ?")
-        params.append(query.text)
+        params.append(match)
     else:
         source, key = "logs", "logs.seq"
-    if services is not None:
-        _equal_any(where, params, "logs.service_name", services)
-    if query.pods:
-        _equal_any(where, params, "logs.pod", query.pods)
-    if query.levels:
-        _equal_any(where, params, "logs.level", query.levels)
-    if query.request_id is not None:
-        _equal_any(where, params, "logs.request_id", (query.request_id,))
-    if query.since_ms is not None:
-        where.append("logs.ts >= ?")
-        params.append(query.since_ms)
-    if query.until_ms is not None:
-        where.append("logs.ts <= ?")
-        params.append(query.until_ms)
-    if query.probes != "include":
-        # `->` gives JSON text, so only a JSON true counts as marked (not "true" or 1); an entry
-        # without the key gives NULL, which IS NOT 'true'.
-        where.append("logs.body -> '$.probe' " + ("= 'true'" if query.probes == "only" else "IS NOT 'true'"))
-    for name, value in query.fields:
-        # ->> matches string values by their text; -> matches numbers, booleans and null by
-        # their JSON spelling (status=500, ok=true), so both kinds compare as the user typed them.
-        path = f'$."{name}"'
-        where.append("(logs.body ->> ? = ? OR logs.body -> ? = ?)")
-        params.extend((path, value, path, value))
+    if query.text and match is None:
+        # Only exclusions: each row the walk meets is looked up in the index, so a page stops
+        # after `limit` rows kept; a set of every match (NOT IN) would cost all of them first.
+        where.append("NOT EXISTS (SELECT 1 FROM logs_fts WHERE logs_fts MATCH ? AND logs_fts.rowid = logs.seq)")
+        params.append(excluded_match(query.text))
+    filter_conditions(query, services, where, params)
     low, high = seq_range
     if low is not None:
         where.append(f"{key} >= ?")
@@ -91,6 +97,38 @@ def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: st
     sql += f" ORDER BY {key} {'DESC' if order == 'desc' else 'ASC'} LIMIT ?"
     params.append(limit)
     return sql, params
+
+
+def filter_conditions(query: LogQuery, services: tuple[str, ...] | None, where: list[str],
+                      params: list[Any], *, ts_indexed: bool = True) -> None:
+    """Append the conditions on `logs` of every filter but the search and the seq bounds.
+    `ts_indexed=False` keeps the planner off logs_ts (a scan of a seq range is cheaper than
+    looking every row of a long time range up by its index entry)."""
+    if services is not None:
+        _equal_any(where, params, "logs.service_name", services)
+    if query.pods:
+        _equal_any(where, params, "logs.pod", query.pods)
+    if query.levels:
+        _equal_any(where, params, "logs.level", query.levels)
+    if query.request_id is not None:
+        _equal_any(where, params, "logs.request_id", (query.request_id,))
+    ts = "logs.ts" if ts_indexed else "+logs.ts"  # unary + : the term cannot use an index
+    if query.since_ms is not None:
+        where.append(f"{ts} >= ?")
+        params.append(query.since_ms)
+    if query.until_ms is not None:
+        where.append(f"{ts} <= ?")
+        params.append(query.until_ms)
+    if query.probes != "include":
+        # `->` gives JSON text, so only a JSON true counts as marked (not "true" or 1); an entry
+        # without the key gives NULL, which IS NOT 'true'.
+        where.append("logs.body -> '$.probe' " + ("= 'true'" if query.probes == "only" else "IS NOT 'true'"))
+    for name, value in query.fields:
+        # ->> matches string values by their text; -> matches numbers, booleans and null by
+        # their JSON spelling (status=500, ok=true), so both kinds compare as the user typed them.
+        path = f'$."{name}"'
+        where.append("(logs.body ->> ? = ? OR logs.body -> ? = ?)")
+        params.extend((path, value, path, value))
 
 
 def _equal_any(where: list[str], params: list[Any], column: str, values: tuple[str, ...]) -> None:
