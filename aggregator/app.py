@@ -16,12 +16,12 @@ from podvisor.aggregator.state import EXTENSION_KEY, AggregatorState
 from podvisor.aggregator.store.retention import Retention, RetentionWorker
 from podvisor.aggregator.store.sqlite import Store
 from podvisor.aggregator.streams import TailLimiter
-from podvisor.aggregator.views import ingest, logs, ops, session, tail
+from podvisor.aggregator.views import histogram, ingest, logs, ops, session, tail
 from podvisor.aggregator.views import pods as pods_view
 from podvisor.core.hosts import HostCheck
 from podvisor.core.webapp import PodvisorFlask
 
-API_BLUEPRINTS = (ingest.bp, logs.bp, tail.bp, session.bp, ops.bp, pods_view.bp)
+API_BLUEPRINTS = (ingest.bp, logs.bp, tail.bp, histogram.bp, session.bp, ops.bp, pods_view.bp)
 
 
 def create_app(settings: Settings, *, store: Store | None = None, token: str | None = None,
