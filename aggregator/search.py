@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from podvisor.aggregator.errors import ApiError
 from podvisor.aggregator.metrics import Metrics
 from podvisor.aggregator.query import LogQuery, service_names
-from podvisor.aggregator.store.select import build_select, existing_services, seq_bounds
+from podvisor.aggregator.store.select import (
+    build_select,
+    existing_services,
+    only_exclusions,
+    seq_bounds,
+    seq_windows,
+)
 from podvisor.aggregator.store.sqlite import QueryTimeout, Store, StoreUnavailable
 
 
@@ -37,9 +43,22 @@ def fetch(store: Store, query: LogQuery, *, order: str, after: int | None, limit
         seq_range = seq_bounds(conn, query)
         if seq_range is None:
             return Page([], latest)
-        sql, params = build_select(query, services=services, order=order, after=after,
-                                   limit=limit, seq_range=seq_range, with_ts=with_ts)
-        rows = conn.execute(sql, params).fetchall()
+        if not only_exclusions(query):
+            sql, params = build_select(query, services=services, order=order, after=after,
+                                       limit=limit, seq_range=seq_range, with_ts=with_ts)
+            return Page(conn.execute(sql, params).fetchall(), latest)
+        # Walked in windows of seqs from the page's start, each leaving out the excluded
+        # entries of its own window (select.exclusion_conditions), until the page is full.
+        low, high = seq_range
+        low = max(low or 1, after + 1 if after is not None and order == "asc" else 1)
+        high = min(high or latest, after - 1 if after is not None and order == "desc" else latest)
+        rows: list[tuple] = []
+        for window in seq_windows(low, high, order):
+            sql, params = build_select(query, services=services, order=order, after=None,
+                                       limit=limit - len(rows), seq_range=window, with_ts=with_ts)
+            rows += conn.execute(sql, params).fetchall()
+            if len(rows) >= limit:
+                break
     return Page(rows, latest)
 
 

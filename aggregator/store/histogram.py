@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from podvisor.aggregator.query import LogQuery
-from podvisor.aggregator.store.select import excluded_match, filter_conditions, fts_expression
+from podvisor.aggregator.store.select import (
+    exclusion_conditions,
+    filter_conditions,
+    fts_expression,
+    seq_conditions,
+)
 
 # Levels are stored lower-cased; the usual spellings count as their level, any other (or none)
 # as `other`, so the answer has a handful of series whatever the apps write.
@@ -29,7 +34,6 @@ def build_count(query: LogQuery, *, services: tuple[str, ...] | None,
     level...) within the same seq bounds, a search the FTS index."""
     where: list[str] = []
     params: list[Any] = []
-    low, high = seq_range
     match = fts_expression(query.text) if query.text else None
     if match is not None:
         source, key = "logs_fts CROSS JOIN logs ON logs.seq = logs_fts.rowid", "logs_fts.rowid"
@@ -38,24 +42,11 @@ def build_count(query: LogQuery, *, services: tuple[str, ...] | None,
     else:
         source, key = "logs", "logs.seq"
     if query.text and match is None:
-        # Only exclusions, and every row of the bucket is counted: one set of the excluded
-        # entries (from the index, within the same seqs) costs less than a lookup per row.
-        inner, inner_params = ["logs_fts MATCH ?"], [excluded_match(query.text)]
-        _seq_bounds(inner, inner_params, "rowid", low, high)
-        where.append(f"logs.seq NOT IN (SELECT rowid FROM logs_fts WHERE {' AND '.join(inner)})")
-        params.extend(inner_params)
+        exclusion_conditions(query.text, seq_range, where, params)
     filter_conditions(query, services, where, params, ts_indexed=False)
-    _seq_bounds(where, params, key, low, high)
+    seq_conditions(key, seq_range, where, params)
     sql = f"SELECT count(*), {_LEVEL_SUMS} FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql, params
 
-
-def _seq_bounds(where: list[str], params: list[Any], key: str, low: int | None, high: int | None) -> None:
-    if low is not None:
-        where.append(f"{key} >= ?")
-        params.append(low)
-    if high is not None:
-        where.append(f"{key} <= ?")
-        params.append(high)

@@ -3,6 +3,7 @@ the FTS5 expression of its search."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from podvisor.aggregator.query import LogQuery, Term, TextSearch
@@ -76,18 +77,9 @@ def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: st
     else:
         source, key = "logs", "logs.seq"
     if query.text and match is None:
-        # Only exclusions: each row the walk meets is looked up in the index, so a page stops
-        # after `limit` rows kept; a set of every match (NOT IN) would cost all of them first.
-        where.append("NOT EXISTS (SELECT 1 FROM logs_fts WHERE logs_fts MATCH ? AND logs_fts.rowid = logs.seq)")
-        params.append(excluded_match(query.text))
+        exclusion_conditions(query.text, seq_range, where, params)
     filter_conditions(query, services, where, params)
-    low, high = seq_range
-    if low is not None:
-        where.append(f"{key} >= ?")
-        params.append(low)
-    if high is not None:
-        where.append(f"{key} <= ?")
-        params.append(high)
+    seq_conditions(key, seq_range, where, params)
     if after is not None:
         where.append(f"{key} {'<' if order == 'desc' else '>'} ?")
         params.append(after)
@@ -129,6 +121,51 @@ def filter_conditions(query: LogQuery, services: tuple[str, ...] | None, where: 
         path = f'$."{name}"'
         where.append("(logs.body ->> ? = ? OR logs.body -> ? = ?)")
         params.extend((path, value, path, value))
+
+
+def only_exclusions(query: LogQuery) -> bool:
+    """Whether the search only leaves words out: no MATCH can drive it (see exclusion_conditions)."""
+    return query.text is not None and not query.text.include
+
+
+def exclusion_conditions(search: TextSearch, seq_range: tuple[int | None, int | None], where: list[str],
+                         params: list[Any]) -> None:
+    """For a search of exclusions only (FTS5's NOT is binary: no MATCH says "not x" alone): leave
+    out the seqs the index matches within `seq_range`. That set costs every match in the range,
+    so callers walk such a query in windows of seqs (seq_windows); a lookup per row instead (a
+    correlated NOT EXISTS) costs a fresh FTS5 query each, ~0.1 ms a term: 0.4 s for a page of
+    100 kept among 1,000 rows with five excluded words, where windows took 1 ms."""
+    inner = ["logs_fts MATCH ?"]
+    params.append(excluded_match(search))
+    seq_conditions("rowid", seq_range, inner, params)
+    where.append(f"logs.seq NOT IN (SELECT rowid FROM logs_fts WHERE {' AND '.join(inner)})")
+
+
+def seq_conditions(key: str, seq_range: tuple[int | None, int | None], where: list[str],
+                   params: list[Any]) -> None:
+    """`key` within (lowest, highest) seq; None is an open end."""
+    low, high = seq_range
+    if low is not None:
+        where.append(f"{key} >= ?")
+        params.append(low)
+    if high is not None:
+        where.append(f"{key} <= ?")
+        params.append(high)
+
+
+def seq_windows(low: int, high: int, order: str, first: int = 4096) -> Iterator[tuple[int, int]]:
+    """[low, high] cut into windows of doubling size, from the top down (`desc`) or the bottom
+    up: a page found in the first window costs that window alone, and a sparse match reaches
+    the end of the range in a few dozen steps."""
+    size = first
+    while low <= high:
+        if order == "desc":
+            yield max(low, high - size + 1), high
+            high -= size
+        else:
+            yield low, min(high, low + size - 1)
+            low += size
+        size *= 2
 
 
 def _equal_any(where: list[str], params: list[Any], column: str, values: tuple[str, ...]) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from podvisor.aggregator.app import create_app
 from podvisor.aggregator.query import CursorCodec, Term, TextSearch, parse_search
-from podvisor.aggregator.store.select import fts_expression
+from podvisor.aggregator.store.select import fts_expression, seq_windows
 from podvisor.aggregator.store.sqlite import Store
 from tests.unit.test_aggregator_fixtures import entry, make_settings, post, state_of, token_of
 
@@ -297,3 +297,27 @@ def test_query_timeout_is_503_json(tmp_path: Path):
     finally:
         state_of(app).close()
         store.close()
+
+
+def test_seq_windows_double_from_the_page_start():
+    assert list(seq_windows(1, 20, "desc", first=4)) == [(17, 20), (9, 16), (1, 8)]
+    assert list(seq_windows(1, 20, "asc", first=4)) == [(1, 4), (5, 12), (13, 20)]
+    assert list(seq_windows(5, 4, "asc")) == []
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_exclusions_only_pages_walk_every_kept_entry_once_across_windows(client, token, order):
+    # 9,000 entries, a kept one every 700th: pages span several windows of seqs.
+    kept = {i for i in range(9000) if i % 700 == 3}
+    for start in range(0, 9000, 1000):
+        seed(client, token, [entry(i, message="kept line" if i in kept else "noise health line")
+                             for i in range(start, start + 1000)])
+    seen, cursor = [], None
+    while True:
+        params = {"q": "-health", "order": order, "limit": 4, **({"cursor": cursor} if cursor else {})}
+        page = get(client, "/api/v1/logs?" + "&".join(f"{k}={v}" for k, v in params.items())).json
+        seen += [int(e["id"].rsplit(":", 1)[1]) for e in page["entries"]]
+        cursor = page["next"]
+        if not cursor:
+            break
+    assert seen == sorted(kept, reverse=order == "desc")
