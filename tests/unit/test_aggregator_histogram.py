@@ -137,3 +137,10 @@ def test_bad_parameters_are_a_400_naming_them(client, token, params, fragment):
     reply = client.get("/api/v1/histogram", query_string=params)
     assert reply.status_code == 400 and reply.json["ok"] is False, reply.get_data(as_text=True)[:300]
     assert fragment in reply.json["error"], reply.json
+
+
+def test_the_histogram_benchmark_runs_on_a_small_store(tmp_path, capsys):
+    from podvisor.bench import histogram as bench
+    assert bench.main(["--rows", "3000", "--runs", "1", "--db", str(tmp_path / "bench.db")]) == 0
+    out = capsys.readouterr().out
+    assert "filled 3,000 entries" in out and "all time, every entry" in out and "(3000)" in out
