@@ -76,7 +76,9 @@ def count(store: Store, query: LogQuery, *, wanted: int, now_ms: int, metrics: M
     query's since/until; an open start is the oldest stored entry, an open end `now_ms`. Raises
     ApiError (400 bad search, 503 timeout or no store)."""
     with reading(store, query, metrics, endpoint) as conn:
-        until = query.until_ms if query.until_ms is not None else max(now_ms, query.since_ms or now_ms)
+        until = query.until_ms
+        if until is None:
+            until = now_ms if query.since_ms is None else max(now_ms, query.since_ms)
         since = query.since_ms
         if since is None:
             oldest = conn.execute(OLDEST_TS_SQL).fetchone()[0]

@@ -51,7 +51,8 @@ class TextSearch:
 
 @dataclass(frozen=True)
 class LogQuery:
-    """Filters shared by GET /logs, /api/v1/logs and /api/v1/tail."""
+    """Filters shared by GET /logs, /api/v1/logs, /api/v1/tail and /api/v1/histogram; `text` is
+    `q`, parsed (every store builds its own full-text query from it)."""
 
     service: str | None = None
     pods: tuple[str, ...] = ()
