@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass, field
 
 from podvisor.core.settings import Env, SettingsError, is_loopback
+from podvisor.core.supervisor import SupervisorConfig
 
 MIB = 1024 * 1024
 READ_AUTH_MODES = ("auto", "always", "never")
@@ -35,6 +36,8 @@ class Settings:
     log_level: str = "INFO"
     allowed_hosts: tuple[str, ...] = field(default=())
     logger_credentials: tuple[tuple[str, str, str], ...] = field(default=())  # (pod, service, file)
+    # supervisord, for the pods page's start/stop/restart (it sets these in every child's environment)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
 
     @property
     def reads_need_token(self) -> bool:
@@ -75,6 +78,7 @@ class Settings:
             log_level=env.choice("AGGREGATOR_LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
             allowed_hosts=env.hosts("AGGREGATOR_ALLOWED_HOSTS"),
             logger_credentials=logger_credentials(env, "AGGREGATOR_LOGGER_CREDENTIALS"),
+            supervisor=SupervisorConfig.from_env(env),
         )
         if settings.max_entry_bytes > settings.max_body_bytes:
             raise SettingsError("AGGREGATOR_MAX_ENTRY_BYTES", str(settings.max_entry_bytes),
