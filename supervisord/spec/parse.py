@@ -126,7 +126,7 @@ PORT_KEYS = {"port": "app_ports", "metrics_port": "metrics_ports", "logger_port"
 LOGGER_RENDERED = frozenset({"LOGGER_LOG_DIR", "LOGGER_STATE_DIR", "LOGGER_AGGREGATOR_URL",
                              "LOGGER_CREDENTIAL_FILE", "LOGGER_HOST", "LOGGER_PORT", "LOGGER_APP_PROGRAM",
                              "LOGGER_GRACE_SECONDS", "LOGGER_STDERR_LEVEL", "LOGGER_PROBE_PATHS",
-                             "LOGGER_ROUTE_PREFIXES"})
+                             "LOGGER_ROUTE_PREFIXES", "LOGGER_CA_FILE"})
 
 
 def _pod(name: str, table: Any) -> dict[str, Any]:
