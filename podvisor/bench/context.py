@@ -32,6 +32,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(7, "aggregator", "Aggregator ingest and queries"),
     Scenario(8, "lifecycle", "Lifecycle"),
     Scenario(9, "gateway", "Gateway overhead"),
+    Scenario(10, "stores", "ClickHouse store beside SQLite"),
 )
 
 

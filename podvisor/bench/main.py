@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from podvisor.bench import aggregator, gateway, latency, lifecycle, metrics, pipeline
+from podvisor.bench import aggregator, gateway, latency, lifecycle, metrics, pipeline, stores
 from podvisor.bench.context import SCENARIOS, Bench
 from podvisor.bench.report import Progress, document, machine, table, write_json
 from podvisor.bench.sizes import for_mode
@@ -35,6 +35,7 @@ RUNNERS: tuple[tuple[frozenset[int], Callable[[Bench], None]], ...] = (
     (frozenset({7}), aggregator.run),
     (frozenset({8}), lifecycle.run),
     (frozenset({9}), gateway.run),
+    (frozenset({10}), stores.run),
 )
 
 

@@ -90,7 +90,7 @@ def test_aggregator_benchmark_output_is_parsed():
 
 def test_scenarios_are_chosen_by_number_or_name():
     assert parse_only("1,latency, 8, gateway") == {1, 3, 8, 9}
-    assert parse_only(None) == set(range(1, 10))
+    assert parse_only(None) == set(range(1, 11))
     with pytest.raises(ValueError, match="unknown scenario 'warp'"):
         parse_only("warp")
 
