@@ -68,7 +68,7 @@ def test_smoke_run_reports_every_scenario_as_table_and_json(tmp_path):
     assert doc["tool"] == "podvisor-bench" and doc["mode"] == "smoke" and doc["runs"] == 1
     assert doc["machine"]["cpus"] >= 1 and doc["machine"]["python"] and doc["machine"]["cpu_model"]
     scenarios = {s["number"]: s for s in doc["scenarios"]}
-    assert sorted(scenarios) == list(range(1, 10)), doc["scenarios"]
+    assert sorted(scenarios) == list(range(1, 11)), doc["scenarios"]
     header = done.stdout.splitlines()[0].split()
     assert header == ["#", "figure", "median", "min", "max", "unit", "goal", "met"], done.stdout
     for number, scenario in scenarios.items():
