@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 # Levels are stored lower-cased; the usual spellings count as their level, any other (or none)
 # as `other`, so the answer has a handful of series whatever the apps write.
 LEVEL_GROUPS = ("debug", "info", "warning", "error", "critical", "other")
+LEVEL_SPELLINGS = (("debug",), ("info",), ("warning", "warn"), ("error",), ("critical", "fatal"))  # all but other
 DEFAULT_BUCKETS = 60
 MAX_BUCKETS = 1000
 SECOND, MINUTE, HOUR, DAY = 1000, 60_000, 3_600_000, 86_400_000

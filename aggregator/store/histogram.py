@@ -6,7 +6,7 @@ import dataclasses
 import sqlite3
 from typing import Any
 
-from podvisor.aggregator.histogram import LEVEL_GROUPS, Histogram, choose_buckets, time_range
+from podvisor.aggregator.histogram import LEVEL_GROUPS, LEVEL_SPELLINGS, Histogram, choose_buckets, time_range
 from podvisor.aggregator.query import LogQuery, service_names
 from podvisor.aggregator.store.select import (
     exclusion_conditions,
@@ -17,8 +17,8 @@ from podvisor.aggregator.store.select import (
     seq_conditions,
 )
 
-_LEVEL_SUMS = ("sum(logs.level = 'debug'), sum(logs.level = 'info'), sum(logs.level IN ('warning', 'warn')), "
-               "sum(logs.level = 'error'), sum(logs.level IN ('critical', 'fatal'))")
+_LEVEL_SUMS = ", ".join("sum(logs.level IN (" + ", ".join(f"'{name}'" for name in names) + "))"
+                       for names in LEVEL_SPELLINGS)
 
 OLDEST_TS_SQL = "SELECT min(ts) FROM logs"  # the logs_ts index answers it from its first entry
 
