@@ -33,6 +33,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(8, "lifecycle", "Lifecycle"),
     Scenario(9, "gateway", "Gateway overhead"),
     Scenario(10, "restart", "Requests refused across a kill -9"),
+    Scenario(11, "stores", "ClickHouse store beside SQLite"),
 )
 
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from podvisor.bench import aggregator, gateway, latency, lifecycle, metrics, pipeline, restarts
+from podvisor.bench import aggregator, gateway, latency, lifecycle, metrics, pipeline, restarts, stores
 from podvisor.bench.context import SCENARIOS, Bench
 from podvisor.bench.report import Progress, document, machine, table, write_json
 from podvisor.bench.sizes import for_mode
@@ -36,6 +36,7 @@ RUNNERS: tuple[tuple[frozenset[int], Callable[[Bench], None]], ...] = (
     (frozenset({8}), lifecycle.run),
     (frozenset({9}), gateway.run),
     (frozenset({10}), restarts.run),
+    (frozenset({11}), stores.run),
 )
 
 

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     metrics = LoggerMetrics()
     try:
-        pipeline = Pipeline(settings, RequestsTransport(), metrics=metrics)
+        pipeline = Pipeline(settings, RequestsTransport(settings.ca_file), metrics=metrics)
     except OSError as exc:
         return exit_bad_setting("podvisor-logger", SettingsError("LOGGER_STATE_DIR", str(settings.state_dir),
                                                                  f"cannot use it: {exc}"))

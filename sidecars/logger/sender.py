@@ -3,6 +3,8 @@
 POST {url}/logs, gzip JSON list, `Authorization: Bearer <credential file>` (this logger's own
 credential: the aggregator stamps the pod from it and takes only ids of that pod). Outcomes:
 - 2xx: stored; entries named in the reply's `errors` go to the dead-letter file; `duplicates` counted.
+- a refused TLS certificate (LOGGER_CA_FILE): nothing is sent; retried like a connection error,
+  counted as retries{reason="tls"} and logged as an error.
 - 5xx, 429, 408, 3xx, connection errors and timeouts: retried forever, exponential backoff + jitter
   (LOGGER_BACKOFF_INITIAL doubling up to LOGGER_BACKOFF_MAX, each delay drawn from [50%, 100%]).
 - 401, or the credential file missing (the aggregator writes it at its start): the file is re-read
@@ -44,24 +46,34 @@ class TransportError(Exception):
     """The request did not get an HTTP answer (connection refused, reset, timeout)."""
 
 
+class TlsError(TransportError):
+    """The aggregator's certificate was refused (not from LOGGER_CA_FILE's CA, wrong name, expired):
+    nothing was sent. Retried like a connection error, since the operator may fix it."""
+
+
 class Transport(Protocol):
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Response: ...
 
 
 class RequestsTransport:
-    """Transport over a requests.Session (keep-alive; redirects are not followed)."""
+    """Transport over a requests.Session (keep-alive; redirects are not followed). With `ca_file`,
+    an https aggregator's certificate must chain to that CA alone (else the system's CAs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ca_file: Path | None = None) -> None:
         import requests  # imported here so unit tests with fake transports need no HTTP stack
 
         self._requests = requests
         self._session = requests.Session()
+        # Per request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's `verify`.
+        self._verify: str | bool = str(ca_file) if ca_file is not None else True
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Response:
         try:
             reply = self._session.post(url, data=body, headers=dict(headers),
                                        timeout=(min(3.05, timeout), timeout),
-                                       allow_redirects=False)
+                                       allow_redirects=False, verify=self._verify)
+        except self._requests.exceptions.SSLError as exc:
+            raise TlsError(str(exc)) from exc
         except self._requests.RequestException as exc:
             raise TransportError(str(exc)) from exc
         return Response(reply.status_code, reply.content)
@@ -160,6 +172,13 @@ class Sender:
             self.attempts += 1
             try:
                 reply = self._transport.post(self._url, body, headers, self._timeout)
+            except TlsError as exc:
+                if self.reachable is not False:
+                    log.error("the certificate of aggregator %s was refused (%s); nothing sent, retrying with "
+                              "backoff (check LOGGER_CA_FILE)", self._url, exc)
+                self._set_reachable(False)
+                failures = self._retry("tls", failures)
+                continue
             except TransportError as exc:
                 if self.reachable is not False:
                     log.warning("aggregator %s unreachable (%s); retrying with backoff", self._url, exc)
