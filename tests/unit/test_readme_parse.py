@@ -111,6 +111,8 @@ def test_elsewhere_needs_an_existing_test_naming_the_podvisor_commands(tmp_path)
 
 
 def test_elsewhere_ci_run_needs_the_same_packages_and_the_test_command_as_its_last_line(tmp_path):
+    with pytest.raises(readme.ReadmeError, match="there is no .ci/run"):
+        readme.check_elsewhere(one_block("python3 -m pytest", "elsewhere .ci/run"), tmp_path)
     (tmp_path / ".ci").mkdir()
     ci = tmp_path / ".ci" / "run"
     ci.write_text("#!/bin/sh\n$SUDO apt-get install -y -qq zsh \\\n  curl >/dev/null\npython3 -m pytest\n")
