@@ -66,20 +66,30 @@ class InlineWorker:
 
 
 class ThreadWorker:
-    """Ships on a background thread, one batch at a time (in order), with one more queued."""
+    """Ships on `threads` background threads: that many batches in flight at once, so the logger
+    reads and encodes the next batches while the aggregator stores the previous ones. Batches may
+    be acknowledged out of order; the pipeline moves offsets over the acknowledged prefix only."""
 
-    def __init__(self, sender: Sender, waiter: Waiter) -> None:
+    def __init__(self, sender: Sender, waiter: Waiter, threads: int = 1) -> None:
         self._sender = sender
         self._waiter = waiter
         self._todo: queue.Queue[list[Item]] = queue.Queue()
         self._done: queue.Queue[BatchResult] = queue.Queue()
         self._outstanding = 0
+        # One more batch than threads may wait, so a thread never idles while the loop encodes.
+        self._depth = threads + 1
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="logger-sender", daemon=True)
-        self._thread.start()
+        self.wakeup: Callable[[], None] = lambda: None  # called after each result (the loop's wait ends)
+        self._threads = [threading.Thread(target=self._run, name=f"logger-sender-{n}", daemon=True)
+                         for n in range(threads)]
+        for thread in self._threads:
+            thread.start()
 
     def ready(self) -> bool:
-        return self._outstanding < 2
+        return self._outstanding < self._depth
+
+    def in_flight(self) -> int:
+        return self._outstanding
 
     def submit(self, batch: list[Item]) -> None:
         self._outstanding += 1
@@ -109,6 +119,7 @@ class ThreadWorker:
             while True:
                 try:
                     self._done.put(self._sender.send(batch))
+                    self.wakeup()
                     break
                 except Cancelled as exc:
                     if exc.result is not None:
@@ -158,7 +169,8 @@ class Pipeline:
         self.sender = Sender(transport, settings.aggregator_url, settings.credential_file, self.deadletter,
                              self.metrics, self.waiter, rng, timeout=settings.request_timeout,
                              backoff_initial=settings.backoff_initial, backoff_max=settings.backoff_max)
-        self.worker = ThreadWorker(self.sender, self.waiter) if threaded else InlineWorker(self.sender)
+        self.worker = (ThreadWorker(self.sender, self.waiter, settings.max_inflight_batches) if threaded
+                       else InlineWorker(self.sender))
         self._inflight: deque[Item] = deque()  # read but not acknowledged, oldest first
         self._inflight_bytes = 0
         self._dirty = False
@@ -309,12 +321,15 @@ class Pipeline:
             for item in result.done:
                 item.acked = True
                 self._inflight_bytes -= item.size
-                ident = self.registry.identities.get(item.key)
-                if ident is not None and item.end > ident.offset:
-                    ident.offset = item.end
             self._dirty = True
-        while self._inflight and self._inflight[0].acked:
-            self._inflight.popleft()
+        # Batches are acknowledged in any order: an offset moves only over the acknowledged prefix
+        # of what was read, so the checkpoint never passes a line still on its way.
+        inflight, identities = self._inflight, self.registry.identities
+        while inflight and inflight[0].acked:
+            item = inflight.popleft()
+            ident = identities.get(item.key)
+            if ident is not None and item.end > ident.offset:
+                ident.offset = item.end
         return bool(results)
 
     def _try_save(self) -> bool:

@@ -49,17 +49,21 @@ class Transport(Protocol):
 
 
 class RequestsTransport:
-    """Transport over a requests.Session (keep-alive; redirects are not followed)."""
+    """Transport over a requests.Session per thread (keep-alive, one connection per sending thread;
+    redirects are not followed)."""
 
     def __init__(self) -> None:
         import requests  # imported here so unit tests with fake transports need no HTTP stack
 
         self._requests = requests
-        self._session = requests.Session()
+        self._local = threading.local()
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Response:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = self._requests.Session()
         try:
-            reply = self._session.post(url, data=body, headers=dict(headers),
+            reply = session.post(url, data=body, headers=dict(headers),
                                        timeout=(min(3.05, timeout), timeout),
                                        allow_redirects=False)
         except self._requests.RequestException as exc:

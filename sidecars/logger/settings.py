@@ -33,6 +33,8 @@ Tuning knobs:
                                      sent again (the store absorbs it if the first one was stored)
   LOGGER_SPOOL_MAX_BYTES      256 MiB disk kept alive for rotated-away unshipped data
   LOGGER_MAX_INFLIGHT_BYTES   16 MiB read-ahead bound: past it, reading pauses (the files are the buffer)
+  LOGGER_MAX_INFLIGHT_BATCHES 3      batches shipped at once (one connection each); acknowledgements may
+                                     come in any order, the checkpoint follows the acknowledged prefix
   LOGGER_ROTATED_IDLE_SECONDS 5      a rotated-away file quiet this long gets no more bytes: its
                                      partial last line is flushed; a vanished file's unshipped
                                      range is reported lost
@@ -85,6 +87,7 @@ class Settings:
     request_timeout: float = 10.0
     spool_max_bytes: int = 256 * MIB
     max_inflight_bytes: int = 16 * MIB
+    max_inflight_batches: int = 3
     rotated_idle_seconds: float = 5.0
     checkpoint_interval: float = 1.0
 
@@ -124,6 +127,7 @@ class Settings:
             request_timeout=env.seconds("LOGGER_REQUEST_TIMEOUT", 10.0, 0.1),
             spool_max_bytes=env.integer("LOGGER_SPOOL_MAX_BYTES", 256 * MIB, 0, 1 << 50),
             max_inflight_bytes=env.integer("LOGGER_MAX_INFLIGHT_BYTES", 16 * MIB, KIB, 1 << 40),
+            max_inflight_batches=env.integer("LOGGER_MAX_INFLIGHT_BATCHES", 3, 1, 64),
             rotated_idle_seconds=env.seconds("LOGGER_ROTATED_IDLE_SECONDS", 5.0),
             checkpoint_interval=env.seconds("LOGGER_CHECKPOINT_INTERVAL", 1.0),
         )
