@@ -13,8 +13,9 @@ from podvisor.aggregator.pods import PodsMonitor
 from podvisor.aggregator.query import CursorCodec
 from podvisor.aggregator.settings import Settings
 from podvisor.aggregator.state import EXTENSION_KEY, AggregatorState
-from podvisor.aggregator.store.retention import Retention, RetentionWorker
-from podvisor.aggregator.store.sqlite import Store
+from podvisor.aggregator.store.base import LogStore
+from podvisor.aggregator.store.open import open_store
+from podvisor.aggregator.store.retention import RetentionWorker
 from podvisor.aggregator.streams import TailLimiter
 from podvisor.aggregator.views import ingest, logs, ops, session, tail
 from podvisor.aggregator.views import pods as pods_view
@@ -24,7 +25,7 @@ from podvisor.core.webapp import PodvisorFlask
 API_BLUEPRINTS = (ingest.bp, logs.bp, tail.bp, session.bp, ops.bp, pods_view.bp)
 
 
-def create_app(settings: Settings, *, store: Store | None = None, token: str | None = None,
+def create_app(settings: Settings, *, store: LogStore | None = None, token: str | None = None,
                metrics: Metrics | None = None, pods: PodsMonitor | None = None,
                start_background: bool = True, blueprints: Iterable[Blueprint] = ()) -> Flask:
     """Build the app. Opens the store and token file from `settings` unless given; pass more
@@ -34,16 +35,16 @@ def create_app(settings: Settings, *, store: Store | None = None, token: str | N
         token = load_or_create_token(settings.token_file)
     owns_store = store is None
     if store is None:
-        store = Store(settings.db_path, query_timeout_ms=settings.query_timeout_ms)
+        store = open_store(settings)
     metrics = metrics or Metrics()
     tails = TailLimiter(settings.tail_max_streams, wake=store.wake, max_per_client=settings.tail_max_per_client)
-    retention = Retention(store, max_age_days=settings.retention_days,
-                          max_bytes=settings.retention_bytes, metrics=metrics)
+    retention = store.retention(max_age_days=settings.retention_days, max_bytes=settings.retention_bytes,
+                                metrics=metrics)
     metrics.registry.register(StoreCollector(store, lambda: tails.active,
                                              lambda: retention.last_used_bytes))
     worker = None
     if start_background and (settings.retention_days > 0 or settings.retention_bytes > 0):
-        worker = RetentionWorker(retention, settings.retention_interval)
+        worker = RetentionWorker(retention, settings.retention_interval, metrics)
         worker.start()
     if pods is None:
         pods = PodsMonitor(settings.controller_url, settings.metrics_urls,

@@ -13,8 +13,9 @@ from podvisor.aggregator.auth import TokenFileError, load_or_create_token
 from podvisor.aggregator.credentials import mint, write_credential
 from podvisor.aggregator.settings import Settings
 from podvisor.aggregator.state import EXTENSION_KEY
+from podvisor.aggregator.store.base import StoreUnavailable
+from podvisor.aggregator.store.open import open_store
 from podvisor.aggregator.store.schema import SchemaError
-from podvisor.aggregator.store.sqlite import Store
 from podvisor.aggregator.views import ui
 from podvisor.core.budget import SERVER_DRAIN_SECONDS
 from podvisor.core.serving import Server, serve_until_signalled
@@ -72,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return exit_bad_setting(prog, SettingsError("AGGREGATOR_LOGGER_CREDENTIALS", None,
                                                     f"cannot write a credential: {exc}"))
     try:
-        store = Store(settings.db_path, query_timeout_ms=settings.query_timeout_ms)
-    except (sqlite3.Error, SchemaError, OSError) as exc:
+        store = open_store(settings)
+    except (sqlite3.Error, SchemaError, OSError, StoreUnavailable) as exc:
         return exit_bad_setting(prog, SettingsError("AGGREGATOR_DB", settings.db_path, f"cannot be opened: {exc}"))
     app = create_app(settings, store=store, token=token, blueprints=(ui.bp,))
     state = app.extensions[EXTENSION_KEY]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from podvisor.aggregator.store.sqlite import Store
+from podvisor.aggregator.store.base import LogStore
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Metrics:
 class StoreCollector:
     """Gauges read fresh at every scrape: stored entries, sizes, oldest entry age, tail streams."""
 
-    def __init__(self, store: Store, tail_count: Callable[[], int],
+    def __init__(self, store: LogStore, tail_count: Callable[[], int],
                  used_bytes: Callable[[], int | None], clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._tail_count = tail_count
@@ -76,17 +76,13 @@ class StoreCollector:
                                     value=used)
         yield GaugeMetricFamily("aggregator_write_queue_depth",
                                 "Write requests waiting for the writer thread.",
-                                value=store.writer.queue_depth())
+                                value=store.queue_depth())
         yield GaugeMetricFamily("aggregator_tail_subscribers", "Open live-tail streams.",
                                 value=self._tail_count())
         yield GaugeMetricFamily("aggregator_store_up", "1 when the store accepts writes.",
-                                value=1 if store.writer.alive else 0)
-        try:
-            row = store.query("SELECT min(ts) FROM logs", timeout_ms=1000)
-        except Exception as exc:  # noqa: BLE001 - a scrape must not fail because of one gauge
-            logger.warning("oldest entry lookup failed: %s", exc)
-            return
-        if row and row[0][0] is not None:
-            age = max(0.0, self._clock() - row[0][0] / 1000)
+                                value=1 if store.accepts_writes() else 0)
+        oldest = store.oldest_ts_ms()
+        if oldest is not None:
+            age = max(0.0, self._clock() - oldest / 1000)
             yield GaugeMetricFamily("aggregator_oldest_entry_age_seconds",
                                     "Age of the oldest stored entry by its timestamp.", value=age)

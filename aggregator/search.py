@@ -1,58 +1,28 @@
-"""Run a LogQuery against the store, mapping timeouts and FTS errors to API errors."""
+"""Run a LogQuery against the store, mapping its errors to the API's (400 bad search, 503)."""
 from __future__ import annotations
 
-import sqlite3
 import time
-from dataclasses import dataclass
 
 from podvisor.aggregator.errors import ApiError
 from podvisor.aggregator.metrics import Metrics
-from podvisor.aggregator.query import LogQuery, service_names
-from podvisor.aggregator.store.select import build_select, existing_services, seq_bounds
-from podvisor.aggregator.store.sqlite import QueryTimeout, Store, StoreUnavailable
+from podvisor.aggregator.query import LogQuery
+from podvisor.aggregator.store.base import BadSearch, LogStore, Page, QueryTimeout, StoreUnavailable
 
 
-@dataclass(frozen=True)
-class Page:
-    """Matching (seq, body JSON[, ts]) rows, and the highest seq stored in the same snapshot."""
-
-    rows: list[tuple]
-    latest_id: int
-
-
-def fetch(store: Store, query: LogQuery, *, order: str, after: int | None, limit: int,
+def fetch(store: LogStore, query: LogQuery, *, order: str, after: int | None, limit: int,
           metrics: Metrics | None = None, endpoint: str = "api", with_ts: bool = False) -> Page:
     """One page of entries in seq order; raises ApiError (400 bad search, 503 timeout or no store)."""
     started = time.perf_counter()
     try:
-        with store.read() as conn:
-            latest_row = conn.execute(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'logs'").fetchone()
-            latest = latest_row[0] if latest_row else 0
-            services = None
-            if query.service is not None:
-                services = existing_services(conn, service_names(query.service))
-                if not services:
-                    return Page([], latest)
-            seq_range = seq_bounds(conn, query)
-            if seq_range is None:
-                return Page([], latest)
-            sql, params = build_select(query, services=services, order=order, after=after,
-                                       limit=limit, seq_range=seq_range, with_ts=with_ts)
-            rows = conn.execute(sql, params).fetchall()
+        return store.page(query, order=order, after=after, limit=limit, with_ts=with_ts)
     except QueryTimeout:
         if metrics is not None:
             metrics.query_timeouts.labels(endpoint).inc()
         raise ApiError(503, "query timed out", {"Retry-After": "1"}) from None
     except StoreUnavailable as exc:
-        raise ApiError(503, f"store unavailable: {exc}") from None
-    except sqlite3.OperationalError as exc:
-        # The query is built by fts_expression, so this is a search FTS5 still refuses: the
-        # caller's 400, whatever SQLite's wording ("fts5: syntax error", "unterminated string").
-        if query.text is not None:
-            raise ApiError(400, f"q: not a valid search: {exc}") from None
-        raise
+        raise ApiError(503, f"store unavailable: {exc}", {"Retry-After": "1"}) from None
+    except BadSearch as exc:
+        raise ApiError(400, f"q: not a valid search: {exc}") from None
     finally:
         if metrics is not None:
             metrics.query_seconds.labels(endpoint).observe(time.perf_counter() - started)
-    return Page(rows, latest)

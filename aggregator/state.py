@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from podvisor.aggregator.pods import PodsMonitor
     from podvisor.aggregator.query import CursorCodec
     from podvisor.aggregator.settings import Settings
+    from podvisor.aggregator.store.base import LogStore
     from podvisor.aggregator.store.retention import RetentionWorker
-    from podvisor.aggregator.store.sqlite import Store
     from podvisor.aggregator.streams import TailLimiter
 
 EXTENSION_KEY = "podvisor_aggregator"
@@ -25,7 +25,7 @@ class AggregatorState:
     """What create_app() built: settings, store, auth, metrics and background workers."""
 
     settings: Settings
-    store: Store
+    store: LogStore
     auth: Authenticator
     metrics: Metrics
     cursors: CursorCodec

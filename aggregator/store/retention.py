@@ -1,4 +1,5 @@
-"""Retention: delete the oldest entries by age and by database size, in small writer requests."""
+"""Retention of the SQLite store: delete the oldest entries by age and by database size, in small
+writer requests; and the worker that runs any store's retention pass on an interval."""
 from __future__ import annotations
 
 import logging
@@ -7,11 +8,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from podvisor.aggregator.metrics import Metrics
 from podvisor.aggregator.store import schema
-from podvisor.aggregator.store.sqlite import QueryTimeout, Store, StoreUnavailable, used_bytes
+from podvisor.aggregator.store.base import QueryTimeout, RetentionPass, RetentionReport, StoreUnavailable
+from podvisor.aggregator.store.sqlite import Store, used_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -19,15 +20,6 @@ DAY_MS = 86_400_000
 _DELETE_OLDER = ("DELETE FROM logs WHERE seq IN "
                  "(SELECT seq FROM logs WHERE ts < ? ORDER BY ts, seq LIMIT ?)")
 _DELETE_OLDEST = "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs ORDER BY ts, seq LIMIT ?)"
-
-
-@dataclass(frozen=True)
-class RetentionReport:
-    """What one pass did."""
-
-    deleted_by_age: int
-    deleted_by_size: int
-    used_bytes: int
 
 
 class Retention:
@@ -58,6 +50,9 @@ class Retention:
             logger.info("retention deleted %d entries by age and %d by size; %d bytes in use",
                         by_age, by_size, used)
         return RetentionReport(by_age, by_size, used)
+
+    def cancel_pass(self) -> None:
+        self.cancel.set()
 
     def _used(self) -> int:
         with self.store.read() as conn:
@@ -100,11 +95,12 @@ class Retention:
 
 
 class RetentionWorker:
-    """Runs Retention.run_once every `interval` seconds on a background thread."""
+    """Runs a store's retention pass every `interval` seconds on a background thread."""
 
-    def __init__(self, retention: Retention, interval: float) -> None:
+    def __init__(self, retention: RetentionPass, interval: float, metrics: Metrics | None = None) -> None:
         self.retention = retention
         self.interval = interval
+        self.metrics = metrics
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="aggregator-retention", daemon=True)
 
@@ -114,18 +110,18 @@ class RetentionWorker:
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the loop to end (a chunk in flight completes) and wait for it."""
         self._stop.set()
-        self.retention.cancel.set()
+        self.retention.cancel_pass()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        metrics = self.retention.metrics
+        metrics = self.metrics
         while not self._stop.wait(self.interval):
             started = time.perf_counter()
             outcome = "ok"
             try:
                 self.retention.run_once()
-            except (StoreUnavailable, QueryTimeout, sqlite3.Error) as exc:
+            except (StoreUnavailable, QueryTimeout, sqlite3.Error, OSError) as exc:
                 outcome = "error"
                 logger.warning("retention pass failed: %s", exc)
             if metrics is not None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from podvisor.aggregator.store import base
+
 SCHEMA_VERSION = 2
 
 # `seq` is the rowid. AUTOINCREMENT guarantees it is never reused, even after retention has deleted
@@ -126,8 +128,8 @@ def since_ranges(since_ms: int) -> tuple[int, ...]:
     return (second, minute * 60 + 59, minute + 1, hour * 60 + 59, hour + 1, MAX_BUCKET)
 
 
-# Row tuple order matching INSERT_SQL.
-Row = tuple[str, int, str | None, str | None, str | None, str | None, str, str]
+# base.Row, in the order of INSERT_SQL's columns.
+Row = base.Row
 
 
 class SchemaError(RuntimeError):

@@ -1,4 +1,5 @@
-"""The Database wrapper: one writer thread for all writes, one query-only connection per reader thread."""
+"""The SQLite log store (base.LogStore): one writer thread for all writes, one query-only connection
+per reader thread."""
 from __future__ import annotations
 
 import logging
@@ -9,34 +10,30 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from podvisor.aggregator.query import LogQuery, service_names
 from podvisor.aggregator.store import schema
+from podvisor.aggregator.store.base import (  # noqa: F401 - InsertResult & co. are imported from here too
+    BadSearch,
+    InsertResult,
+    Page,
+    QueryTimeout,
+    RetentionPass,
+    StoreUnavailable,
+)
 from podvisor.aggregator.store.checkpointer import Checkpointer
+from podvisor.aggregator.store.select import build_select, existing_services, seq_bounds
 from podvisor.aggregator.store.writer import WriteFn, Writer, WriterBusy, WriterClosed
+
+if TYPE_CHECKING:
+    from podvisor.aggregator.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
 # The progress handler runs every this many SQLite VM instructions (~tens of microseconds): fine
 # enough for a prompt timeout, coarse enough to cost well under 1% of query time.
 PROGRESS_STEPS = 1000
-
-
-class StoreUnavailable(RuntimeError):
-    """The store cannot take writes now (closed, failed, overloaded): answer 503."""
-
-
-class QueryTimeout(RuntimeError):
-    """A read ran past the query time limit and was interrupted."""
-
-
-@dataclass(frozen=True)
-class InsertResult:
-    """Outcome of one insert request."""
-
-    stored: int
-    duplicates: int
 
 
 class Store:
@@ -175,6 +172,38 @@ class Store:
         with self.read(timeout_ms) as conn:
             return conn.execute(sql, params).fetchall()
 
+    def page(self, query: LogQuery, *, order: str, after: int | None, limit: int,
+             with_ts: bool = False) -> Page:
+        """One page of matching entries in seq order, in one read snapshot with its latest seq."""
+        try:
+            with self.read() as conn:
+                latest_row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'logs'").fetchone()
+                latest = latest_row[0] if latest_row else 0
+                services = None
+                if query.service is not None:
+                    services = existing_services(conn, service_names(query.service))
+                    if not services:
+                        return Page([], latest)
+                seq_range = seq_bounds(conn, query)
+                if seq_range is None:
+                    return Page([], latest)
+                sql, params = build_select(query, services=services, order=order, after=after,
+                                           limit=limit, seq_range=seq_range, with_ts=with_ts)
+                return Page(conn.execute(sql, params).fetchall(), latest)
+        except sqlite3.OperationalError as exc:
+            # The search is built by fts_expression, so this is one FTS5 still refuses ("fts5:
+            # syntax error", "unterminated string"): the caller's, whatever SQLite's wording.
+            if query.text is not None:
+                raise BadSearch(str(exc)) from None
+            raise
+
+    def oldest_ts_ms(self) -> int | None:
+        try:
+            row = self.query("SELECT min(ts) FROM logs", timeout_ms=1000)
+        except (sqlite3.Error, QueryTimeout, StoreUnavailable):
+            return None
+        return row[0][0] if row and row[0][0] is not None else None
+
     # -- state --------------------------------------------------------------------------------
 
     def size_bytes(self) -> int:
@@ -186,6 +215,17 @@ class Store:
             except FileNotFoundError:
                 pass
         return total
+
+    def queue_depth(self) -> int:
+        return self.writer.queue_depth()
+
+    def accepts_writes(self) -> bool:
+        return self.writer.alive
+
+    def retention(self, *, max_age_days: float, max_bytes: int, metrics: Metrics | None = None) -> RetentionPass:
+        from podvisor.aggregator.store.retention import Retention  # it builds on this module
+
+        return Retention(self, max_age_days=max_age_days, max_bytes=max_bytes, metrics=metrics)
 
     def health(self) -> str | None:
         """None when the store can read and write; otherwise the reason it cannot."""

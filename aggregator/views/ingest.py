@@ -11,7 +11,7 @@ from flask import Blueprint, Request, Response, jsonify, request
 from podvisor.aggregator.credentials import LoggerIdentity
 from podvisor.aggregator.errors import ApiError
 from podvisor.aggregator.state import get_state
-from podvisor.aggregator.store.sqlite import InsertResult, Store, StoreUnavailable
+from podvisor.aggregator.store.base import InsertResult, LogStore, StoreUnavailable
 from podvisor.aggregator.validation import Batch, validate, validate_raw
 from podvisor.core.jsonsafe import Entries, JsonError, decode_entries
 
@@ -97,7 +97,7 @@ def to_rows(raw: bytes, max_entry_bytes: int, scope: LoggerIdentity | None) -> B
     return batch
 
 
-def store_rows(store: Store, batch: Batch) -> InsertResult:
+def store_rows(store: LogStore, batch: Batch) -> InsertResult:
     """Insert the batch's rows; when that raises anything but StoreUnavailable (a bug, a row the
     database refuses), insert them one by one so only the culprit is refused."""
     try:
@@ -128,7 +128,7 @@ def store_rows(store: Store, batch: Batch) -> InsertResult:
 @bp.post("/logs")
 @bp.post("/api/v1/ingest")
 def ingest() -> Response:
-    """Store one entry or a list; 202 with received/stored/duplicates/rejected/errors."""
+    """LogStore one entry or a list; 202 with received/stored/duplicates/rejected/errors."""
     state = get_state()
     metrics = state.metrics
     started = time.perf_counter()

@@ -19,7 +19,7 @@ def health() -> Response:
         return error_response(503, f"store unavailable: {problem or 'shutting down'}")
     store = state.store
     return jsonify(ok=True, status="ok", entries=store.entry_count, latest_id=store.last_seq,
-                   db_size_bytes=store.size_bytes(), write_queue_depth=store.writer.queue_depth())
+                   db_size_bytes=store.size_bytes(), write_queue_depth=store.queue_depth())
 
 
 @bp.get("/metrics")

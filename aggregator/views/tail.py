@@ -13,7 +13,7 @@ from podvisor.aggregator.errors import ApiError, ParamError
 from podvisor.aggregator.query import FILTER_PARAMS, LogQuery, check_known, parse_filters, parse_seq
 from podvisor.aggregator.search import fetch
 from podvisor.aggregator.state import get_state
-from podvisor.aggregator.store.sqlite import Store
+from podvisor.aggregator.store.base import LogStore
 from podvisor.aggregator.streams import TailsExhausted
 from podvisor.aggregator.views.access import require_read
 
@@ -25,7 +25,7 @@ BATCH = 500
 CHECK_EVERY = 1.0  # seconds a quiet stream waits before it looks whether its client is still there
 
 
-def stream_events(store: Store, query: LogQuery, after: int, *, heartbeat: float,
+def stream_events(store: LogStore, query: LogQuery, after: int, *, heartbeat: float,
                   stop: Callable[[], bool], clock: Callable[[], float] = time.monotonic
                   ) -> Iterator[str]:
     """Yield SSE text: `id: <seq>\\ndata: <entry>\\n\\n` per match after `after`, and a comment

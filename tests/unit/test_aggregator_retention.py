@@ -62,7 +62,7 @@ def test_retention_worker_runs_on_its_interval_and_stops(store):
     insert_entries(store, [entry(1, timestamp="2020-01-01T00:00:00Z")])
     metrics = Metrics()
     retention = Retention(store, max_age_days=1, max_bytes=0, clock=lambda: NOW, metrics=metrics)
-    worker = RetentionWorker(retention, interval=0.01)
+    worker = RetentionWorker(retention, interval=0.01, metrics=metrics)
     worker.start()
     try:
         wait_for(lambda: store.entry_count == 0, 5, "the retention worker to delete the old entry", interval=0.01)
