@@ -301,11 +301,20 @@ def _slow_row(text: bytes, max_bytes: int, now_ms: int, now_iso: str,
         return str(exc)
     if type(entry) is not dict:
         return "entry must be a JSON object"
-    refusal = _stamp(entry, scope) if scope is not None else None
+    return entry_row(entry, max_bytes, now_ms, now_iso, scope, lambda: loads_exact(text.decode()))
+
+
+def entry_row(entry: dict[str, Any], max_bytes: int, now_ms: int, now_iso: str, scope: LoggerIdentity | None,
+              exact: Callable[[], dict[str, Any]] | None = None) -> Row | str:
+    """The row of one decoded entry (stamped for `scope`, checked, encoded) or why it is refused;
+    `exact()` gives the entry again with numbers out of float range as their text."""
     try:
+        refusal = _stamp(entry, scope) if scope is not None else None
         return refusal or _row(entry, max_bytes, now_ms, now_iso)
-    except ValueError:  # a number out of float range: read it again, exactly
-        entry = loads_exact(text.decode())
+    except ValueError:
+        if exact is None:
+            raise
+        entry = exact()
         refusal = _stamp(entry, scope) if scope is not None else None
         return refusal or _row(entry, max_bytes, now_ms, now_iso)
 
