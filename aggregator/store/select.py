@@ -32,6 +32,19 @@ def seq_bounds(conn: sqlite3.Connection, query: LogQuery) -> tuple[int | None, i
     return low, high
 
 
+def oldest_ts(conn: sqlite3.Connection, tries: int = 50) -> int | None:
+    """The timestamp of the oldest entry, found from the oldest seconds in logs_spans (there is no
+    index on ts); None when the store is empty or the first `tries` seconds recorded hold nothing."""
+    spans = conn.execute("SELECT bucket, min_seq, max_seq FROM logs_spans WHERE unit = 1000 "
+                         "ORDER BY bucket LIMIT ?", (tries,)).fetchall()
+    for second, low, high in spans:
+        ts = conn.execute("SELECT min(ts) FROM logs WHERE seq BETWEEN ? AND ? AND ts >= ? AND ts < ?",
+                          (low, high, second * 1000, second * 1000 + 1000)).fetchone()[0]
+        if ts is not None:
+            return ts
+    return None
+
+
 def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: str,
                  after: int | None, limit: int, seq_range: tuple[int | None, int | None] = (None, None),
                  with_ts: bool = False) -> tuple[str, list[Any]]:
@@ -57,6 +70,8 @@ def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: st
         _equal_any(where, params, "logs.pod", query.pods)
     if query.levels:
         _equal_any(where, params, "logs.level", query.levels)
+        if not set(query.levels) & set(schema.COMMON_LEVELS):
+            where.append(schema.NOTABLE_LEVEL_SQL)  # lets SQLite use the partial level index
     if query.request_id is not None:
         _equal_any(where, params, "logs.request_id", (query.request_id,))
     if query.since_ms is not None:
