@@ -47,9 +47,10 @@ class Batcher:
     def bytes(self) -> int:
         return self._bytes
 
-    def add(self, item: Item) -> None:
-        self._items.append((self._clock(), item))
-        self._bytes += item.size
+    def add(self, item: Item, now: float | None = None) -> None:
+        """Queue `item`; `now` (the clock, read once for a whole read) saves a clock call a line."""
+        self._items.append((self._clock() if now is None else now, item))
+        self._bytes += len(item.payload) + 1
 
     def take(self, force: bool = False) -> list[Item] | None:
         """The next batch if one is due (full, old enough, or `force` and anything queued), else None."""
