@@ -19,6 +19,12 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("bulk", __name__)
 
 
+@bp.route("/_cat/health", methods=["GET", "HEAD"])
+def health() -> Response:
+    """What rsyslog's omelasticsearch asks (HEAD) before it sends: the aggregator answers, nothing more."""
+    return Response("green\n", status=200, mimetype="text/plain")
+
+
 @bp.route("/_bulk", methods=["POST", "PUT"])
 @bp.route("/<index>/_bulk", methods=["POST", "PUT"])
 def bulk(index: str | None = None) -> Response:

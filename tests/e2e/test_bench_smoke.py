@@ -40,6 +40,8 @@ def is_number(value: object) -> bool:
 
 def test_smoke_run_reports_every_scenario_as_table_and_json(tmp_path):
     assert shutil.which("wrk"), "wrk is missing: sudo apt-get install -y wrk"
+    assert shutil.which("rsyslogd", path=os.environ.get("PATH", "") + ":/usr/sbin"), (
+        "rsyslogd is missing: sudo apt-get install -y rsyslog rsyslog-elasticsearch")
     out = tmp_path / "bench.json"
     mark = uuid.uuid4().hex
     env = dict(os.environ, **{MARK: mark})
@@ -68,7 +70,7 @@ def test_smoke_run_reports_every_scenario_as_table_and_json(tmp_path):
     assert doc["tool"] == "podvisor-bench" and doc["mode"] == "smoke" and doc["runs"] == 1
     assert doc["machine"]["cpus"] >= 1 and doc["machine"]["python"] and doc["machine"]["cpu_model"]
     scenarios = {s["number"]: s for s in doc["scenarios"]}
-    assert sorted(scenarios) == list(range(1, 10)), doc["scenarios"]
+    assert sorted(scenarios) == list(range(1, 11)), doc["scenarios"]
     header = done.stdout.splitlines()[0].split()
     assert header == ["#", "figure", "median", "min", "max", "unit", "goal", "met"], done.stdout
     for number, scenario in scenarios.items():
@@ -89,6 +91,13 @@ def test_smoke_run_reports_every_scenario_as_table_and_json(tmp_path):
             assert fig["name"] in done.stdout, f"{where} missing from the table"
         if number not in (2, 9):  # the baseline and the gateway's cost are context, the others have goals
             assert any(f["goal"] for f in scenario["figures"]), f"scenario {number} has no goal"
+    side = {fig["name"]: fig for fig in scenarios[10]["figures"]}
+    assert side["rsyslog: end to end, write to queryable"]["median"] > 0, "rsyslog shipped the lines"
+    for scenario in scenarios.values():
+        missed = any(fig["met"] is False for fig in scenario["figures"])
+        if missed and scenario["profile"]:  # the report names where the time went
+            assert f"{scenario['number']} {scenario['title']}: goal missed" in done.stdout
+            assert all(p["error"] or len(p["top"]) <= 3 for p in scenario["profile"])
     summary = doc["summary"]
     assert summary["errors"] == 0 and summary["met"] + summary["not_met"] == summary["goals"] > 0
     assert f"{summary['met']}/{summary['goals']} goals met" in done.stdout
