@@ -52,6 +52,12 @@ class Batcher:
         self._items.append((self._clock() if now is None else now, item))
         self._bytes += len(item.payload) + 1
 
+    def due_in(self) -> float | None:
+        """Seconds until the oldest entry has waited its max age (0 when it has); None when empty."""
+        if not self._items:
+            return None
+        return max(0.0, self._items[0][0] + self._max_age - self._clock())
+
     def take(self, force: bool = False) -> list[Item] | None:
         """The next batch if one is due (full, old enough, or `force` and anything queued), else None."""
         if not self._items:

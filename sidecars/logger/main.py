@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from podvisor.core.settings import Env, SettingsError, exit_bad_setting
 from podvisor.core.supervisor import SupervisorRPC
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     stop = threading.Event()
+    wakers: list[Callable[[], None]] = []  # the pipeline's loop sleeps until woken
     term_at: list[float] = []
     alone: list[bool] = []  # SIGHUP: stopped without the app
 
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         if signum == signal.SIGHUP:
             alone.append(True)
         stop.set()
+        for wake in wakers:
+            wake()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -67,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         return exit_bad_setting("podvisor-logger", SettingsError("LOGGER_STATE_DIR", str(settings.state_dir),
                                                                  f"cannot use it: {exc}"))
+    wakers.append(pipeline.wakeup.set)
     try:
         server = StatusServer(settings.host, settings.port, pipeline.health, metrics.registry).start()
     except OSError as exc:

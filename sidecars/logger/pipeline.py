@@ -36,11 +36,13 @@ from .sender import BatchResult, Cancelled, EventWaiter, Sender, Transport, Wait
 from .settings import Settings
 from .spool import Spool
 from .tailer import Tail, Tailer
+from .watch import DirectoryWatch, Wakeup
 
 log = logging.getLogger(__name__)
 _UNSET = msgspec.UNSET
 
 READ_PER_STEP = 4 * 1024 * 1024  # bytes per iteration, so scans and acks keep their pace under load
+WRITE_SETTLE = 0.005  # seconds after a file event before reading
 
 
 class InlineWorker:
@@ -76,7 +78,7 @@ class ThreadWorker:
     def __init__(self, sender: Sender, waiter: Waiter, threads: int = 1) -> None:
         self._sender = sender
         self._waiter = waiter
-        self._todo: queue.Queue[list[Item]] = queue.Queue()
+        self._todo: queue.Queue[list[Item] | None] = queue.Queue()
         self._done: queue.Queue[BatchResult] = queue.Queue()
         self._outstanding = 0
         # One more batch than threads may wait, so a thread never idles while the loop encodes.
@@ -112,13 +114,14 @@ class ThreadWorker:
         self._stopping.set()
         if isinstance(self._waiter, EventWaiter):
             self._waiter.cancel()
+        for _thread in self._threads:
+            self._todo.put(None)  # wakes a thread blocked on the queue: it sees _stopping and ends
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                batch = self._todo.get(timeout=0.5)
-            except queue.Empty:
-                continue
+        while True:
+            batch = self._todo.get()  # blocks (no polling at rest)
+            if batch is None or self._stopping.is_set():
+                return
             while True:
                 try:
                     self._done.put(self._sender.send(batch))
@@ -174,6 +177,10 @@ class Pipeline:
                              backoff_initial=settings.backoff_initial, backoff_max=settings.backoff_max)
         self.worker = (ThreadWorker(self.sender, self.waiter, settings.max_inflight_batches) if threaded
                        else InlineWorker(self.sender))
+        self.wakeup = Wakeup()  # run() sleeps on it: file events, acknowledgements, stop
+        self.sleeps = 0  # times run() went to sleep with nothing to do
+        if isinstance(self.worker, ThreadWorker):
+            self.worker.wakeup = self.wakeup.set
         self._inflight: deque[Item] = deque()  # read but not acknowledged, oldest first
         self._inflight_bytes = 0
         self._dirty = False
@@ -204,17 +211,38 @@ class Pipeline:
         return did
 
     def run(self, stop: threading.Event) -> None:
-        """Step until `stop` is set, sleeping a poll interval whenever there was nothing to do
-        (the longer idle interval once nothing has come for about a second: less CPU at rest)."""
+        """Step until `stop` is set (whoever sets it calls wakeup.set() too). With nothing to do, sleep
+        until a file event in the log directory, an acknowledgement or the next batch's flush time,
+        rescanning every LOGGER_RESCAN_INTERVAL anyway (LOGGER_POLL_INTERVAL while entries await their
+        acknowledgement, so /health stays current); without file events (no inotify), poll every
+        LOGGER_POLL_INTERVAL, or LOGGER_IDLE_POLL_INTERVAL once nothing has come for a second."""
+        watch = DirectoryWatch(self.settings.log_dir, self.wakeup)
         idle_since = None
-        while not stop.is_set():
-            if self.step():
-                idle_since = None
-                continue
-            now = self._clock()
-            idle_since = now if idle_since is None else idle_since
-            resting = now - idle_since >= 1.0
-            stop.wait(self.settings.idle_poll_interval if resting else self.settings.poll_interval)
+        try:
+            while not stop.is_set():
+                if self.step():
+                    idle_since = None
+                    continue
+                now = self._clock()
+                idle_since = now if idle_since is None else idle_since
+                watch.ensure()
+                if watch.active and not self._inflight:
+                    timeout = self.settings.rescan_interval
+                elif watch.active:  # waiting for acknowledgements: keep the gauges and /health current
+                    timeout = self.settings.poll_interval
+                elif now - idle_since >= 1.0:
+                    timeout = self.settings.idle_poll_interval
+                else:
+                    timeout = self.settings.poll_interval
+                flush_in = self.batcher.due_in()
+                if flush_in is not None:
+                    timeout = min(timeout, flush_in)
+                self.sleeps += 1
+                if self.wakeup.wait(max(timeout, 0.001)) and not stop.is_set():
+                    # A write usually comes in several events: let them gather before reading.
+                    stop.wait(WRITE_SETTLE)
+        finally:
+            watch.close()
 
     def shutdown(self, deadline: float, app_running: Callable[[], bool] | None = None) -> int:
         """Drain before exit (see main.py); 0 when nothing is left unshipped that could be shipped."""

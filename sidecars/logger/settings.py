@@ -19,9 +19,10 @@ Optional, with defaults:
 Tuning knobs:
   LOGGER_BATCH_LINES          1000   entries per POST at most
   LOGGER_BATCH_BYTES          1 MiB  uncompressed JSON bytes per POST at most (one bigger entry goes alone)
-  LOGGER_FLUSH_INTERVAL       0.2    seconds an entry may wait for its batch to fill
-  LOGGER_POLL_INTERVAL        0.1    seconds between directory scans when idle (stat only)
-  LOGGER_IDLE_POLL_INTERVAL   0.25   seconds between scans after a second with nothing new
+  LOGGER_FLUSH_INTERVAL       0.05   seconds an entry may wait for its batch to fill
+  LOGGER_RESCAN_INTERVAL      2.0    with file events (inotify): seconds between rescans when no event came
+  LOGGER_POLL_INTERVAL        0.1    without file events: seconds between directory scans (stat only)
+  LOGGER_IDLE_POLL_INTERVAL   0.25   without file events: seconds between scans after a second with nothing new
   LOGGER_MAX_LINE_BYTES       64 KiB longer lines are stored truncated, with a marker
   LOGGER_MAX_ENTRY_BYTES      256 KiB largest entry (as the aggregator measures it: compact ASCII JSON);
                                      keep it <= AGGREGATOR_MAX_ENTRY_BYTES. A bigger entry has its
@@ -77,7 +78,8 @@ class Settings:
     route_prefixes: tuple[str, ...] = ()  # access-log lines are counted per prefix (a gateway's routes)
     batch_lines: int = 1000
     batch_bytes: int = MIB
-    flush_interval: float = 0.2
+    flush_interval: float = 0.05
+    rescan_interval: float = 2.0
     poll_interval: float = 0.1
     idle_poll_interval: float = 0.25
     max_line_bytes: int = 64 * KIB
@@ -117,7 +119,8 @@ class Settings:
             route_prefixes=_paths(env, "LOGGER_ROUTE_PREFIXES"),
             batch_lines=env.integer("LOGGER_BATCH_LINES", 1000, 1, 1_000_000),
             batch_bytes=env.integer("LOGGER_BATCH_BYTES", MIB, KIB, 1024 * MIB),
-            flush_interval=env.seconds("LOGGER_FLUSH_INTERVAL", 0.2),
+            flush_interval=env.seconds("LOGGER_FLUSH_INTERVAL", 0.05),
+            rescan_interval=env.seconds("LOGGER_RESCAN_INTERVAL", 2.0, 0.01),
             poll_interval=env.seconds("LOGGER_POLL_INTERVAL", 0.1, 0.001),
             idle_poll_interval=env.seconds("LOGGER_IDLE_POLL_INTERVAL", 0.25, 0.001),
             max_line_bytes=env.integer("LOGGER_MAX_LINE_BYTES", 64 * KIB, 64, 64 * MIB),
