@@ -26,10 +26,9 @@ from collections.abc import Callable
 from podvisor.core.settings import Env, SettingsError, exit_bad_setting
 from podvisor.core.supervisor import SupervisorRPC
 
-from .appstate import AppWatcher, rpc_state
 from .metrics import LoggerMetrics
 from .pipeline import Pipeline
-from .sender import RequestsTransport
+from .sender import HttpTransport
 from .server import StatusServer
 from .settings import Settings
 
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     metrics = LoggerMetrics()
     try:
-        pipeline = Pipeline(settings, RequestsTransport(), metrics=metrics)
+        pipeline = Pipeline(settings, HttpTransport(), metrics=metrics)
     except OSError as exc:
         return exit_bad_setting("podvisor-logger", SettingsError("LOGGER_STATE_DIR", str(settings.state_dir),
                                                                  f"cannot use it: {exc}"))
@@ -88,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("stopping alone (SIGHUP): the app keeps running; draining what it wrote so far")
         elif settings.app_program and settings.supervisor.serverurl:
             log.info("stopping: waiting for %s to stop before the last drain", settings.app_program)
+            from .appstate import AppWatcher, rpc_state  # only at shutdown: psutil costs 2.5 MiB at rest
+
             rpc = SupervisorRPC(settings.supervisor, timeout=2.0)
             watcher = AppWatcher(settings.app_program, rpc_state(rpc, settings.app_program),
                                  serverurl=settings.supervisor.serverurl).start()

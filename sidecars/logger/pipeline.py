@@ -35,14 +35,16 @@ from .routes import RouteCounter
 from .sender import BatchResult, Cancelled, EventWaiter, Sender, Transport, Waiter
 from .settings import Settings
 from .spool import Spool
-from .tailer import Tail, Tailer
+from .tailer import RECHECK, Tail, Tailer
 from .watch import DirectoryWatch, Wakeup
 
 log = logging.getLogger(__name__)
 _UNSET = msgspec.UNSET
 
 READ_PER_STEP = 4 * 1024 * 1024  # bytes per iteration, so scans and acks keep their pace under load
-WRITE_SETTLE = 0.005  # seconds after a file event before reading
+# Idle (all acknowledged), the checkpoint is saved at once, but not more often than this: at a steady
+# trickle every small batch is acknowledged before the next line, and a save costs two fsyncs.
+IDLE_SAVE_GAP = 0.25
 
 
 class InlineWorker:
@@ -185,16 +187,20 @@ class Pipeline:
         self._inflight_bytes = 0
         self._dirty = False
         self._saved_at = clock()
+        self._scanned_at = clock()
         self._save_failing = False
         self.state = "running"
         self._health: dict[str, Any] = {}
         self._update_gauges()
 
     # -- the loop ---------------------------------------------------------------------------------
-    def step(self, draining: bool = False) -> bool:
-        """One iteration; True if it did work (call again at once), False if idle (sleep a poll)."""
+    def step(self, draining: bool = False, rescan: bool = True) -> bool:
+        """One iteration; True if it did work (call again at once), False if idle (sleep a poll).
+        Without `rescan` (woken by a write soon after a scan) only the open files' sizes are read."""
         did = self._apply_results()
-        self.tailer.scan(force=draining)
+        if rescan or draining or not self.tailer.refresh():
+            self.tailer.scan(force=draining)
+            self._scanned_at = self._clock()
         if self.registry.changed and not self._try_save():
             return did  # new keys must be durable before entries carrying them leave
         room = self.settings.max_inflight_bytes - self._inflight_bytes
@@ -204,7 +210,8 @@ class Pipeline:
         did = self._dispatch(force=draining) or bool(lines) or did
         # Idle (everything read is acknowledged): save at once, so a kill now re-sends nothing and a
         # file rewritten while the logger is down is never suspected of holding unconfirmed lines.
-        due = not self._inflight or self._clock() - self._saved_at >= self.settings.checkpoint_interval
+        since_save = self._clock() - self._saved_at
+        due = (not self._inflight and since_save >= IDLE_SAVE_GAP) or since_save >= self.settings.checkpoint_interval
         if (self._dirty or self.tailer.dirty) and due:
             self._try_save()
         self._update_gauges()
@@ -218,31 +225,44 @@ class Pipeline:
         LOGGER_POLL_INTERVAL, or LOGGER_IDLE_POLL_INTERVAL once nothing has come for a second."""
         watch = DirectoryWatch(self.settings.log_dir, self.wakeup)
         idle_since = None
+        rescan = True
         try:
             while not stop.is_set():
-                if self.step():
-                    idle_since = None
+                if self.step(rescan=rescan or not watch.active):
+                    idle_since, rescan = None, False
                     continue
                 now = self._clock()
                 idle_since = now if idle_since is None else idle_since
                 watch.ensure()
-                if watch.active and not self._inflight:
+                if watch.active and not self._inflight and not self.tailer.unidentified:
                     timeout = self.settings.rescan_interval
-                elif watch.active:  # waiting for acknowledgements: keep the gauges and /health current
+                elif watch.active:  # acknowledgements or a file to identify: keep polling meanwhile
                     timeout = self.settings.poll_interval
                 elif now - idle_since >= 1.0:
                     timeout = self.settings.idle_poll_interval
                 else:
                     timeout = self.settings.poll_interval
-                flush_in = self.batcher.due_in()
-                if flush_in is not None:
-                    timeout = min(timeout, flush_in)
+                if self.tailer.unidentified:  # it is looked at again after RECHECK, or when it grows
+                    timeout = min(timeout, RECHECK)
+                for due in (self.batcher.due_in(), self._save_due_in()):
+                    if due is not None:
+                        timeout = min(timeout, due)
                 self.sleeps += 1
-                if self.wakeup.wait(max(timeout, 0.001)) and not stop.is_set():
-                    # A write usually comes in several events: let them gather before reading.
-                    stop.wait(WRITE_SETTLE)
+                woken = self.wakeup.wait(max(timeout, 0.001))
+                # A write needs only the open files read: the directory is listed again when a file
+                # came, went or was renamed, at most every LOGGER_POLL_INTERVAL otherwise, and after
+                # every sleep that no event ended.
+                rescan = (not woken or watch.entries_changed or self.tailer.unidentified
+                          or self._clock() - self._scanned_at >= self.settings.poll_interval)
+                watch.entries_changed = False
         finally:
             watch.close()
+
+    def _save_due_in(self) -> float | None:
+        """Seconds until an idle checkpoint save is allowed, when one is waiting; else None."""
+        if not (self._dirty or self.tailer.dirty) or self._inflight:
+            return None
+        return max(0.0, self._saved_at + IDLE_SAVE_GAP - self._clock())
 
     def shutdown(self, deadline: float, app_running: Callable[[], bool] | None = None) -> int:
         """Drain before exit (see main.py); 0 when nothing is left unshipped that could be shipped."""
