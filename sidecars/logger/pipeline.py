@@ -42,9 +42,6 @@ log = logging.getLogger(__name__)
 _UNSET = msgspec.UNSET
 
 READ_PER_STEP = 4 * 1024 * 1024  # bytes per iteration, so scans and acks keep their pace under load
-# Idle (all acknowledged), the checkpoint is saved at once, but not more often than this: at a steady
-# trickle every small batch is acknowledged before the next line, and a save costs two fsyncs.
-IDLE_SAVE_GAP = 0.25
 
 
 class InlineWorker:
@@ -210,8 +207,7 @@ class Pipeline:
         did = self._dispatch(force=draining) or bool(lines) or did
         # Idle (everything read is acknowledged): save at once, so a kill now re-sends nothing and a
         # file rewritten while the logger is down is never suspected of holding unconfirmed lines.
-        since_save = self._clock() - self._saved_at
-        due = (not self._inflight and since_save >= IDLE_SAVE_GAP) or since_save >= self.settings.checkpoint_interval
+        due = not self._inflight or self._clock() - self._saved_at >= self.settings.checkpoint_interval
         if (self._dirty or self.tailer.dirty) and due:
             self._try_save()
         self._update_gauges()
@@ -244,9 +240,9 @@ class Pipeline:
                     timeout = self.settings.poll_interval
                 if self.tailer.unidentified:  # it is looked at again after RECHECK, or when it grows
                     timeout = min(timeout, RECHECK)
-                for due in (self.batcher.due_in(), self._save_due_in()):
-                    if due is not None:
-                        timeout = min(timeout, due)
+                flush_in = self.batcher.due_in()
+                if flush_in is not None:
+                    timeout = min(timeout, flush_in)
                 self.sleeps += 1
                 woken = self.wakeup.wait(max(timeout, 0.001))
                 # A write needs only the open files read: the directory is listed again when a file
@@ -257,12 +253,6 @@ class Pipeline:
                 watch.entries_changed = False
         finally:
             watch.close()
-
-    def _save_due_in(self) -> float | None:
-        """Seconds until an idle checkpoint save is allowed, when one is waiting; else None."""
-        if not (self._dirty or self.tailer.dirty) or self._inflight:
-            return None
-        return max(0.0, self._saved_at + IDLE_SAVE_GAP - self._clock())
 
     def shutdown(self, deadline: float, app_running: Callable[[], bool] | None = None) -> int:
         """Drain before exit (see main.py); 0 when nothing is left unshipped that could be shipped."""
