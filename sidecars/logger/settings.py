@@ -17,8 +17,8 @@ Optional, with defaults:
   LOGGER_ROUTE_PREFIXES       unset  comma-separated path prefixes (a gateway's routes): access-log lines
                                      are counted per prefix, other paths as route "other" (routes.py)
 Tuning knobs:
-  LOGGER_BATCH_LINES          1000   entries per POST at most
-  LOGGER_BATCH_BYTES          1 MiB  uncompressed JSON bytes per POST at most (one bigger entry goes alone)
+  LOGGER_BATCH_LINES          4000   entries per POST at most
+  LOGGER_BATCH_BYTES          4 MiB  uncompressed JSON bytes per POST at most (one bigger entry goes alone)
   LOGGER_FLUSH_INTERVAL       0.05   seconds an entry may wait for its batch to fill
   LOGGER_RESCAN_INTERVAL      2.0    with file events (inotify): seconds between rescans when no event came
   LOGGER_POLL_INTERVAL        0.1    without file events: seconds between directory scans (stat only)
@@ -76,8 +76,8 @@ class Settings:
     stderr_level: str = "WARNING"  # the level of a stderr line that does not say its own
     probe_paths: tuple[str, ...] = ()  # GETs of these paths are probes and scrapes: marked "probe": true
     route_prefixes: tuple[str, ...] = ()  # access-log lines are counted per prefix (a gateway's routes)
-    batch_lines: int = 1000
-    batch_bytes: int = MIB
+    batch_lines: int = 4000
+    batch_bytes: int = 4 * MIB
     flush_interval: float = 0.05
     rescan_interval: float = 2.0
     poll_interval: float = 0.1
@@ -117,8 +117,8 @@ class Settings:
             stderr_level=env.choice("LOGGER_STDERR_LEVEL", "WARNING", (*LOG_LEVELS, "CRITICAL")),
             probe_paths=_paths(env, "LOGGER_PROBE_PATHS"),
             route_prefixes=_paths(env, "LOGGER_ROUTE_PREFIXES"),
-            batch_lines=env.integer("LOGGER_BATCH_LINES", 1000, 1, 1_000_000),
-            batch_bytes=env.integer("LOGGER_BATCH_BYTES", MIB, KIB, 1024 * MIB),
+            batch_lines=env.integer("LOGGER_BATCH_LINES", 4000, 1, 1_000_000),
+            batch_bytes=env.integer("LOGGER_BATCH_BYTES", 4 * MIB, KIB, 1024 * MIB),
             flush_interval=env.seconds("LOGGER_FLUSH_INTERVAL", 0.05),
             rescan_interval=env.seconds("LOGGER_RESCAN_INTERVAL", 2.0, 0.01),
             poll_interval=env.seconds("LOGGER_POLL_INTERVAL", 0.1, 0.001),
