@@ -262,7 +262,13 @@ def validate_raw(body: bytes, max_entry_bytes: int, now_ms: int,
     return batch
 
 
-def _fast_row(raw: msgspec.Raw, max_bytes: int, scope: LoggerIdentity | None, flat: bool) -> Row | None:
+def fast_row(text: bytes, max_bytes: int, scope: LoggerIdentity | None) -> Row | None:
+    """The row of one entry's JSON text stored as it is, or None when it needs the general path
+    (validate() or entry_row()); UnicodeDecodeError for text that is not UTF-8."""
+    return _fast_row(text, max_bytes, scope, False)
+
+
+def _fast_row(raw: msgspec.Raw | bytes, max_bytes: int, scope: LoggerIdentity | None, flat: bool) -> Row | None:
     """The row of an entry stored as received, or None when it needs the general path."""
     size = len(raw)
     text = bytes(raw)

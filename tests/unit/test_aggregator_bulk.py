@@ -110,3 +110,22 @@ def test_a_body_that_is_not_bulk_is_a_clear_400_and_stores_nothing(client, token
         reply = bulk(client, body, f"Bearer {token}")
         assert reply.status_code == 400 and reply.json["ok"] is False and words in reply.json["error"], reply.json
     assert stored(client, token)["entries"] == []
+
+
+def test_documents_stored_as_received_or_rebuilt_answer_alike(client, token):
+    cred = mint(token, "user", "user-service")
+    common = {"message": "as received", "timestamp": "2024-05-01T10:00:00Z", "level": "Info"}
+    body = ndjson({"index": {"_id": "user:c:1"}}, common,
+                  {"index": {"_id": "user:c:2"}}, {**common, "message": "rebuilt", "pod": "elsewhere"},
+                  {"index": {"_id": "user:c:3"}}, b'{"message": "bad \xff byte", "timestamp": "2024-05-01T10:00:00Z"}',
+                  {"index": {"_id": "user:c:4"}}, {**common, "message": "after the bad one"})
+    answer = bulk(client, body, f"Bearer {cred}").json
+    assert [next(iter(i.values()))["status"] for i in answer["items"]] == [201, 201, 400, 201]
+    entries = {e["id"]: e for e in stored(client, token)["entries"]}
+    assert set(entries) == {"user:c:1", "user:c:2", "user:c:4"}
+    for entry in entries.values():
+        assert (entry["pod"], entry["service_name"], entry["timestamp"]) == ("user", "user-service",
+                                                                           "2024-05-01T10:00:00Z")
+    assert entries["user:c:2"]["app_pod"] == "elsewhere"
+    by_level = client.get("/api/v1/logs?level=info", headers={"Authorization": f"Bearer {token}"}).json
+    assert len(by_level["entries"]) == 3, "the level is indexed lower-cased on both paths"
