@@ -18,8 +18,8 @@ import msgspec
 from podvisor.aggregator.credentials import LoggerIdentity
 from podvisor.aggregator.store.base import Row
 from podvisor.aggregator.timestamps import ms_to_iso
-from podvisor.aggregator.validation import MAX_ID_CHARS, entry_row, fast_row
-from podvisor.core.jsonsafe import JsonError, decode, loads_exact
+from podvisor.aggregator.validation import MAX_ID_CHARS, entry_row, ts_ms
+from podvisor.core.jsonsafe import MAX_DEPTH, JsonError, decode, loads_exact
 
 ACTIONS = ("index", "create", "update", "delete")
 MESSAGE_FIELDS = ("message", "msg", "log")
@@ -27,17 +27,19 @@ _decode_any = msgspec.json.decode
 _UNSET = msgspec.UNSET
 
 
-class _Present(msgspec.Struct):
-    """Which of the fields the wire format cares about a document has (the rest skipped in C)."""
+class _Document(msgspec.Struct):
+    """The fields of a document the store indexes or this endpoint sets (the rest skipped in C)."""
 
+    message: Any = _UNSET
+    timestamp: Any = _UNSET
+    level: Any = None
+    request_id: Any = None
     id: Any = _UNSET
     pod: Any = _UNSET
     service_name: Any = _UNSET
-    timestamp: Any = _UNSET
-    message: Any = _UNSET
 
 
-_present = msgspec.json.Decoder(_Present).decode
+_document = msgspec.json.Decoder(_Document).decode
 
 
 class BulkError(ValueError):
@@ -59,6 +61,9 @@ def parse(body: bytes, default_index: str | None, max_entry_bytes: int, now_ms: 
     out = BulkBatch()
     lines = [line for line in body.split(b"\n") if line.strip()]
     now_iso = ms_to_iso(now_ms)
+    # What the common case appends to a document's text after its id: the credential's fields.
+    suffix = b"}" if scope is None else b"," + msgspec.json.encode(
+        {"pod": scope.pod, "service_name": scope.service})[1:]
     at = 0
     while at < len(lines):
         op, meta = _action(lines[at], at)
@@ -76,7 +81,8 @@ def parse(body: bytes, default_index: str | None, max_entry_bytes: int, now_ms: 
         if op == "update":
             out.actions.append((op, index, eid, "this store is append-only: update is not supported"))
             continue
-        outcome = _entry_row(document, eid, max_entry_bytes, now_ms, now_iso, scope)
+        outcome = (_stored_as_received(document, eid, suffix, max_entry_bytes, scope)
+                   or _entry_row(document, eid, max_entry_bytes, now_ms, now_iso, scope))
         if type(outcome) is tuple:
             out.rows.append(outcome)
             out.actions.append((op, index, outcome[0], None))
@@ -103,14 +109,6 @@ def _action(line: bytes, number: int) -> tuple[str, dict[str, Any]]:
 def _entry_row(document: bytes, eid: str | None, max_bytes: int, now_ms: int, now_iso: str,
                scope: LoggerIdentity | None) -> Row | str:
     """The row of one document, or why it is refused."""
-    spliced = _spliced(document, eid, scope)
-    if spliced is not None:
-        try:
-            row = fast_row(spliced, max_bytes, scope)
-        except UnicodeDecodeError:
-            row = None  # the general path says what is wrong with it
-        if row is not None:
-            return row
     try:
         entry = _decode_any(document)
     except (msgspec.DecodeError, RecursionError):
@@ -126,23 +124,36 @@ def _entry_row(document: bytes, eid: str | None, max_bytes: int, now_ms: int, no
                      lambda: _as_entry(loads_exact(document.decode("utf-8")), eid, scope))
 
 
-def _spliced(document: bytes, eid: str | None, scope: LoggerIdentity | None) -> bytes | None:
-    """The common case as the entry's text without decoding it into a dict: a document with a
-    string message and timestamp and none of the fields this endpoint sets gets them appended (the
-    action's `_id`, the credential's pod and service). None for any other document."""
-    if eid is None or document[-1:] != b"}":
+def _stored_as_received(document: bytes, eid: str | None, suffix: bytes, max_bytes: int,
+                        scope: LoggerIdentity | None) -> Row | None:
+    """The common case without building a dict: a flat-enough document with a string message and
+    timestamp and none of the fields this endpoint sets is stored as its own text with them
+    appended (the action's `_id`, the credential's pod and service). None for any other document:
+    _entry_row() rebuilds it (and says what is wrong, if anything)."""
+    if eid is None or len(eid) > MAX_ID_CHARS or document[-1:] != b"}" or b"\r" in document:
+        return None
+    if scope is not None and not eid.startswith(scope.pod + ":"):
+        return None  # refused by the general path, with the reason
+    if document.count(b"{") + document.count(b"[") > MAX_DEPTH:
         return None
     try:
-        fields = _present(document)
-    except (msgspec.DecodeError, RecursionError):
+        doc = _document(document)
+        stamp, message, level, request_id = doc.timestamp, doc.message, doc.level, doc.request_id
+        if (type(message) is not str or type(stamp) is not str or not stamp or doc.id is not _UNSET
+                or doc.pod is not _UNSET or doc.service_name is not _UNSET
+                or (level is not None and type(level) is not str)
+                or (request_id is not None and type(request_id) is not str)):
+            return None
+        raw = document[:-1] + b',"id":' + msgspec.json.encode(eid) + suffix
+        text = raw.decode()
+        ts = ts_ms(stamp)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError):
         return None
-    if (type(fields.message) is not str or type(fields.timestamp) is not str or fields.id is not _UNSET
-            or fields.pod is not _UNSET or fields.service_name is not _UNSET):
-        return None
-    extra = {"id": eid}
-    if scope is not None:
-        extra.update(pod=scope.pod, service_name=scope.service)
-    return document[:-1] + b"," + msgspec.json.encode(extra)[1:]
+    size = len(raw)
+    if size > max_bytes or (3 * size > max_bytes and not text.isascii()):
+        return None  # near the limit, where the escaped size decides: the general path measures it
+    pod, service = (scope.pod, scope.service) if scope is not None else (None, None)
+    return (eid, ts, service, pod, level.lower() if level else None, request_id, message, text)
 
 
 def _as_entry(entry: dict[str, Any], eid: str | None, scope: LoggerIdentity | None) -> dict[str, Any]:

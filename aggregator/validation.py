@@ -209,7 +209,7 @@ _INDEXED = msgspec.json.Decoder(_Indexed).decode
 _TS_CACHE: dict[str, int] = {}
 
 
-def _ts_ms(stamp: str) -> int:
+def ts_ms(stamp: str) -> int:
     """Epoch ms of an ISO 8601 time (naive = UTC); entries of one batch mostly share a few."""
     ts = _TS_CACHE.get(stamp)
     if ts is None:
@@ -262,13 +262,7 @@ def validate_raw(body: bytes, max_entry_bytes: int, now_ms: int,
     return batch
 
 
-def fast_row(text: bytes, max_bytes: int, scope: LoggerIdentity | None) -> Row | None:
-    """The row of one entry's JSON text stored as it is, or None when it needs the general path
-    (validate() or entry_row()); UnicodeDecodeError for text that is not UTF-8."""
-    return _fast_row(text, max_bytes, scope, False)
-
-
-def _fast_row(raw: msgspec.Raw | bytes, max_bytes: int, scope: LoggerIdentity | None, flat: bool) -> Row | None:
+def _fast_row(raw: msgspec.Raw, max_bytes: int, scope: LoggerIdentity | None, flat: bool) -> Row | None:
     """The row of an entry stored as received, or None when it needs the general path."""
     size = len(raw)
     text = bytes(raw)
@@ -290,7 +284,7 @@ def _fast_row(raw: msgspec.Raw | bytes, max_bytes: int, scope: LoggerIdentity | 
     if 3 * size > max_bytes and not body.isascii() and len(dumps(decode(body)[0])) > max_bytes:
         return None  # the limit is on the escaped size: the general path names the figure
     try:
-        ts = _ts_ms(stamp)
+        ts = ts_ms(stamp)
     except ValueError:
         return None
     level = entry.level

@@ -118,9 +118,11 @@ def test_documents_stored_as_received_or_rebuilt_answer_alike(client, token):
     body = ndjson({"index": {"_id": "user:c:1"}}, common,
                   {"index": {"_id": "user:c:2"}}, {**common, "message": "rebuilt", "pod": "elsewhere"},
                   {"index": {"_id": "user:c:3"}}, b'{"message": "bad \xff byte", "timestamp": "2024-05-01T10:00:00Z"}',
-                  {"index": {"_id": "user:c:4"}}, {**common, "message": "after the bad one"})
+                  {"index": {"_id": "user:c:4"}}, {**common, "message": "after the bad one"},
+                  {"index": {"_id": "order:c:5"}}, {**common, "message": "another pod's id"})
     answer = bulk(client, body, f"Bearer {cred}").json
-    assert [next(iter(i.values()))["status"] for i in answer["items"]] == [201, 201, 400, 201]
+    assert [next(iter(i.values()))["status"] for i in answer["items"]] == [201, 201, 400, 201, 400]
+    assert "'user:'" in answer["items"][4]["index"]["error"]["reason"]
     entries = {e["id"]: e for e in stored(client, token)["entries"]}
     assert set(entries) == {"user:c:1", "user:c:2", "user:c:4"}
     for entry in entries.values():
