@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generating {args.lines} lines ...", file=sys.stderr)
         generated_at = time.time()  # the lines are stamped one per millisecond up to about now
         batches = make_batches(args.lines, args.batch)
+        print("ingesting ...", file=sys.stderr, flush=True)  # podvisor-bench profiles from here on
         latencies: list[float] = []
         failures: list[str] = []
         lock = threading.Lock()
