@@ -221,11 +221,17 @@ class Pipeline:
         LOGGER_POLL_INTERVAL, or LOGGER_IDLE_POLL_INTERVAL once nothing has come for a second."""
         watch = DirectoryWatch(self.settings.log_dir, self.wakeup)
         idle_since = None
-        rescan = True
+        woken = False  # the last sleep ended by a wake-up, not by its timeout
         try:
             while not stop.is_set():
-                if self.step(rescan=rescan or not watch.active):
-                    idle_since, rescan = None, False
+                # A write needs only the open files read: the directory is listed again when a file
+                # came, went or was renamed, every LOGGER_POLL_INTERVAL under load, and after every
+                # sleep that no event ended.
+                rescan = (not woken or not watch.active or watch.entries_changed or self.tailer.unidentified
+                          or self._clock() - self._scanned_at >= self.settings.poll_interval)
+                watch.entries_changed = False  # an event during this step sets it again
+                if self.step(rescan=rescan):
+                    idle_since, woken = None, True
                     continue
                 now = self._clock()
                 idle_since = now if idle_since is None else idle_since
@@ -245,12 +251,6 @@ class Pipeline:
                     timeout = min(timeout, flush_in)
                 self.sleeps += 1
                 woken = self.wakeup.wait(max(timeout, 0.001))
-                # A write needs only the open files read: the directory is listed again when a file
-                # came, went or was renamed, at most every LOGGER_POLL_INTERVAL otherwise, and after
-                # every sleep that no event ended.
-                rescan = (not woken or watch.entries_changed or self.tailer.unidentified
-                          or self._clock() - self._scanned_at >= self.settings.poll_interval)
-                watch.entries_changed = False
         finally:
             watch.close()
 

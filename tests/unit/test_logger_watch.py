@@ -67,3 +67,38 @@ def test_the_loop_ships_a_new_line_at_once_though_its_rescan_and_polls_are_minut
         loop.join(10)
         pipeline.close()
     assert not loop.is_alive(), "stop and a wake-up end the loop at once"
+
+
+def test_a_file_created_while_lines_keep_coming_is_found_without_waiting_for_a_poll(tmp_path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "token").write_text("t")
+    settings = settings_for(tmp_path, rescan_interval=300.0, poll_interval=300.0, idle_poll_interval=300.0,
+                            flush_interval=0.01)
+    transport = RecordingTransport()
+    pipeline = Pipeline(settings, transport, hostname="h")
+    stop, writing = threading.Event(), threading.Event()
+
+    def busy_app():
+        with open(tmp_path / "logs" / "busy.log", "a") as log:
+            n = 0
+            while not writing.wait(0.002):
+                log.write(f'{{"message": "busy {n}"}}\n')
+                log.flush()
+                n += 1
+
+    loop = threading.Thread(target=pipeline.run, args=(stop,), name="test-loop")
+    app = threading.Thread(target=busy_app, name="test-app")
+    loop.start()
+    app.start()
+    try:
+        wait_for(lambda: len(transport.store) > 20, 5, "the busy file to be shipped")
+        (tmp_path / "logs" / "new.log").write_text('{"message": "in a new file"}\n')
+        wait_for(lambda: any(e["message"] == "in a new file" for e in transport.store.values()), 5,
+                 "the new file's line while the busy one keeps the loop awake")
+    finally:
+        writing.set()
+        app.join(10)
+        stop.set()
+        pipeline.wakeup.set()
+        loop.join(10)
+        pipeline.close()
