@@ -9,6 +9,7 @@ from podvisor.aggregator import security
 from podvisor.aggregator.auth import Authenticator, derive, load_or_create_token
 from podvisor.aggregator.errors import register_error_handlers
 from podvisor.aggregator.metrics import Metrics, StoreCollector
+from podvisor.aggregator.podactions import PodActions
 from podvisor.aggregator.pods import PodsMonitor
 from podvisor.aggregator.query import CursorCodec
 from podvisor.aggregator.settings import Settings
@@ -17,20 +18,22 @@ from podvisor.aggregator.store.base import LogStore
 from podvisor.aggregator.store.open import open_store
 from podvisor.aggregator.store.retention import RetentionWorker
 from podvisor.aggregator.streams import TailLimiter
-from podvisor.aggregator.views import bulk, ingest, logs, ops, session, tail
+from podvisor.aggregator.views import bulk, histogram, ingest, logs, ops, otlp, session, tail
 from podvisor.aggregator.views import pods as pods_view
 from podvisor.core.hosts import HostCheck
 from podvisor.core.webapp import PodvisorFlask
 
-API_BLUEPRINTS = (ingest.bp, bulk.bp, logs.bp, tail.bp, session.bp, ops.bp, pods_view.bp)
+API_BLUEPRINTS = (ingest.bp, bulk.bp, otlp.bp, logs.bp, tail.bp, histogram.bp, session.bp, ops.bp, pods_view.bp)
 
 
 def create_app(settings: Settings, *, store: LogStore | None = None, token: str | None = None,
                metrics: Metrics | None = None, pods: PodsMonitor | None = None,
-               start_background: bool = True, blueprints: Iterable[Blueprint] = ()) -> Flask:
+               actions: PodActions | None = None, start_background: bool = True,
+               blueprints: Iterable[Blueprint] = ()) -> Flask:
     """Build the app. Opens the store and token file from `settings` unless given; pass more
-    `blueprints` (the web UI) to mount them beside the API. `start_background` starts retention
-    and the pods poller. Call get_state().close() to stop."""
+    `blueprints` (the web UI) to mount them beside the API; `actions` sends pod actions (through
+    supervisord, from `settings`, unless given). `start_background` starts retention and the pods
+    poller. Call get_state().close() to stop."""
     if token is None:
         token = load_or_create_token(settings.token_file)
     owns_store = store is None
@@ -59,6 +62,7 @@ def create_app(settings: Settings, *, store: LogStore | None = None, token: str 
         cursors=CursorCodec(derive(token, "podvisor-cursor")),
         tails=tails,
         pods=pods,
+        actions=actions or PodActions(settings.supervisor),
         retention=worker,
         owns_store=owns_store,
     )

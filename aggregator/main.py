@@ -14,7 +14,7 @@ from podvisor.aggregator.credentials import mint, write_credential
 from podvisor.aggregator.settings import Settings
 from podvisor.aggregator.state import EXTENSION_KEY
 from podvisor.aggregator.store.base import StoreUnavailable
-from podvisor.aggregator.store.open import open_store
+from podvisor.aggregator.store.open import open_store, store_setting
 from podvisor.aggregator.store.schema import SchemaError
 from podvisor.aggregator.views import ui
 from podvisor.core.budget import SERVER_DRAIN_SECONDS
@@ -75,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         store = open_store(settings)
     except (sqlite3.Error, SchemaError, OSError, StoreUnavailable) as exc:
-        return exit_bad_setting(prog, SettingsError("AGGREGATOR_DB", settings.db_path, f"cannot be opened: {exc}"))
+        return exit_bad_setting(prog, SettingsError(*store_setting(settings), f"cannot be opened: {exc}"))
     app = create_app(settings, store=store, token=token, blueprints=(ui.bp,))
     state = app.extensions[EXTENSION_KEY]
-    logger.info("store %s: %d entries, latest id %d; reads %s the token", settings.db_path,
+    logger.info("store %s: %d entries, latest id %d; reads %s the token", store_setting(settings)[1],
                 store.entry_count, store.last_seq,
                 "need" if settings.reads_need_token else "do not need")
     try:

@@ -38,7 +38,11 @@ LOGGER_DURATION_BUCKET = "podvisor_logger_http_request_duration_seconds_bucket"
 TARGET_UP = "podvisor_target_up"
 NO_CONTROLLER = "AGGREGATOR_CONTROLLER_URL is not set: no pod status"
 _CONTROLLER_FIELDS = ("service", "desired", "phase", "status", "ready", "containers_ready",
-                      "containers", "restarts", "sidecar_restarts", "last_reason", "age_seconds")
+                      "containers", "restarts", "sidecar_restarts", "last_reason", "age_seconds",
+                      "replicas", "ready_replicas", "ports", "last_op")
+_REPLICA_FIELDS = ("program", "state", "ready", "pid", "restarts", "last_reason")
+OP_POLL_SECONDS = 0.25  # how often the controller is asked while a pod action sent from here runs
+OP_WATCH_SECONDS = 300.0  # ...at most
 
 
 def http_get(url: str, timeout: float) -> str:
@@ -166,13 +170,15 @@ class PodsMonitor:
 
     def __init__(self, controller_url: str | None, metrics_urls: tuple[tuple[str, str], ...], *,
                  interval: float = 5.0, history: int = 60, timeout: float = 2.0,
-                 fetch: Fetch = http_get, clock: Callable[[], float] = time.time) -> None:
+                 fetch: Fetch = http_get, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.controller_url = controller_url
         self.metrics_urls = tuple((pod, metrics_endpoint(url)) for pod, url in metrics_urls)
         self.interval = interval
         self.timeout = timeout
         self._fetch = fetch
-        self._clock = clock
+        self._clock = clock  # stamps the samples
+        self._monotonic = monotonic  # schedules the polls, times the pods' ages
         self._lock = threading.Lock()
         self._samples: dict[str, deque[Sample]] = {
             pod: deque(maxlen=history + 1) for pod, _url in self.metrics_urls}
@@ -180,7 +186,10 @@ class PodsMonitor:
         self._pods: list[dict[str, Any]] = []
         self._controller_error: str | None = None if controller_url else NO_CONTROLLER
         self._updated_at: float | None = None
+        self._controller_read_at: float | None = None  # monotonic time of the last good answer
+        self._watched: dict[str, tuple[str, str, float]] = {}  # op id -> (pod, action, deadline)
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
@@ -196,20 +205,46 @@ class PodsMonitor:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout)
 
+    def watch(self, pod: str, op_id: str, action: str) -> None:
+        """Ask the controller every OP_POLL_SECONDS, not every `interval`, until the action `op_id`
+        sent to `pod` is done and, unless it stopped the pod, the pod is Ready again: the pods page
+        then shows the new processes at once."""
+        with self._lock:
+            self._watched[op_id] = (pod, action, self._monotonic() + OP_WATCH_SECONDS)
+        self._wake.set()
+
+    def pod_names(self) -> list[str] | None:
+        """The pods the controller listed last; None when it never answered."""
+        with self._lock:
+            return None if self._controller_read_at is None else [p["pod"] for p in self._pods]
+
     def _loop(self) -> None:
+        next_full = 0.0
         while not self._stop.is_set():
+            full = self._monotonic() >= next_full
             try:
-                self.poll_once()
+                if full:
+                    self.poll_once()
+                else:
+                    self.poll_controller()
             except Exception:  # noqa: BLE001 - the overview must keep polling whatever one reply held
                 logger.exception("pods poll failed")
-            self._stop.wait(self.interval)
+            if full:
+                next_full = self._monotonic() + self.interval
+            wait = max(0.0, next_full - self._monotonic())
+            with self._lock:
+                if self._watched:
+                    wait = min(wait, OP_POLL_SECONDS)
+            self._wake.wait(wait)
+            self._wake.clear()
 
     def poll_once(self) -> None:
         """Fetch the controller's pod list and scrape every metrics sidecar once."""
-        pods, controller_error = self._poll_controller()
+        self.poll_controller()
         scraped: dict[str, Sample | str] = {}
         for pod, url in self.metrics_urls:
             try:
@@ -217,9 +252,6 @@ class PodsMonitor:
             except (OSError, ValueError) as exc:
                 scraped[pod] = f"{url}: {exc}"
         with self._lock:
-            if pods is not None:
-                self._pods = pods
-            self._controller_error = controller_error
             for pod, outcome in scraped.items():
                 if isinstance(outcome, Sample):
                     self._samples[pod].append(outcome)
@@ -227,6 +259,29 @@ class PodsMonitor:
                 else:
                     self._scrape_errors[pod] = outcome
             self._updated_at = self._clock()
+
+    def poll_controller(self) -> None:
+        """Fetch the controller's pod list only (what a pod action changes)."""
+        pods, controller_error = self._poll_controller()
+        with self._lock:
+            if pods is not None:
+                self._pods = pods
+                self._controller_read_at = self._monotonic()
+                self._settle_watched()
+            self._controller_error = controller_error
+            self._updated_at = self._clock()
+
+    def _settle_watched(self) -> None:
+        """Stop watching the actions that are over (called with the lock held)."""
+        by_name = {p["pod"]: p for p in self._pods}
+        now = self._monotonic()
+        for op_id, (pod, action, deadline) in list(self._watched.items()):
+            status = by_name.get(pod) or {}
+            last = status.get("last_op") or {}
+            done = last.get("id") == op_id and last.get("done")
+            over = done and (action == "stop" or not last.get("ok") or status.get("ready"))
+            if over or not status or now > deadline:
+                del self._watched[op_id]
 
     def _poll_controller(self) -> tuple[list[dict[str, Any]] | None, str | None]:
         if not self.controller_url:
@@ -247,12 +302,16 @@ class PodsMonitor:
             controller = {p["pod"]: p for p in self._pods}
             names = list(controller) + [pod for pod, _url in self.metrics_urls
                                         if pod not in controller]
+            since_read = 0.0 if self._controller_read_at is None else self._monotonic() - self._controller_read_at
             pods = []
             for name in sorted(names):
                 row: dict[str, Any] = {"pod": name}
                 status = controller.get(name)
                 row.update({key: status.get(key) for key in _CONTROLLER_FIELDS} if status
                            else dict.fromkeys(_CONTROLLER_FIELDS))
+                if isinstance(row["age_seconds"], int | float):
+                    row["age_seconds"] = round(row["age_seconds"] + since_read, 1)  # as of now
+                row["app_replicas"] = app_replicas(status) if status else []
                 row["metrics"] = self._metrics_of(name)
                 pods.append(row)
             return {"ok": True, "updated_at": self._updated_at, "interval_seconds": self.interval,
@@ -274,3 +333,19 @@ class PodsMonitor:
             "p95_ms": latest.get("p95_ms"),
             "history": [point.as_dict() for point in points],
         }
+
+
+def app_replicas(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """The app processes a pod runs now, from the controller's `container_states`: each active
+    slot (`app`, `app-1`...; a rolling restart's new one included) with its own port (the slot's,
+    where podvisor holds the socket) and restart count."""
+    states = status.get("container_states")
+    if not isinstance(states, dict):
+        return []
+    replicas = []
+    for slot, state in states.items():
+        if not (slot == "app" or slot.startswith("app-")) or not isinstance(state, dict) or not state.get("active"):
+            continue
+        replicas.append({"slot": slot, **{key: state.get(key) for key in _REPLICA_FIELDS},
+                         "port": state.get("own_port") or state.get("port")})
+    return replicas

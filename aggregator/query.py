@@ -18,18 +18,41 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_FIELDS = 10
 MAX_TEXT = 500
+MAX_TERMS = 32  # words and phrases of one search, included and excluded together
 FILTER_PARAMS = frozenset({"service", "pod", "level", "request_id", "since", "until"})
 # `probes` of /api/v1/logs and /api/v1/tail: the logging sidecar marks probe and scrape requests
 # with `"probe": true`; include (every entry), exclude (none of them) or only (nothing else).
 PROBE_MODES = ("include", "exclude", "only")
 FIELD_PREFIX = "field."
 _FIELD_NAME_RE = re.compile(r"^[A-Za-z0-9_@$-]{1,64}$")
-_FTS_TOKEN_RE = re.compile(r'"([^"]*)"?|([^\s"]+)')
+# An optional leading `-` (leave out), then a "phrase" (its closing quote optional) or a word.
+_SEARCH_TOKEN_RE = re.compile(r'(-?)(?:"([^"]*)"?|([^\s"]+))')
+NOT_OPERATOR = "NOT"  # upper case only, as in FTS5 and web search: `not found` is two words
+
+
+@dataclass(frozen=True)
+class Term:
+    """A word or a "phrase" of a search, matched as its tokens in order, never as an operator;
+    `prefix` (word*) lets the last token match any token it begins."""
+
+    text: str
+    prefix: bool = False
+
+
+@dataclass(frozen=True)
+class TextSearch:
+    """`q`, parsed: an entry's message must hold every `include` term and none of the `exclude`
+    terms. Store-neutral: each store turns it into its own full-text query (store/select.py for
+    SQLite). Either tuple may be empty, not both."""
+
+    include: tuple[Term, ...] = ()
+    exclude: tuple[Term, ...] = ()
 
 
 @dataclass(frozen=True)
 class LogQuery:
-    """Filters shared by GET /logs, /api/v1/logs and /api/v1/tail."""
+    """Filters shared by GET /logs, /api/v1/logs, /api/v1/tail and /api/v1/histogram; `text` is
+    `q`, parsed (every store builds its own full-text query from it)."""
 
     service: str | None = None
     pods: tuple[str, ...] = ()
@@ -37,7 +60,7 @@ class LogQuery:
     request_id: str | None = None
     since_ms: int | None = None
     until_ms: int | None = None
-    text: str | None = None
+    text: TextSearch | None = None
     fields: tuple[tuple[str, str], ...] = ()
     probes: str = "include"
 
@@ -74,7 +97,7 @@ def parse_filters(args: MultiDict, *, extended: bool = True) -> LogQuery:
         raw_text = _single(args, "q")
         if raw_text is not None:
             try:
-                text = fts_expression(raw_text)
+                text = parse_search(raw_text)
             except ValueError as exc:
                 raise ParamError("q", str(exc)) from None
         for name in args.keys():
@@ -115,6 +138,20 @@ def parse_limit(args: MultiDict, default: int = DEFAULT_LIMIT, maximum: int = MA
     return min(value, maximum)
 
 
+def parse_count(args: MultiDict, name: str, default: int, maximum: int) -> int:
+    """An integer from 1 to `maximum` (anything else is a 400: a count is not silently capped)."""
+    raw = _single(args, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ParamError(name, f"not an integer: {raw[:32]!r}") from None
+    if not 1 <= value <= maximum:
+        raise ParamError(name, f"must be from 1 to {maximum}, not {raw[:32]}")
+    return value
+
+
 def parse_order(args: MultiDict) -> str | None:
     """`order`: desc (newest first) or asc; None when absent."""
     raw = _single(args, "order")
@@ -152,13 +189,14 @@ def _field_name(param: str) -> str:
     return name
 
 
-def fts_expression(text: str) -> str | None:
-    """Turn user search text into a safe FTS5 expression; None when blank.
+def parse_search(text: str) -> TextSearch | None:
+    """Read user search text; None when blank.
 
-    Words are ANDed, "double quoted text" is a phrase, a trailing * on a word makes it a prefix.
-    Every term is emitted as an FTS5 string, so operators (NEAR, OR, NOT, column filters, ^)
-    in the input are searched for as words instead of being interpreted; raises ValueError when
-    nothing searchable remains.
+    Words are ANDed, "double quoted text" is a phrase, a trailing * on a word makes it a prefix;
+    `-word`, `-"a phrase"` or `NOT word` leave out the entries that hold it. Every other operator
+    of a search syntax (OR, NEAR, column filters, ^, parentheses) is searched for as a word. Raises
+    ValueError (the caller's 400) for a NUL, text over MAX_TEXT, more than MAX_TERMS terms, a NOT
+    with nothing after it, or nothing searchable at all.
     """
     if len(text) > MAX_TEXT:
         raise ValueError(f"longer than {MAX_TEXT} characters")
@@ -166,21 +204,32 @@ def fts_expression(text: str) -> str | None:
         raise ValueError("must not contain a NUL character")
     if not text.strip():
         return None
-    terms = []
-    for match in _FTS_TOKEN_RE.finditer(text):
-        phrase, word = match.group(1), match.group(2)
-        prefix = False
+    include: dict[Term, None] = {}  # dicts: the distinct terms, in the order typed
+    exclude: dict[Term, None] = {}
+    negate_next = False
+    for match in _SEARCH_TOKEN_RE.finditer(text):
+        minus, phrase, word = match.groups()
+        if word == NOT_OPERATOR and not minus:
+            if negate_next:
+                raise ValueError("NOT NOT: put the word to leave out after NOT")
+            negate_next = True
+            continue
         if word is not None:
             core = word.rstrip("*")
-            prefix = core != word
+            term = Term(core, prefix=core != word)
         else:
-            core = phrase or ""
-        if not any(ch.isalnum() for ch in core):
-            continue
-        terms.append('"' + core + '"' + ("*" if prefix else ""))
-    if not terms:
+            term = Term(phrase)
+        excluded, negate_next = bool(minus) or negate_next, False
+        if not any(ch.isalnum() for ch in term.text):
+            continue  # punctuation only: no token to search for
+        (exclude if excluded else include)[term] = None
+        if len(include) + len(exclude) > MAX_TERMS:
+            raise ValueError(f"more than {MAX_TERMS} words or phrases")
+    if negate_next:
+        raise ValueError('NOT must be followed by a word or a "phrase" to leave out')
+    if not include and not exclude:
         raise ValueError("no words to search for")
-    return " ".join(terms)
+    return TextSearch(tuple(include), tuple(exclude))
 
 
 def service_names(service: str) -> tuple[str, ...]:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from podvisor.aggregator.errors import ApiError
 from podvisor.aggregator.metrics import Metrics
@@ -12,9 +14,17 @@ from podvisor.aggregator.store.base import BadSearch, LogStore, Page, QueryTimeo
 def fetch(store: LogStore, query: LogQuery, *, order: str, after: int | None, limit: int,
           metrics: Metrics | None = None, endpoint: str = "api", with_ts: bool = False) -> Page:
     """One page of entries in seq order; raises ApiError (400 bad search, 503 timeout or no store)."""
+    with api_errors(metrics, endpoint):
+        return store.page(query, order=order, after=after, limit=limit, with_ts=with_ts)
+
+
+@contextmanager
+def api_errors(metrics: Metrics | None, endpoint: str) -> Iterator[None]:
+    """A store read, timed in `metrics`; the store's failures become ApiErrors (400 a search the
+    store refuses, 503 a timeout or no store)."""
     started = time.perf_counter()
     try:
-        return store.page(query, order=order, after=after, limit=limit, with_ts=with_ts)
+        yield
     except QueryTimeout:
         if metrics is not None:
             metrics.query_timeouts.labels(endpoint).inc()

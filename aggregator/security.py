@@ -57,7 +57,7 @@ def cross_site_reason(req: Request) -> str | None:
 
 # Not behind the Host check: shipping (token-authenticated) and the probe and scrape endpoints,
 # which loggers and Prometheus on other hosts may reach by any name.
-HOST_CHECK_EXEMPT = frozenset({"ingest.ingest", "ops.health", "ops.metrics"})
+HOST_CHECK_EXEMPT = frozenset({"ingest.ingest", "otlp.export_logs", "ops.health", "ops.metrics"})
 
 
 def install(app: Flask, hosts: HostCheck) -> None:

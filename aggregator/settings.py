@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from podvisor.aggregator.store.chconfig import parse_url
 from podvisor.core.settings import Env, SettingsError, is_loopback
+from podvisor.core.supervisor import SupervisorConfig
 
 MIB = 1024 * 1024
 READ_AUTH_MODES = ("auto", "always", "never")
@@ -35,6 +37,9 @@ class Settings:
     log_level: str = "INFO"
     allowed_hosts: tuple[str, ...] = field(default=())
     logger_credentials: tuple[tuple[str, str, str], ...] = field(default=())  # (pod, service, file)
+    # supervisord, for the pods page's start/stop/restart (it sets these in every child's environment)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    store_url: str | None = None  # clickhouse+http://...: the ClickHouse store instead of SQLite at db_path
 
     @property
     def reads_need_token(self) -> bool:
@@ -75,11 +80,26 @@ class Settings:
             log_level=env.choice("AGGREGATOR_LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
             allowed_hosts=env.hosts("AGGREGATOR_ALLOWED_HOSTS"),
             logger_credentials=logger_credentials(env, "AGGREGATOR_LOGGER_CREDENTIALS"),
+            supervisor=SupervisorConfig.from_env(env),
+            store_url=store_url(env, "AGGREGATOR_STORE"),
         )
         if settings.max_entry_bytes > settings.max_body_bytes:
             raise SettingsError("AGGREGATOR_MAX_ENTRY_BYTES", str(settings.max_entry_bytes),
                                 "must not exceed AGGREGATOR_MAX_BODY_BYTES")
         return settings
+
+
+def store_url(env: Env, name: str) -> str | None:
+    """The ClickHouse store's URL (chconfig.py), checked; None (unset or `sqlite`) for SQLite."""
+    raw = env.raw(name)
+    if raw is None or raw.lower() == "sqlite":
+        return None
+    try:
+        parse_url(raw)
+    except ValueError as exc:
+        raise SettingsError(name, raw, f"{exc} (clickhouse+http://HOST:8123[,HOST:8123...]/DATABASE?cluster=NAME)"
+                            ) from None
+    return raw
 
 
 def logger_credentials(env: Env, name: str) -> tuple[tuple[str, str, str], ...]:

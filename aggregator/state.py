@@ -10,6 +10,7 @@ from flask import current_app
 if TYPE_CHECKING:
     from podvisor.aggregator.auth import Authenticator
     from podvisor.aggregator.metrics import Metrics
+    from podvisor.aggregator.podactions import PodActions
     from podvisor.aggregator.pods import PodsMonitor
     from podvisor.aggregator.query import CursorCodec
     from podvisor.aggregator.settings import Settings
@@ -31,6 +32,7 @@ class AggregatorState:
     cursors: CursorCodec
     tails: TailLimiter
     pods: PodsMonitor
+    actions: PodActions
     retention: RetentionWorker | None = None
     owns_store: bool = True
     stopping: threading.Event = field(default_factory=threading.Event)

@@ -46,6 +46,27 @@ function append(node, child) {
   else node.appendChild(document.createTextNode(visible(child)));
 }
 
+// svg("rect", {x: 1, class: "seg"}): an SVG element; attribute values are set as text, and any
+// text inside (a <title>) is added by the caller with textContent.
+const SVG_NS = "http://www.w3.org/2000/svg";
+export function svg(tag, attrs = {}) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value !== undefined && value !== null) node.setAttribute(key, String(value));
+  }
+  return node;
+}
+
+const LEVELS = new Set(["debug", "info", "warning", "error", "critical"]);
+
+// The badge class of a level: the usual spellings get their colour, anything else a neutral one.
+export function levelClass(level) {
+  const name = String(level || "").toLowerCase();
+  if (name === "warn") return "lvl lvl-warning";
+  if (name === "fatal") return "lvl lvl-critical";
+  return LEVELS.has(name) ? `lvl lvl-${name}` : "lvl lvl-other";
+}
+
 export function setText(id, text) {
   const node = document.getElementById(id);
   node.textContent = visible(text || "");

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from podvisor.aggregator.histogram import Histogram
     from podvisor.aggregator.metrics import Metrics
     from podvisor.aggregator.query import LogQuery
 
@@ -81,6 +82,11 @@ class LogStore(Protocol):
              with_ts: bool = False) -> Page:
         """Up to `limit` entries matching `query`, in seq order `order` ("asc"/"desc"), after the
         cursor `after`; raise QueryTimeout, StoreUnavailable or BadSearch."""
+
+    def volume(self, query: LogQuery, *, wanted: int, now_ms: int) -> Histogram:
+        """The entries matching `query` counted per time bucket (at most `wanted`, of a round width:
+        histogram.choose_buckets) and level group, over the query's range (histogram.time_range);
+        raise QueryTimeout, StoreUnavailable or BadSearch."""
 
     @property
     def entry_count(self) -> int:

@@ -23,10 +23,18 @@ from podvisor.aggregator.store.base import (  # noqa: F401 - InsertResult & co. 
     StoreUnavailable,
 )
 from podvisor.aggregator.store.checkpointer import Checkpointer
-from podvisor.aggregator.store.select import build_select, existing_services, oldest_ts, seq_bounds
+from podvisor.aggregator.store.select import (
+    build_select,
+    existing_services,
+    oldest_ts,
+    only_exclusions,
+    seq_bounds,
+    seq_windows,
+)
 from podvisor.aggregator.store.writer import WriteFn, Writer, WriterBusy, WriterClosed
 
 if TYPE_CHECKING:
+    from podvisor.aggregator.histogram import Histogram
     from podvisor.aggregator.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -199,12 +207,38 @@ class Store:
                 seq_range = seq_bounds(conn, query)
                 if seq_range is None:
                     return Page([], latest)
-                sql, params = build_select(query, services=services, order=order, after=after,
-                                           limit=limit, seq_range=seq_range, with_ts=with_ts)
-                return Page(conn.execute(sql, params).fetchall(), latest)
+                if not only_exclusions(query):
+                    sql, params = build_select(query, services=services, order=order, after=after,
+                                               limit=limit, seq_range=seq_range, with_ts=with_ts)
+                    return Page(conn.execute(sql, params).fetchall(), latest)
+                # Walked in windows of seqs from the page's start, each leaving out the excluded
+                # entries of its own window (select.exclusion_conditions), until the page is full.
+                low, high = seq_range
+                low = max(low or 1, after + 1 if after is not None and order == "asc" else 1)
+                high = min(high or latest, after - 1 if after is not None and order == "desc" else latest)
+                rows: list[tuple] = []
+                for window in seq_windows(low, high, order):
+                    sql, params = build_select(query, services=services, order=order, after=None,
+                                               limit=limit - len(rows), seq_range=window, with_ts=with_ts)
+                    rows += conn.execute(sql, params).fetchall()
+                    if len(rows) >= limit:
+                        break
+                return Page(rows, latest)
         except sqlite3.OperationalError as exc:
             # The search is built by fts_expression, so this is one FTS5 still refuses ("fts5:
             # syntax error", "unterminated string"): the caller's, whatever SQLite's wording.
+            if query.text is not None:
+                raise BadSearch(str(exc)) from None
+            raise
+
+    def volume(self, query: LogQuery, *, wanted: int, now_ms: int) -> Histogram:
+        """The matching entries per time bucket and level, in one read snapshot."""
+        from podvisor.aggregator.store.histogram import volume  # it builds on select, as this module does
+
+        try:
+            with self.read() as conn:
+                return volume(conn, query, wanted=wanted, now_ms=now_ms)
+        except sqlite3.OperationalError as exc:
             if query.text is not None:
                 raise BadSearch(str(exc)) from None
             raise

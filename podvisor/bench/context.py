@@ -33,7 +33,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(7, "aggregator", "Aggregator ingest and queries"),
     Scenario(8, "lifecycle", "Lifecycle"),
     Scenario(9, "gateway", "Gateway overhead"),
-    Scenario(10, "rsyslog", "Side by side with rsyslog"),
+    Scenario(10, "restart", "Requests refused across a kill -9"),
+    Scenario(11, "stores", "ClickHouse store beside SQLite"),
+    Scenario(12, "rsyslog", "Side by side with rsyslog"),
 )
 
 

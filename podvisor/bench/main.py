@@ -22,7 +22,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from podvisor.bench import aggregator, gateway, latency, lifecycle, metrics, pipeline, rsyslog, side_by_side
+from podvisor.bench import (
+    aggregator,
+    gateway,
+    latency,
+    lifecycle,
+    metrics,
+    pipeline,
+    restarts,
+    rsyslog,
+    side_by_side,
+    stores,
+)
 from podvisor.bench.context import SCENARIOS, Bench
 from podvisor.bench.report import Progress, document, machine, table, where_time_goes, write_json
 from podvisor.bench.sizes import for_mode
@@ -37,7 +48,9 @@ RUNNERS: tuple[tuple[frozenset[int], Callable[[Bench], None]], ...] = (
     (frozenset({7}), aggregator.run),
     (frozenset({8}), lifecycle.run),
     (frozenset({9}), gateway.run),
-    (frozenset({10}), side_by_side.run),
+    (frozenset({10}), restarts.run),
+    (frozenset({11}), stores.run),
+    (frozenset({12}), side_by_side.run),
 )
 
 

@@ -21,7 +21,8 @@ class Sizes:
     aggregator_lines: int  # 7: lines ingested then queried
     aggregator_queries: int  # 7: queries per kind
     lifecycle_runs: int  # 8: cold start / kill -9 / stop cycles
-    rsyslog_lines: int  # 10: lines each shipper (podvisor's logger, rsyslog) ships a run
+    rsyslog_lines: int  # 12: lines each shipper (podvisor's logger, rsyslog) ships a run
+    restart_rounds: int = 200  # 10: rounds of five curl calls, a kill -9 halfway
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +77,7 @@ MODES: dict[str, Sizes] = {
         aggregator_queries=10,
         lifecycle_runs=1,
         rsyslog_lines=3_000,
+        restart_rounds=20,
     ),
 }
 

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 CHANNEL_TIMEOUT = 15  # seconds a connection may sit idle or half-sent before it is closed
 CLEANUP_INTERVAL = 2  # seconds between those checks
 MAX_CONNECTIONS = 1000
+FRESH_SECONDS = 1.0  # a connection quiet for less is not idle yet when a drain starts (see _drain)
 FD_RESERVE = 64  # descriptors kept for files, sqlite, outgoing connections
 # waitress buffers a body (to disk past 1 MiB) before the app sees it, up to 1 GiB by default.
 # Well above the apps' own 1 MiB limit: an oversized body is still the app's 413 (with its headers,
@@ -137,14 +138,20 @@ class Server:
             wasyncore.dispatcher.close(listener)
         self._on_stopping()
         deadline = time.monotonic() + self.drain_seconds
+        fresh = min(FRESH_SECONDS, self.drain_seconds / 2)
         while True:
             channels = [d for d in self._map.values() if isinstance(d, HTTPChannel)]
             remaining = deadline - time.monotonic()
             if not channels or remaining <= 0:
                 break
+            now = time.time()  # waitress' clock for last_activity
             for channel in channels:
-                # Idle keep-alive connections are closed; busy ones finish their requests first.
-                if not channel.requests and channel.request is None and not channel.total_outbufs_len:
+                # Idle keep-alive connections are closed; busy ones finish their requests first. A
+                # connection is idle only after a moment without traffic: one accepted just before
+                # the stop (its request still on the way, or not read yet) is served, not dropped,
+                # and a client that sends on a kept-alive connection right now is answered too.
+                idle = not channel.requests and channel.request is None and not channel.total_outbufs_len
+                if idle and now - channel.last_activity >= fresh:
                     channel.will_close = True
             self._poll(min(remaining, 0.05))
         if channels:

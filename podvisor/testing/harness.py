@@ -102,19 +102,27 @@ def load_spec_dict(spec: str | Path | dict | None) -> dict:
 class StackHandle:
     """One running stack: its URLs, its supervisord, its state directory."""
 
-    def __init__(self, root: Path, spec: str | Path | dict | None = None, environment: str | None = None):
+    def __init__(self, root: Path, spec: str | Path | dict | None = None, environment: str | None = None,
+                 *, own_ports: bool = True, exec_prefix: list[str] | None = None,
+                 call: Callable[[Callable[[], Any]], Any] | None = None):
+        """`own_ports=False` keeps the spec's ports (a host of its own, a network namespace);
+        `exec_prefix` runs supervisord under it (`ip netns exec NAME`); `call(fn)` runs the
+        harness' HTTP checks where the stack's loopback is (netns.call)."""
         self.root = Path(root)
         data = load_spec_dict(spec)
         state = self.root / "state"
         if len(str(state / "supervisor.sock")) > 90:  # unix socket paths stop at ~100 bytes
             state = Path(tempfile.mkdtemp(prefix="pv-"))
         self.state_dir = state
-        data.setdefault("stack", {}).update(state_dir=str(state), aggregator_port=free_port(),
-                                            controller_port=free_port(), app_ports=free_range(),
-                                            metrics_ports=free_range(), logger_ports=free_range())
+        self.exec_prefix = list(exec_prefix or [])
+        self.call = call or (lambda fn: fn())
+        data.setdefault("stack", {}).update(state_dir=str(state))
+        if own_ports:
+            data["stack"].update(aggregator_port=free_port(), controller_port=free_port(), app_ports=free_range(),
+                                 metrics_ports=free_range(), logger_ports=free_range())
         if environment:
             data["stack"]["environment"] = environment
-        for pod in data["pods"].values():
+        for pod in data["pods"].values() if own_ports else ():
             pod.update(port=free_port(), metrics_port=free_port(), logger_port=free_port())
         self.spec = specmod.from_dict(data)
         self.spec_dict = data
@@ -151,7 +159,7 @@ class StackHandle:
         """Render and run supervisord in the foreground (`argv` replaces the command, e.g. a unit's ExecStart)."""
         self.render()
         self.proc = subprocess.Popen(
-            argv or [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(self.conf)],
+            argv or [*self.exec_prefix, sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(self.conf)],
             env=self.env(), stdout=open(self.root / "supervisord.out", "wb"), stderr=subprocess.STDOUT)
         if wait_ready:
             self.wait_ready(timeout)
@@ -175,9 +183,9 @@ class StackHandle:
                 self.rpc.state()
             except (OSError, xmlrpc.client.Error):
                 return False  # its socket is not there yet
-            if requests.get(self.aggregator_url + "/health", timeout=1).status_code != 200:
+            if self.call(lambda: requests.get(self.aggregator_url + "/health", timeout=1)).status_code != 200:
                 return False
-            return requests.get(self.controller_url + "/ready", timeout=1).status_code == 200
+            return self.call(lambda: requests.get(self.controller_url + "/ready", timeout=1)).status_code == 200
         self.wait_for(ready, timeout, "every pod Ready")
 
     def pods(self) -> dict[str, dict]:

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     metrics = LoggerMetrics()
     try:
-        pipeline = Pipeline(settings, HttpTransport(), metrics=metrics)
+        pipeline = Pipeline(settings, HttpTransport(settings.ca_file), metrics=metrics)
     except OSError as exc:
         return exit_bad_setting("podvisor-logger", SettingsError("LOGGER_STATE_DIR", str(settings.state_dir),
                                                                  f"cannot use it: {exc}"))

@@ -3,6 +3,8 @@
 POST {url}/logs, gzip JSON list, `Authorization: Bearer <credential file>` (this logger's own
 credential: the aggregator stamps the pod from it and takes only ids of that pod). Outcomes:
 - 2xx: stored; entries named in the reply's `errors` go to the dead-letter file; `duplicates` counted.
+- a refused TLS certificate (LOGGER_CA_FILE): nothing is sent; retried like a connection error,
+  counted as retries{reason="tls"} and logged as an error.
 - 5xx, 429, 408, 3xx, connection errors and timeouts: retried forever, exponential backoff + jitter
   (LOGGER_BACKOFF_INITIAL doubling up to LOGGER_BACKOFF_MAX, each delay drawn from [50%, 100%]).
 - 401, or the credential file missing (the aggregator writes it at its start): the file is re-read
@@ -47,6 +49,11 @@ class TransportError(Exception):
     """The request did not get an HTTP answer (connection refused, reset, timeout)."""
 
 
+class TlsError(TransportError):
+    """The aggregator's certificate was refused (not from LOGGER_CA_FILE's CA, wrong name, expired):
+    nothing was sent. Retried like a connection error, since the operator may fix it."""
+
+
 class Transport(Protocol):
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Response: ...
 
@@ -54,10 +61,12 @@ class Transport(Protocol):
 class HttpTransport:
     """POST with the standard library's http.client: one keep-alive connection per sending thread,
     redirects never followed. (requests cost the logger 5 MiB of memory and a third of a
-    millisecond a request for nothing it needs here.)"""
+    millisecond a request for nothing it needs here.) With `ca_file`, an https aggregator's
+    certificate must chain to that CA alone (else the system's CAs), and its name must match."""
 
-    def __init__(self) -> None:
+    def __init__(self, ca_file: Path | None = None) -> None:
         self._local = threading.local()
+        self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Response:
         parts = urlsplit(url)
@@ -68,6 +77,9 @@ class HttpTransport:
                 conn.request("POST", target, body=body, headers=dict(headers))
                 reply = conn.getresponse()
                 data = reply.read()
+            except ssl.SSLError as exc:  # a refused certificate, or no TLS agreed: nothing was sent
+                self._drop()
+                raise TlsError(str(exc)) from exc
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
                 self._drop()
                 if reused and attempt == 1:
@@ -89,7 +101,7 @@ class HttpTransport:
             return conn, True
         self._drop()
         if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls)
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
         self._local.conn, self._local.key = conn, key
@@ -195,6 +207,13 @@ class Sender:
             self.attempts += 1
             try:
                 reply = self._transport.post(self._url, body, headers, self._timeout)
+            except TlsError as exc:
+                if self.reachable is not False:
+                    log.error("the certificate of aggregator %s was refused (%s); nothing sent, retrying with "
+                              "backoff (check LOGGER_CA_FILE)", self._url, exc)
+                self._set_reachable(False)
+                failures = self._retry("tls", failures)
+                continue
             except TransportError as exc:
                 if self.reachable is not False:
                     log.warning("aggregator %s unreachable (%s); retrying with backoff", self._url, exc)

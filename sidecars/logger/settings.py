@@ -5,7 +5,9 @@ logger's own credential, which the aggregator writes at its start; an operator's
 at the aggregator's token file instead).
 Optional, with defaults:
   ENVIRONMENT                 production
-  LOGGER_AGGREGATOR_URL       http://127.0.0.1:8080
+  LOGGER_AGGREGATOR_URL       http://127.0.0.1:8080 (https://... across hosts: a fleet's store host)
+  LOGGER_CA_FILE              unset: the system's CAs verify an https aggregator; else only this CA
+                              (PEM) does (podvisor-render --fleet writes the fleet's)
   LOGGER_HOST / LOGGER_PORT   127.0.0.1 / 0 (0 = any free port; the bound port is logged)
   LOGGER_APP_PROGRAM          unset: on SIGTERM do not wait for the app (see main.py)
   SUPERVISOR_SERVER_URL       set by supervisord: how the logger asks for its app's state
@@ -67,6 +69,7 @@ class Settings:
     state_dir: Path
     aggregator_url: str
     credential_file: Path
+    ca_file: Path | None = None  # the CA an https aggregator's certificate must chain to
     host: str = "127.0.0.1"
     port: int = 0
     app_program: str | None = None
@@ -108,6 +111,7 @@ class Settings:
             state_dir=state_dir,
             aggregator_url=env.url("LOGGER_AGGREGATOR_URL", "http://127.0.0.1:8080"),
             credential_file=env.path("LOGGER_CREDENTIAL_FILE", required=True),
+            ca_file=env.path("LOGGER_CA_FILE"),
             host=env.host("LOGGER_HOST"),
             port=env.port("LOGGER_PORT", 0),
             app_program=env.optional("LOGGER_APP_PROGRAM"),
@@ -134,6 +138,12 @@ class Settings:
             rotated_idle_seconds=env.seconds("LOGGER_ROTATED_IDLE_SECONDS", 5.0),
             checkpoint_interval=env.seconds("LOGGER_CHECKPOINT_INTERVAL", 1.0),
         )
+        if settings.ca_file is not None:
+            if not str(settings.aggregator_url).startswith("https://"):
+                raise SettingsError("LOGGER_CA_FILE", str(settings.ca_file),
+                                    "needs an https:// LOGGER_AGGREGATOR_URL")
+            if not settings.ca_file.is_file():
+                raise SettingsError("LOGGER_CA_FILE", str(settings.ca_file), "is not a readable file")
         if settings.backoff_max < settings.backoff_initial:
             raise SettingsError("LOGGER_BACKOFF_MAX", str(settings.backoff_max),
                                 f"must be >= LOGGER_BACKOFF_INITIAL ({settings.backoff_initial})")

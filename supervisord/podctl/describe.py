@@ -8,9 +8,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
-from podvisor.supervisord.podctl.output import ROLES, age, ports, reason
+from podvisor.supervisord.podctl.output import age, app_slots, ports, reason
 
-CONTAINER_ORDER = ("app", "logger", "metrics")
+SIDECAR_ORDER = ("logger", "metrics")
+
+
+SOCKETS = {
+    "held": "held by podvisor (the app inherits it: LISTEN_FDS, or NGINX for nginx): "
+            "connections wait while the app restarts",
+    "app": "bound by the app itself: while it restarts, connections are refused",
+}
 
 
 def _field(label: str, value: object, indent: int = 0) -> str:
@@ -48,13 +55,15 @@ def _backoff(state: dict) -> str | None:
     return f"last delay {_seconds(delay)}"
 
 
-def container(role: str, state: dict, pod_ports: dict) -> str:
-    out = f"  {role}:\n"
+def container(role: str, state: dict, pod_ports: dict, title: str = "") -> str:
+    out = f"  {role}:{' ' + title if title else ''}\n"
     out += _field("Program", state.get("program") or "-", 4)
     out += _field("State", state.get("state") or "-", 4)
     out += _field("Ready", state.get("ready", "-"), 4)
     out += _field("PID", state.get("pid") or "-", 4)
-    out += _field("Port", state.get("port") or pod_ports.get(role) or "-", 4)
+    out += _field("Port", state.get("port") or pod_ports.get(role.split("-")[0]) or "-", 4)
+    if state.get("own_port"):
+        out += _field("Own port", f"{state['own_port']} (its probes and scrapes)", 4)
     out += _field("Command", state.get("command") or "-", 4)
     out += _field("Restarts", state.get("restarts", 0), 4)
     if state.get("last_reason"):
@@ -106,6 +115,13 @@ def describe(pod: dict, now: float | None = None) -> str:
         out += _field("Last reason", reason(pod))
     if pod.get("held_by_operator"):
         out += _field("Held", ", ".join(pod["held_by_operator"]) + " (stopped outside podvisor)")
+    if "replicas" in pod:
+        out += _field("Replicas", f"{pod['replicas']} wanted, {pod.get('ready_replicas', 0)} ready "
+                                  f"(Ready needs {pod.get('min_ready', 1)})")
+    if "socket" in pod:
+        out += _field("Socket", SOCKETS.get(pod["socket"], pod["socket"]))
+    if pod.get("rollout"):
+        out += _field("Rollout", f"{pod['rollout']['replaced']} replaced, {pod['rollout']['remaining']} to go")
     if "depends_on" in pod:
         out += _field("Depends on", ", ".join(pod["depends_on"]) or "<none>")
     pod_ports = ports(pod)
@@ -116,7 +132,11 @@ def describe(pod: dict, now: float | None = None) -> str:
     states = pod.get("container_states")
     out += "Containers:\n"
     if isinstance(states, dict) and states:
-        for role in [r for r in CONTAINER_ORDER if r in states] + sorted(set(states) - set(ROLES)):
+        slots = app_slots(pod)
+        for slot, (role, state) in enumerate(slots):
+            title = "" if len(slots) == 1 else f"(replica {slot}{'' if state.get('active', True) else ', spare'})"
+            out += container(role, state, pod_ports, title)
+        for role in [r for r in SIDECAR_ORDER if r in states]:
             out += container(role, states[role] or {}, pod_ports)
     else:
         out += "  <not reported by the controller>\n"

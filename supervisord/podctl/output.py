@@ -44,8 +44,28 @@ def ready_condition(pod: dict) -> str:
     return f"Ready={bool(pod.get('ready'))}"
 
 
-HEADER = ("POD", "READY", "STATUS", "RESTARTS", "AGE")
-WIDE = ("PORTS", "PIDS", "CONDITION")  # ports and pids as app/metrics/logger
+HEADER = ("POD", "READY", "REPLICAS", "STATUS", "RESTARTS", "AGE")
+WIDE = ("PORTS", "PIDS", "CONDITION")  # ports and pids as app/metrics/logger (each running replica's pid)
+
+
+def app_slots(pod: dict) -> list[tuple[str, dict]]:
+    """The app's slots as (role, state): `app`, `app-1`, ... in slot order (the spare one too)."""
+    states = pod.get("container_states") or {}
+    slots = [(role, state or {}) for role, state in states.items() if role == "app" or role.startswith("app-")]
+    return sorted(slots, key=lambda item: int(item[0][4:] or 0) if item[0] != "app" else 0)
+
+
+def replicas(pod: dict) -> str:
+    """`ready/wanted` replicas, like a Deployment's READY (`-` from a controller without replicas)."""
+    if "replicas" not in pod:
+        return "-"
+    return f'{pod.get("ready_replicas", 0)}/{pod["replicas"]}'
+
+
+def _pids(pod: dict) -> str:
+    states = pod.get("container_states") or {}
+    apps = ",".join(str(s["pid"]) for _role, s in app_slots(pod) if s.get("pid")) or "-"
+    return "/".join([apps, *(str((states.get(r) or {}).get("pid") or "-") for r in ROLES[1:])])
 
 
 def row(pod: dict, wide: bool = False) -> tuple[str, ...]:
@@ -53,12 +73,10 @@ def row(pod: dict, wide: bool = False) -> tuple[str, ...]:
     sidecars = sum((pod.get("sidecar_restarts") or {}).values())
     if sidecars:
         restarts += f" (+{sidecars} sidecar)"
-    cells = [pod["pod"], f'{pod["containers_ready"]}/{pod["containers"]}', pod["status"], restarts,
+    cells = [pod["pod"], f'{pod["containers_ready"]}/{pod["containers"]}', replicas(pod), pod["status"], restarts,
              age(pod["age_seconds"])]
     if wide:
-        states = pod.get("container_states") or {}
-        cells += ["/".join(str(p or "-") for p in ports(pod).values()),
-                  "/".join(str((states.get(r) or {}).get("pid") or "-") for r in ROLES), ready_condition(pod)]
+        cells += ["/".join(str(p or "-") for p in ports(pod).values()), _pids(pod), ready_condition(pod)]
     return (*cells, reason(pod))
 
 

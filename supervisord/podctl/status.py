@@ -36,7 +36,7 @@ def run(client: Client, names: list[str], fmt: str, out: TextIO, stack: Stack | 
 
 
 def _key(row: tuple[str, ...]) -> tuple[str, ...]:
-    return row[:4] + row[5:]  # AGE moves every second: a change of it alone is not news
+    return row[:5] + row[6:]  # AGE moves every second: a change of it alone is not news
 
 
 def watch(client: Client, names: list[str], wide: bool, out: TextIO, stack: Stack | None,
@@ -60,7 +60,7 @@ def watch(client: Client, names: list[str], wide: bool, out: TextIO, stack: Stac
                 out.write(output.line(r, _fit(sizes, r)))
         for name in rows.keys() - current.keys():
             gone = list(rows[name])
-            gone[2] = REMOVED
+            gone[3] = REMOVED
             out.write(output.line(gone, _fit(sizes, gone)))
         out.flush()
         rows = current

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 import psutil
 
-from podvisor.supervisord.podctl.describe import CONTAINER_ORDER
+from podvisor.supervisord.podctl.describe import SIDECAR_ORDER
+from podvisor.supervisord.podctl.output import app_slots
 
 
 @dataclass
@@ -50,7 +51,8 @@ def sample(pods: list[dict], interval: float, clock: Callable[[], float] = time.
     usages = []
     for pod in pods:
         states = pod.get("container_states") or {}
-        for role in [r for r in CONTAINER_ORDER if r in states]:
+        roles = [role for role, state in app_slots(pod) if state.get("active", True) or state.get("pid")]
+        for role in roles + [r for r in SIDECAR_ORDER if r in states]:
             usages.append(Usage(pod["pod"], role, (states[role] or {}).get("pid") or None))
     before: dict[tuple[int, float], float] = {}
     for usage in usages:

@@ -48,6 +48,10 @@ class Renderer:
     def state(self, *parts: str) -> str:
         return self.path(self.stack.state_dir, *parts)
 
+    def file(self, name: str) -> str:
+        """A file the spec names: absolute, or relative to the conf's folder."""
+        return name.replace("%", "%%") if os.path.isabs(name) else "%(here)s/" + name.replace("%", "%%")
+
     def credential(self, pod: Pod) -> str:
         """Where the aggregator writes the pod's logger credential (the logger's state directory)."""
         return self.state("pods", pod.name, "logger", "credential")
@@ -193,7 +197,9 @@ class Renderer:
             self.program("aggregator", self.command("podvisor-aggregator"), 10, st.budget.aggregator_stopwaitsecs, {
                 "AGGREGATOR_HOST": st.host, "AGGREGATOR_PORT": str(st.aggregator_port),
                 "AGGREGATOR_DB": _Raw(self.state("aggregator", "logs.db")),
-                "AGGREGATOR_TOKEN_FILE": _Raw(self.state("aggregator", "token")),
+                **({"AGGREGATOR_STORE": st.store} if st.store else {}),
+                "AGGREGATOR_TOKEN_FILE": _Raw(self.file(st.token_file) if st.token_file
+                                              else self.state("aggregator", "token")),
                 "AGGREGATOR_READ_AUTH": st.read_auth,
                 "AGGREGATOR_CONTROLLER_URL": self.url(st.controller_port),
                 "AGGREGATOR_METRICS_URLS": ",".join(f"{p.name}={self.url(p.metrics_port)}" for p in st.pods),
@@ -212,7 +218,8 @@ class Renderer:
         logger_env = {
             **self.pod_env(pod), "LOGGER_LOG_DIR": _Raw(self.state(*logs)),
             "LOGGER_STATE_DIR": _Raw(self.state("pods", pod.name, "logger")),
-            "LOGGER_AGGREGATOR_URL": self.url(st.aggregator_port),
+            "LOGGER_AGGREGATOR_URL": st.ingest_url or self.url(st.aggregator_port),
+            **({"LOGGER_CA_FILE": _Raw(self.file(st.ca_file))} if st.ca_file else {}),
             "LOGGER_CREDENTIAL_FILE": _Raw(self.credential(pod)),
             "LOGGER_HOST": st.host, "LOGGER_PORT": str(pod.logger_port),
             "LOGGER_APP_PROGRAM": ",".join(pod.app_programs),

@@ -42,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prometheus", metavar="DIR",
                         help="also write prometheus.yml, alert rules and their promtool tests to DIR")
     parser.add_argument("--scrape-interval", default="15s", help="with --prometheus: the scrape interval")
+    parser.add_argument("--fleet", metavar="FLEET_TOML",
+                        help="render a fleet instead (docs/scaling-out.md): every host's files, the CA and the "
+                             "certificates into --out, a folder")
     args = parser.parse_args(argv)
+    if args.fleet:
+        return render_fleet(args)
     try:
         stack = specmod.load(args.spec, previous=previous_stack(Path(args.out)))
     except specmod.SpecError as exc:
@@ -67,6 +72,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.prometheus:
         for path in prometheus_stack.write_stack(args.prometheus, stack, args.scrape_interval):
             print(f"wrote {path}")
+    return 0
+
+
+def render_fleet(args: argparse.Namespace) -> int:
+    from podvisor.supervisord.fleet import render as fleet_render
+    from podvisor.supervisord.fleet import spec as fleet_spec
+    from podvisor.supervisord.fleet.tls import TlsError
+
+    if args.out == str(DEFAULT_CONF):
+        print("podvisor-render: --fleet needs --out DIR (a folder for every host's files)", file=sys.stderr)
+        return 2
+    try:
+        fleet = fleet_spec.load(Path(args.fleet))
+        bin_dir = args.bin_dir or default_bin_dir(Path(args.out) / "host" / "stack.conf")  # seen from a host folder
+        folders = fleet_render.render(fleet, Path(args.out), bin_dir)
+    except (fleet_spec.FleetError, specmod.SpecError, TlsError, ValueError) as exc:
+        print(f"podvisor-render: {exc}", file=sys.stderr)
+        return 2
+    for folder in folders:
+        print(f"wrote {folder}")
     return 0
 
 

@@ -82,6 +82,11 @@ error_log {error_log} notice;
 
 events {{
     worker_connections 1024;
+    # Without it, workers wait on the listening socket with EPOLLEXCLUSIVE, and the kernel wakes one
+    # of them per new connection: when that one belongs to a master that is stopping (a rolling
+    # restart shares the socket between two masters), the wakeup is lost and the connection waits
+    # in the backlog until the next one arrives. With the mutex, every waiting worker is woken.
+    accept_mutex on;
 }}
 
 http {{

@@ -133,6 +133,13 @@ class Stack:
     log_max_bytes: int = 10 * 1024**2
     log_backups: int = 5
     read_auth: str = "auto"  # aggregator reads: auto (open on loopback), always, never
+    # A fleet (docs/scaling-out.md): the aggregator's store (AGGREGATOR_STORE, a ClickHouse cluster),
+    # where the loggers ship (a store host's TLS endpoint) and the CA they verify it with, and the
+    # fleet's master token (every aggregator of the fleet holds the same, so any one takes any logger).
+    store: str | None = None
+    ingest_url: str | None = None
+    ca_file: str | None = None
+    token_file: str | None = None
     # Where the ports a pod does not name are taken from (lowest free first).
     app_ports: tuple[int, int] = (3000, 3999)
     metrics_ports: tuple[int, int] = (9101, 9199)

@@ -126,7 +126,7 @@ PORT_KEYS = {"port": "app_ports", "metrics_port": "metrics_ports", "logger_port"
 LOGGER_RENDERED = frozenset({"LOGGER_LOG_DIR", "LOGGER_STATE_DIR", "LOGGER_AGGREGATOR_URL",
                              "LOGGER_CREDENTIAL_FILE", "LOGGER_HOST", "LOGGER_PORT", "LOGGER_APP_PROGRAM",
                              "LOGGER_GRACE_SECONDS", "LOGGER_STDERR_LEVEL", "LOGGER_PROBE_PATHS",
-                             "LOGGER_ROUTE_PREFIXES"})
+                             "LOGGER_ROUTE_PREFIXES", "LOGGER_CA_FILE"})
 
 
 def _pod(name: str, table: Any) -> dict[str, Any]:
@@ -299,7 +299,7 @@ def _logger_env(table: dict, where: str) -> dict[str, str]:
 
 
 _STACK_KEYS = {"environment", "state_dir", "host", "aggregator_port", "controller_port", "log_max_bytes",
-               "log_backups", "read_auth", *PORT_KEYS.values()}
+               "log_backups", "read_auth", "store", "ingest_url", "ca_file", "token_file", *PORT_KEYS.values()}
 
 
 def _range(stack: dict, key: str, default: tuple[int, int]) -> tuple[int, int]:
@@ -371,8 +371,16 @@ def from_dict(data: dict, previous: Stack | None = None) -> Stack:
         log_max_bytes=parse_size(stack.get("log_max_bytes", "10MB"), "stack: key 'log_max_bytes'"),
         log_backups=backups,
         read_auth=_typed(stack, "read_auth", str, "stack", "auto"),
+        store=_typed(stack, "store", str, "stack"),
+        ingest_url=_typed(stack, "ingest_url", str, "stack"),
+        ca_file=_typed(stack, "ca_file", str, "stack"),
+        token_file=_typed(stack, "token_file", str, "stack"),
         **ranges,
     )
+    if result.ingest_url is not None and not result.ingest_url.startswith(("http://", "https://")):
+        raise SpecError(f"stack: key 'ingest_url' must be an http(s):// URL, got {result.ingest_url!r}")
+    if result.ca_file is not None and not (result.ingest_url or "").startswith("https://"):
+        raise SpecError("stack: key 'ca_file' needs an https:// 'ingest_url'")
     if result.read_auth not in ("auto", "always", "never"):
         raise SpecError(f"stack: key 'read_auth' must be auto, always or never, got {result.read_auth!r}")
     _check_ports(result)
@@ -488,7 +496,8 @@ def to_dict(stack: Stack) -> dict:
             if p is not None:
                 d["probes"][kind] = probe(p)
         pods[pod.name] = d
-    stack_d = {f.name: getattr(stack, f.name) for f in dataclasses.fields(Stack) if f.name != "pods"}
+    stack_d = {f.name: getattr(stack, f.name) for f in dataclasses.fields(Stack)
+               if f.name != "pods" and getattr(stack, f.name) is not None}
     for key in PORT_KEYS.values():
         stack_d[key] = "{}-{}".format(*stack_d[key])
     return {"stack": stack_d, "pods": pods}

@@ -18,6 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from podvisor.bench.context import SCENARIOS
+
 pytestmark = pytest.mark.e2e
 BENCH = Path(__file__).resolve().parents[2] / "bin" / "podvisor-bench"
 MARK = "PODVISOR_BENCH_SMOKE"
@@ -70,7 +72,7 @@ def test_smoke_run_reports_every_scenario_as_table_and_json(tmp_path):
     assert doc["tool"] == "podvisor-bench" and doc["mode"] == "smoke" and doc["runs"] == 1
     assert doc["machine"]["cpus"] >= 1 and doc["machine"]["python"] and doc["machine"]["cpu_model"]
     scenarios = {s["number"]: s for s in doc["scenarios"]}
-    assert sorted(scenarios) == list(range(1, 11)), doc["scenarios"]
+    assert sorted(scenarios) == [sc.number for sc in SCENARIOS], doc["scenarios"]
     header = done.stdout.splitlines()[0].split()
     assert header == ["#", "figure", "median", "min", "max", "unit", "goal", "met"], done.stdout
     for number, scenario in scenarios.items():

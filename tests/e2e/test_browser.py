@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +153,21 @@ def cells(row: WebElement) -> dict[str, str]:
     return dict(zip(names, (td.text for td in row.find_elements(By.TAG_NAME, "td")), strict=True))
 
 
+def timeline_rows(driver: WebDriver) -> list[WebElement]:
+    return driver.find_elements(By.CSS_SELECTOR, "#timeline-rows tr")
+
+
+def timeline_cells(row: WebElement) -> dict[str, str]:
+    names = ("offset", "time", "pod", "level", "message", "axis")
+    return dict(zip(names, (td.text for td in row.find_elements(By.TAG_NAME, "td")), strict=True))
+
+
+def bars(driver: WebDriver) -> list[WebElement]:
+    """The histogram's bars that hold entries, oldest first."""
+    return [bar for bar in driver.find_elements(By.CSS_SELECTOR, "#histogram-chart .bar")
+            if bar.get_attribute("data-total") != "0"]
+
+
 def search(driver: WebDriver, text: str) -> None:
     box = driver.find_element(By.ID, "f-q")
     box.clear()
@@ -282,7 +299,7 @@ def test_bidi_overrides_and_control_characters_are_shown_not_obeyed(browser, sta
     assert "⟨U+202E⟩" in browser.find_element(By.ID, "detail-json").text
 
 
-def test_clicking_a_request_id_follows_it_across_pods(browser, stack):
+def test_clicking_a_request_id_shows_its_lines_across_pods_as_a_timeline(browser, stack):
     request_id = tag()
     users = requests.get(stack.apps["user"] + "/users", timeout=10).json()["users"]
     products = requests.get(stack.apps["product"] + "/products", timeout=10).json()["products"]
@@ -297,14 +314,164 @@ def test_clicking_a_request_id_follows_it_across_pods(browser, stack):
     link = until(lambda: next((b for b in browser.find_elements(By.CSS_SELECTOR, "#rows .rid")
                                if b.text == request_id), None), 15, "the order's line")
     link.click()
-    until(lambda: {cells(r)["pod"] for r in rows(browser)} == {"user", "product", "order"}, 15,
-          "the request in every pod")
-    assert all(cells(r)["request_id"] == request_id for r in rows(browser))
+    lines = until(lambda: [timeline_cells(r) for r in timeline_rows(browser)]
+                  if len(timeline_rows(browser)) >= 3 else None, 15, "the request's timeline")
+    stored = {e["message"] for e in stack.logs(request_id=request_id, limit=1000)}
+    assert {line["message"] for line in lines} <= stored
+    assert not browser.find_element(By.ID, "logs").is_displayed()  # the timeline replaces the list...
+    assert not browser.find_element(By.ID, "histogram").is_displayed()  # ...and its axis the histogram
+    assert {line["pod"].split("\n")[0] for line in lines} == {"user", "product", "order"}
+    assert {line["pod"].split("\n")[1] for line in lines} == {"user-service", "product-service", "order-service"}
+    times = [datetime.fromisoformat(line["time"]) for line in lines]
+    assert times == sorted(times), "in timestamp order"
+    assert lines[0]["offset"] == "+0 ms"
+    offsets = [offset_ms(line["offset"]) for line in lines]
+    assert offsets == sorted(offsets) and offsets[-1] == round((times[-1] - times[0]).total_seconds() * 1000)
+    title = browser.find_element(By.ID, "timeline-title").text
+    assert title.startswith(f"Request {request_id}: {len(lines)} lines from 3 pods"), title
     assert browser.find_element(By.ID, "f-request-id").get_attribute("value") == request_id
     assert browser.find_element(By.ID, "f-pod").get_attribute("value") == ""
-    rows(browser)[0].click()
+    timeline_rows(browser)[0].click()
     until(browser.find_element(By.ID, "detail").is_displayed, 5, "the entry detail")
     screenshot(browser, "logs")
+
+
+def offset_ms(text: str) -> int:
+    """'+0 ms', '+250 ms', '+1.500 s', '+2 min 3.250 s' -> milliseconds."""
+    minutes, _, rest = text.lstrip("+").rpartition(" min ")
+    value, unit = rest.split()
+    return int(minutes or 0) * 60_000 + round(float(value) * (1 if unit == "ms" else 1000))
+
+
+def test_the_timeline_is_in_timestamp_order_not_arrival_order_and_takes_live_lines(browser, stack):
+    request_id = tag()
+    at = "2024-04-02T08:00:0"
+    # Delivered out of time order, as three pods' loggers may deliver them.
+    ingest(stack,
+           {"message": "order saved", "pod": "order", "service_name": "order-service", "level": "info",
+            "request_id": request_id, "timestamp": f"{at}1.500Z"},
+           {"message": "request received", "pod": "gateway", "service_name": "gateway", "level": "info",
+            "request_id": request_id, "timestamp": f"{at}0.000Z"},
+           {"message": "stock reserved", "pod": "product", "service_name": "product-service",
+            "level": "warning", "request_id": request_id, "timestamp": f"{at}0.250Z"})
+    open_logs(browser, stack, f"?request_id={request_id}&live=1")
+    until = waiter(browser, stack)
+    until(lambda: len(timeline_rows(browser)) == 3, 15, "the three lines")
+    lines = [timeline_cells(r) for r in timeline_rows(browser)]
+    assert [line["message"] for line in lines] == ["request received", "stock reserved", "order saved"]
+    assert [line["offset"] for line in lines] == ["+0 ms", "+250 ms", "+1.500 s"]
+    assert [line["pod"] for line in lines] == ["gateway\ngateway", "product\nproduct-service",
+                                               "order\norder-service"]
+    title = browser.find_element(By.ID, "timeline-title").text
+    assert title == (f"Request {request_id}: 3 lines from 3 pods (gateway, product, order) over 1.500 s")
+    # Each line's dot sits on a shared time axis, placed by its time.
+    dots = [float(r.find_element(By.CSS_SELECTOR, ".tick circle").get_attribute("cx"))
+            for r in timeline_rows(browser)]
+    assert dots[0] < dots[1] < dots[2] and (dots[1] - dots[0]) / (dots[2] - dots[0]) == pytest.approx(1 / 6, abs=0.02)
+    # A late line, live: inserted at its time, not appended.
+    until(lambda: browser.find_element(By.ID, "live-state").text == "Live", 15, "the tail stream open")
+    ingest(stack, {"message": "user checked", "pod": "user", "service_name": "user-service", "level": "info",
+                   "request_id": request_id, "timestamp": f"{at}0.100Z"})
+    until(lambda: len(timeline_rows(browser)) == 4, 10, "the live line in the timeline")
+    lines = [timeline_cells(r) for r in timeline_rows(browser)]
+    assert [line["message"] for line in lines] == ["request received", "user checked", "stock reserved",
+                                                   "order saved"]
+    assert lines[1]["offset"] == "+100 ms"
+    browser.find_element(By.ID, "live").click()
+    browser.find_element(By.ID, "timeline-close").click()  # back to the list of every request
+    until(lambda: browser.find_element(By.ID, "logs").is_displayed()
+          and not browser.find_element(By.ID, "timeline").is_displayed(), 10, "the list again")
+
+
+def test_histogram_draws_bars_by_level_and_a_click_narrows_the_range(browser, stack):
+    word = tag()
+    hour = "2024-03-01T10"
+    ingest(stack,
+           *({"message": f"{word} served {i}", "level": "info", "pod": "user", "timestamp": f"{hour}:00:0{i}Z"}
+             for i in range(3)),
+           *({"message": f"{word} failed {i}", "level": "error", "pod": "order",
+              "timestamp": f"{hour}:20:1{i}.500Z"} for i in range(2)),
+           {"message": f"{word} slow", "level": "warning", "pod": "product", "timestamp": f"{hour}:40:00Z"})
+    open_logs(browser, stack, f"?q={word}&range=custom&since={hour}:00:00&until={hour}:59:59.999")
+    until = waiter(browser, stack)
+    filled = until(lambda: bars(browser) if len(bars(browser)) == 3 else None, 15, "three bars")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#histogram-chart .bar")) == 60  # a bar a minute
+    assert [bar.get_attribute("data-total") for bar in filled] == ["3", "2", "1"]
+    assert [bar.get_attribute("data-start") for bar in filled] == [
+        f"{hour}:00:00.000Z", f"{hour}:20:00.000Z", f"{hour}:40:00.000Z"]
+    levels = [[seg.get_attribute("class") for seg in bar.find_elements(By.CSS_SELECTOR, ".seg")] for bar in filled]
+    assert levels == [["seg level-info"], ["seg level-error"], ["seg level-warning"]]
+    heights = [float(bar.find_element(By.CSS_SELECTOR, ".seg").get_attribute("height")) for bar in filled]
+    assert heights[0] > heights[1] > heights[2] > 0, "bar heights follow the counts"
+    assert browser.find_element(By.ID, "histogram-caption").text.startswith("6 entries; one bar = 1 min.")
+    legend = [key.text for key in browser.find_elements(By.CSS_SELECTOR, "#histogram-legend .key")]
+    assert legend == ["error 2", "warning 1", "info 3"]
+    assert browser.find_element(By.ID, "histogram-from").text == f"{hour.replace('T', ' ')}:00:00 UTC"
+    screenshot(browser, "histogram")
+
+    filled[1].click()  # the 10:20 bar: only its minute
+    until(lambda: len(rows(browser)) == 2 and all("failed" in cells(r)["message"] for r in rows(browser)),
+          15, "the bar's two entries only")
+    assert browser.find_element(By.ID, "f-range").get_attribute("value") == "custom"
+    assert browser.find_element(By.ID, "f-since").get_attribute("value").startswith(f"{hour}:20")
+    assert browser.find_element(By.ID, "f-until").get_attribute("value") == f"{hour}:20:59.999"
+    assert "since=" in browser.current_url and "until=" in browser.current_url
+    # The histogram follows the narrower range: one-second bars now.
+    until(lambda: browser.find_element(By.ID, "histogram-caption").text.startswith("2 entries; one bar = 1 s."),
+          15, "the histogram of the minute")
+    assert [bar.get_attribute("data-start") for bar in bars(browser)] == [f"{hour}:20:10.000Z", f"{hour}:20:11.000Z"]
+
+
+def test_search_leaves_out_excluded_words_in_the_list_and_the_histogram(browser, stack):
+    word = tag()
+    pod = "p" + word
+    ingest(stack, *({"message": f"{word} {name} line", "pod": pod, "level": "info"}
+                    for name in ("alpha", "beta", "gamma")))
+    open_logs(browser, stack)
+    until = waiter(browser, stack)
+
+    def messages() -> list[str]:
+        return sorted(cells(r)["message"] for r in rows(browser))
+
+    def shown(expected: list[str], what: str) -> None:
+        until(lambda: messages() == expected and browser.find_element(By.ID, "histogram-caption").text
+              .startswith(f"{len(expected)} {'entry' if len(expected) == 1 else 'entries'};"), 15, what)
+
+    search(browser, f"{word} -beta")
+    shown([f"{word} alpha line", f"{word} gamma line"], "everything but beta")
+    search(browser, f'{word} NOT "gamma line"')
+    shown([f"{word} alpha line", f"{word} beta line"], "everything but the gamma phrase")
+    open_logs(browser, stack, f"?pod={pod}&q=-alpha+-gamma")  # exclusions only
+    shown([f"{word} beta line"], "the one line left")
+    search(browser, "NOT")  # a NOT with nothing after it: the server's 400 shown, not a blank page
+    until(lambda: "NOT must be followed" in browser.find_element(By.ID, "error").text, 10, "the error")
+
+
+def test_probe_lines_are_hidden_until_shown(browser, stack):
+    word = tag()
+    ingest(stack, {"message": f"GET /health {word} 200", "pod": "user", "level": "info", "probe": True},
+           {"message": f"GET /users {word} 200", "pod": "user", "level": "info"})
+    open_logs(browser, stack)
+    until = waiter(browser, stack)
+    toggle = browser.find_element(By.ID, "f-probes")
+    assert not toggle.is_selected(), "hidden by default"
+    search(browser, word)
+    until(lambda: [cells(r)["message"] for r in rows(browser)] == [f"GET /users {word} 200"], 15,
+          "the request line only")
+    assert "probe and scrape lines hidden" in browser.find_element(By.ID, "status").text
+    toggle.click()
+    until(lambda: len(rows(browser)) == 2, 15, "the probe line too")
+    assert "probes=1" in browser.current_url
+    until(lambda: browser.find_element(By.ID, "histogram-caption").text.startswith("2 entries"), 10,
+          "the histogram counting probes too")
+    # The stack's own probes: the controller's /health probes, marked by the user pod's logger.
+    open_logs(browser, stack, "?pod=user&q=health&probes=1")
+    until(lambda: any(cells(r)["message"] == "GET /health 200" for r in rows(browser)), 20,
+          "the liveness probes' lines")
+    browser.find_element(By.ID, "f-probes").click()
+    until(lambda: "Searching" not in browser.find_element(By.ID, "status").text
+          and not any("/health" in cells(r)["message"] for r in rows(browser))
+          and "probes=1" not in browser.current_url, 15, "the probes hidden again")
 
 
 def test_pods_page_lists_every_pod_with_status_and_charts(browser, stack):
@@ -341,7 +508,7 @@ def _fill_charts_for_the_readme(browser: WebDriver, stack: StackHandle, until) -
         rnd = random.Random(3)
         while not stop.is_set():
             pod = rnd.choice(list(stack.apps))
-            path = {"user": "/users", "product": "/products", "order": "/orders"}[pod]
+            path = {"user": "/users", "product": "/products", "order": "/orders"}.get(pod, "/")
             for _ in range(rnd.randint(1, 6)):
                 requests.get(stack.apps[pod] + path, timeout=10)
             stop.wait(rnd.random() / 4)
@@ -402,3 +569,81 @@ def test_login_with_the_token_when_reads_need_it(browser, podvisor_factory):
                          timeout=5)
     assert stale.status_code == 401, "signing out revoked the session on the server"
     browser.delete_all_cookies()
+
+
+def replica_pids(driver: WebDriver, pod: str) -> dict[str, int]:
+    """program -> pid of the replicas the pods page shows for `pod` (that have a pid)."""
+    items = driver.find_elements(By.CSS_SELECTOR, f'#pod-rows tr[data-pod="{pod}"] li.replica')
+    return {li.get_attribute("data-program"): int(li.get_attribute("data-pid"))
+            for li in items if li.get_attribute("data-pid")}
+
+
+def running_pids(stack: StackHandle, programs: list[str]) -> dict[str, int]:
+    """program -> pid of those supervisord has RUNNING."""
+    found = {}
+    for program in programs:
+        info = stack.info(program)
+        if info["statename"] == "RUNNING":
+            found[program] = info["pid"]
+    return found
+
+
+def test_pod_actions_restart_stop_and_start_a_pod_with_replicas(browser, podvisor_factory):
+    spec = load_spec_dict(None)
+    spec["pods"] = {"user": {**spec["pods"]["user"], "replicas": 2}}  # one pod, two app processes
+    small = podvisor_factory(spec)
+    until = waiter(browser, small)
+    programs = list(small.spec.pod("user").app_programs)
+    browser.delete_all_cookies()
+    browser.get(small.aggregator_url + "/ui/pods")
+
+    def row() -> WebElement:
+        return browser.find_element(By.CSS_SELECTOR, '#pod-rows tr[data-pod="user"]')
+
+    def shown_as_running() -> dict[str, int] | None:
+        shown = replica_pids(browser, "user")
+        return shown if len(shown) == 2 and shown == running_pids(small, programs) else None
+
+    before = until(lambda: row().find_element(By.CSS_SELECTOR, ".c-ready").text == "4/4" and shown_as_running(),
+                   30, "two Ready replicas with supervisord's pids")
+    pod = small.spec.pod("user")
+    assert row().find_element(By.CSS_SELECTOR, ".ports").text.split("\n") == [
+        f"app {pod.port}", f"metrics {pod.metrics_port}", f"logger {pod.logger_port}"]
+    ports = {li.text.split(":")[1].split()[0] for li in row().find_elements(By.CSS_SELECTOR, "li.replica")}
+    assert ports <= {str(port) for port in pod.slot_ports} and len(ports) == 2, "each replica's own port"
+    assert re.fullmatch(r"\d+s|\d+m\d+s", row().find_element(By.CSS_SELECTOR, ".c-age").text)
+
+    # Reads are open on loopback, actions are not: the first click asks for the token.
+    row().find_element(By.CSS_SELECTOR, 'button[data-action="restart"]').click()
+    until(browser.find_element(By.ID, "login-form").is_displayed, 15, "the sign-in form")
+    assert running_pids(small, programs) == before, "nothing restarted without signing in"
+    browser.find_element(By.ID, "login-token").send_keys(small.token())
+    browser.find_element(By.ID, "login-submit").click()
+    until(lambda: browser.find_element(By.ID, "main").is_displayed() and replica_pids(browser, "user"), 15,
+          "the pods page, signed in")
+
+    # Restart: a rolling one (the socket is held), every replica replaced by a new process.
+    row().find_element(By.CSS_SELECTOR, 'button[data-action="restart"]').click()
+    until(lambda: row().find_element(By.CSS_SELECTOR, ".op").text.startswith("pod user restarted"), 90,
+          "the restart reported done")
+    after = until(shown_as_running, 30, "the new replicas with supervisord's pids")
+    assert not set(after.values()) & set(before.values()), f"every pid changed: {before} -> {after}"
+    assert "ok" in row().find_element(By.CSS_SELECTOR, ".op").get_attribute("class")
+
+    # Stop (confirmed), then start.
+    row().find_element(By.CSS_SELECTOR, 'button[data-action="stop"]').click()
+    alert = until(lambda: browser.switch_to.alert, 5, "the confirmation")
+    assert "Stop pod user?" in alert.text
+    alert.accept()
+    until(lambda: row().find_element(By.CSS_SELECTOR, ".op").text == "pod user stopped"
+          and row().find_element(By.CSS_SELECTOR, ".c-status").text == "Stopped", 60, "the pod stopped")
+    until(lambda: not running_pids(small, programs) and not replica_pids(browser, "user"), 30,
+          "no app process left, none shown")
+    start = row().find_element(By.CSS_SELECTOR, 'button[data-action="start"]')
+    assert row().find_element(By.CSS_SELECTOR, 'button[data-action="restart"]').get_attribute("disabled")
+    start.click()
+    until(lambda: row().find_element(By.CSS_SELECTOR, ".op").text == "pod user started"
+          and row().find_element(By.CSS_SELECTOR, ".c-ready").text == "4/4", 90, "the pod started and Ready")
+    started = until(shown_as_running, 30, "the started replicas with supervisord's pids")
+    assert not set(started.values()) & set(after.values())
+    screenshot(browser, "pods-actions")

@@ -108,7 +108,7 @@ def test_kill_9_of_an_app_restarts_only_the_app_with_backoff(stack):
     assert shown["sidecar_restarts"] == {"logger": 0, "metrics": 0}
     table = stack.podctl("status").stdout
     row = next(line for line in table.splitlines() if line.startswith(pod + " "))
-    assert row.split()[1:4] == ["3/3", "Running", str(before + 2)]
+    assert row.split()[1:5] == ["3/3", "1/1", "Running", str(before + 2)]
     assert row.endswith("Error: killed by a signal")
 
 

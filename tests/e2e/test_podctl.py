@@ -40,11 +40,11 @@ def test_status_prints_a_table_and_json_and_exits_0_when_every_pod_runs(stack):
     result = stack.podctl("status")
     assert result.returncode == EXIT_OK, ok(result)
     header, *rows = result.stdout.splitlines()
-    assert header.split() == ["POD", "READY", "STATUS", "RESTARTS", "AGE", "LAST", "REASON"]
+    assert header.split() == ["POD", "READY", "REPLICAS", "STATUS", "RESTARTS", "AGE", "LAST", "REASON"]
     assert {row.split()[0] for row in rows} == set(PODS)
     for row in rows:
-        name, ready, status, restarts, age = row.split()[:5]
-        assert (ready, status, restarts) == ("3/3", "Running", "0"), row
+        name, ready, replicas, status, restarts, age = row.split()[:6]
+        assert (ready, replicas, status, restarts) == ("3/3", "1/1", "Running", "0"), row
         assert age[-1] in "smhd" and age[:-1].isdigit()
 
     as_json = stack.podctl("status", "--json")
@@ -78,7 +78,7 @@ def test_stop_stops_the_app_before_its_sidecars_and_start_brings_the_pod_back_in
     status = stack.podctl("status")
     assert status.returncode == EXIT_NOT_RUNNING, ok(status)
     (row,) = [line for line in status.stdout.splitlines() if line.startswith("user ")]
-    assert row.split()[1:3] == ["0/3", "Stopped"], row
+    assert row.split()[1:4] == ["0/3", "0/1", "Stopped"], row
     # a pod stopped on purpose does not hold readiness hostage
     assert requests.get(stack.controller_url + "/ready", timeout=5).status_code == 200
     waited = stack.podctl("wait", "--ready", "--timeout", "5")

@@ -66,12 +66,12 @@ def test_describe_shows_containers_pids_ports_command_probes_and_the_restart(sta
                      re.M), text
     containers = "\n".join(section(text, "Containers"))
     for role in ROLES:
-        block = re.search(rf"^  {role}:\n((?:    .*\n?)+)", containers + "\n", re.M).group(1)
+        block = re.search(rf"^  {role}:.*\n((?:    .*\n?)+)", containers + "\n", re.M).group(1)
         assert re.search(rf"PID:\s+{stack.pid(f'user-{role}')}$", block, re.M), block
         assert re.search(rf"Port:\s+{ports[role]}$", block, re.M), block
         assert re.search(r"State:\s+Running$", block, re.M) and re.search(r"Ready:\s+True$", block, re.M), block
         assert re.search(r"startup\s+passing\s+HTTP GET /health: 200", block), block
-    app = re.search(r"^  app:\n((?:    .*\n?)+)", containers + "\n", re.M).group(1)
+    app = re.search(r"^  app:.*\n((?:    .*\n?)+)", containers + "\n", re.M).group(1)
     assert re.search(r"Command:\s+podvisor-user$", app, re.M), app
     assert re.search(r"Restarts:\s+1$", app, re.M), app
     assert re.search(r"Last state:\s+Error: killed by a signal", app), app
@@ -98,8 +98,8 @@ def test_status_wide_shows_ports_pids_and_the_ready_condition(stack):
     result = stack.podctl("status", "-o", "wide")
     assert result.returncode == 0, ok(result)
     header, *rows = result.stdout.splitlines()
-    assert header.split() == ["POD", "READY", "STATUS", "RESTARTS", "AGE", "PORTS", "PIDS", "CONDITION", "LAST",
-                              "REASON"]
+    assert header.split() == ["POD", "READY", "REPLICAS", "STATUS", "RESTARTS", "AGE", "PORTS", "PIDS", "CONDITION",
+                              "LAST", "REASON"]
     column = header.index("PORTS")
     assert len(rows) == 4  # user, product, order and the gateway
     for row in rows:
@@ -138,14 +138,15 @@ def test_status_w_prints_a_row_each_time_a_pod_changes_until_ctrl_c(stack):
                 if not line:
                     raise Fatal(f"podctl status -w ended: {lines} {watch.stderr.read()}")
                 lines.append(line.rstrip("\n"))
-        read_until(r"^user\s+3/3\s+Running")
-        assert lines[0].split()[:5] == ["POD", "READY", "STATUS", "RESTARTS", "AGE"] and len(lines) == 5, lines
+        read_until(r"^user\s+3/3\s+1/1\s+Running")
+        assert lines[0].split()[:6] == ["POD", "READY", "REPLICAS", "STATUS", "RESTARTS", "AGE"], lines
+        assert len(lines) == 5, lines
         stopped = stack.podctl("stop", "product")
         assert stopped.returncode == 0, ok(stopped)
-        read_until(r"^product\s+0/3\s+Stopped")
+        read_until(r"^product\s+0/3\s+0/1\s+Stopped")
         started = stack.podctl("start", "product")
         assert started.returncode == 0, ok(started)
-        read_until(r"^product\s+3/3\s+Running")
+        read_until(r"^product\s+3/3\s+1/1\s+Running")
         assert not any(line.split()[0] in ("user", "order") for line in lines[5:]), lines  # unchanged pods: silent
     finally:
         watch.send_signal(signal.SIGINT)  # Ctrl-C

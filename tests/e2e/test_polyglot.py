@@ -99,7 +99,7 @@ def test_the_readme_commands_bring_up_the_polyglot_stack_and_the_four_seed_urls_
             if command.endswith(" status"):
                 rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[1:]}
                 assert set(rows) == {"gateway", "service1", "service2"}, done.stdout
-                assert all(row[1:3] == ["3/3", "Running"] for row in rows.values()), done.stdout
+                assert all(row[1:4] == ["3/3", "1/1", "Running"] for row in rows.values()), done.stdout
         assert answers == {"service1/ping": '{"service":"1","status":"ok"}',
                            "service1/hello": '{"message":"Hello from Service 1"}',
                            "service2/ping": '{"service":"2","status":"ok"}',

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import psutil
@@ -135,3 +136,50 @@ def test_a_pod_stopped_on_purpose_refuses_connections_and_serves_again_when_star
     assert started.returncode == 0, started.stdout + started.stderr
     assert requests.get(stack.apps["one"] + "/", timeout=5).ok
     assert listen_fds(stack.pid("one-app"))["LISTEN_FDS"] == "2"
+
+
+def test_status_describe_and_top_show_each_replica(stack):
+    two = stack.pods()["two"]
+    pids = [s["pid"] for role, s in two["container_states"].items() if role.startswith("app") and s["pid"]]
+    assert len(pids) == 2, two["container_states"]
+    status = stack.podctl("status", "two", "-o", "wide")
+    assert status.returncode == 0, status.stdout + status.stderr
+    header, row = status.stdout.splitlines()
+    assert row.split()[header.split().index("REPLICAS")] == "2/2"
+    assert ",".join(map(str, sorted(pids))) in ",".join(sorted(row.split()[header.split().index("PIDS")]
+                                                           .split("/")[0].split(",")))
+    described = stack.podctl("describe", "two")
+    assert described.returncode == 0, described.stderr
+    text = described.stdout
+    assert "Replicas:       2 wanted, 2 ready (Ready needs 1)" in text, text
+    assert "Socket:         held by podvisor" in text and "(replica 1)" in text and "Own port:" in text
+    assert all(f"PID:        {pid}" in text for pid in pids), text
+    top = stack.podctl("top", "two")
+    assert top.returncode == 0, top.stderr
+    rows = [line.split() for line in top.stdout.splitlines()[1:]]
+    assert sorted(int(r[2]) for r in rows if r[1].startswith("app")) == sorted(pids), top.stdout
+    one = stack.podctl("describe", "one").stdout
+    assert "Replicas:       1 wanted, 1 ready" in one and "(replica" in one  # a spare slot beside it
+
+
+def test_each_replicas_lines_are_shipped_exactly_once_across_a_rolling_restart(stack):
+    """Every answered request's line reaches the aggregator once, from the log file of the replica
+    that served it (app.log, app-1.log, app-2.log: each slot writes its own)."""
+    tag = f"roll-{os.getpid()}-{time.monotonic_ns()}"
+    load = Load(stack.apps["two"] + "/", tag=tag).start()
+    load.after_round()
+    restarted = stack.podctl("restart", "two", "--timeout", "60")
+    load.after_round()
+    load.stop()
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert not load.failed and len(load.answered) >= 10, load.failed[:5]
+
+    def shipped() -> list[dict] | None:
+        entries = [e for e in stack.logs(pod="two", limit=1000)
+                   if (e.get("request_id") or "").startswith(tag)]
+        return entries if {e["request_id"] for e in entries} >= set(load.answered) else None
+    entries = stack.wait_for(shipped, 30, "every answered request's line in the aggregator")
+    ids = [e["request_id"] for e in entries]
+    assert len(ids) == len(set(ids)), "a line shipped twice"
+    sources = {e["source"] for e in entries}
+    assert len(sources) >= 2 and sources <= {"app.log", "app-1.log", "app-2.log"}, sources

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from podvisor.aggregator.app import create_app
-from podvisor.aggregator.query import CursorCodec, fts_expression
+from podvisor.aggregator.query import CursorCodec, Term, TextSearch, parse_search
+from podvisor.aggregator.store.select import fts_expression, seq_windows
 from podvisor.aggregator.store.sqlite import Store
 from tests.unit.test_aggregator_fixtures import entry, make_settings, post, state_of, token_of
 
@@ -179,12 +180,61 @@ def test_hostile_search_text_is_never_a_500(client, token, q):
         assert reply.json["error"].startswith("q:")
 
 
+def fts(text):
+    return fts_expression(parse_search(text))
+
+
 def test_fts_expression_quotes_every_term():
-    assert fts_expression("NEAR(a b") == '"NEAR(a" "b"'
-    assert fts_expression('say "hi there" now*') == '"say" "hi there" "now"*'
-    assert fts_expression("   ") is None
+    assert fts("NEAR(a b") == '"NEAR(a" AND "b"'
+    assert fts('say "hi there" now*') == '"say" AND "hi there" AND "now"*'
+    assert parse_search("   ") is None
     with pytest.raises(ValueError):
-        fts_expression("* -- ()")
+        parse_search("* -- ()")
+
+
+def test_search_text_is_parsed_into_included_and_excluded_terms():
+    assert parse_search('GET -health NOT "GET /metrics" users* -debug*') == TextSearch(
+        include=(Term("GET"), Term("users", prefix=True)),
+        exclude=(Term("health"), Term("GET /metrics"), Term("debug", prefix=True)))
+    # Lower-case `not`, a dash inside a word, a lone dash and repeats are not operators.
+    assert parse_search("not found user-service - x x") == TextSearch(
+        include=(Term("not"), Term("found"), Term("user-service"), Term("x")))
+    assert parse_search("-health") == TextSearch(exclude=(Term("health"),))
+    assert parse_search('NOT -a -"b c"') == TextSearch(exclude=(Term("a"), Term("b c")))
+
+
+@pytest.mark.parametrize(("q", "reason"), [
+    ("NOT", "NOT must be followed"), ("a NOT", "NOT must be followed"), ("NOT NOT a", "NOT NOT"),
+    (" ".join(f"-w{i}" for i in range(40)), "more than 32 words"), ("-a\x00", "NUL"),
+    ("-" + "x" * 500, "longer than 500"), ("- -- -*", "no words"),
+])
+def test_bad_search_text_is_refused_with_the_reason(q, reason):
+    with pytest.raises(ValueError, match=reason):
+        parse_search(q)
+
+
+def test_exclusions_become_a_not_of_quoted_strings():
+    assert fts('GET -health NOT "a NEAR b" -x*') == '("GET") NOT ("health" OR "a NEAR b" OR "x"*)'
+    assert fts("-health") is None  # FTS5 has no unary NOT: select.py filters these rows out
+    assert fts_expression(TextSearch(include=(Term('say "hi"'),))) == '"say ""hi"""'
+
+
+def test_search_leaves_out_excluded_words(client, token):
+    seed(client, token, MIXED + [entry(5, message="GET /health 200"), entry(6, message="GET /users 200")])
+
+    def search(q, **filters):
+        reply = client.get("/api/v1/logs", query_string={"q": q, "order": "asc", **filters})
+        assert reply.status_code == 200, reply.json
+        return ids(reply.json["entries"])
+
+    assert search("GET -health") == ["user:abc:6"]
+    assert search("GET NOT health") == ["user:abc:6"]
+    assert search('-order -alice -"slow query" -GET') == ["user:abc:3"]  # exclusions only
+    assert search("-order", pod="user") == ["user:abc:0", "user:abc:5", "user:abc:6"]
+    assert search("-database -GET", level="error") == ["user:abc:1"]
+    assert search("-line") == ids(MIXED) + ["user:abc:5", "user:abc:6"]  # nothing says "line"
+    legacy = client.get("/logs", query_string={"q": "-order -GET"}).json
+    assert ids(legacy) == ["user:abc:0", "user:abc:2", "user:abc:3"]
 
 
 @pytest.mark.parametrize("order", ["desc", "asc"])
@@ -247,3 +297,27 @@ def test_query_timeout_is_503_json(tmp_path: Path):
     finally:
         state_of(app).close()
         store.close()
+
+
+def test_seq_windows_double_from_the_page_start():
+    assert list(seq_windows(1, 20, "desc", first=4)) == [(17, 20), (9, 16), (1, 8)]
+    assert list(seq_windows(1, 20, "asc", first=4)) == [(1, 4), (5, 12), (13, 20)]
+    assert list(seq_windows(5, 4, "asc")) == []
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_exclusions_only_pages_walk_every_kept_entry_once_across_windows(client, token, order):
+    # 9,000 entries, a kept one every 700th: pages span several windows of seqs.
+    kept = {i for i in range(9000) if i % 700 == 3}
+    for start in range(0, 9000, 1000):
+        seed(client, token, [entry(i, message="kept line" if i in kept else "noise health line")
+                             for i in range(start, start + 1000)])
+    seen, cursor = [], None
+    while True:
+        params = {"q": "-health", "order": order, "limit": 4, **({"cursor": cursor} if cursor else {})}
+        page = get(client, "/api/v1/logs?" + "&".join(f"{k}={v}" for k, v in params.items())).json
+        seen += [int(e["id"].rsplit(":", 1)[1]) for e in page["entries"]]
+        cursor = page["next"]
+        if not cursor:
+            break
+    assert seen == sorted(kept, reverse=order == "desc")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from podvisor.aggregator.app import create_app
-from podvisor.aggregator.query import LogQuery
+from podvisor.aggregator.query import LogQuery, parse_search
 from podvisor.aggregator.views.tail import stream_events
 from tests.unit.test_aggregator_fixtures import entry, insert_entries, make_settings, post, state_of, token_of
 
@@ -35,7 +35,7 @@ def test_stream_sends_backlog_then_wakes_on_commit(store):
 
 
 def test_stream_filters_and_sends_heartbeats(store):
-    events = stream_events(store, LogQuery(levels=("error",), text='"boom"'), after=0,
+    events = stream_events(store, LogQuery(levels=("error",), text=parse_search("boom")), after=0,
                            heartbeat=0.05, stop=lambda: False)
     next(events)
     insert_entries(store, [entry(1, level="info", message="boom"), entry(2, level="error", message="quiet"),

@@ -106,3 +106,25 @@ def test_graceful_server_finishes_in_flight_requests_then_stops_accepting() -> N
         serving.join(DEADLINE)
     assert not serving.is_alive()
     assert results["response"].status_code == 200 and results["response"].text == "finished"
+
+
+def test_a_connection_accepted_before_the_stop_is_answered_though_its_request_comes_after() -> None:
+    """A rolling restart stops a replica while connections keep coming: one the server accepted
+    just before its stop, whose request arrives a moment later, is served, not dropped as idle."""
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server = Server(app, host="127.0.0.1", port=0, threads=1, ident="test", drain_seconds=DEADLINE)
+    port = server.port
+    serving = server.serve_in_background("test-server")
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as early:
+        wait_for(lambda: len(server._map) > 1, DEADLINE, "the server to accept the connection")
+        server.request_stop("SIGTERM")
+        wait_for(lambda: not server._listeners[0].accepting, DEADLINE, "the drain to start")
+        early.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := early.recv(4096):
+            answer += chunk
+    serving.join(DEADLINE)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok"), answer

@@ -29,11 +29,11 @@ def snapshots() -> list[dict]:
 
 def test_the_table_reads_like_kubectl_get_pods():
     lines = output.table(snapshots()).splitlines()
-    assert lines[0].split() == ["POD", "READY", "STATUS", "RESTARTS", "AGE", "LAST", "REASON"]
+    assert lines[0].split() == ["POD", "READY", "REPLICAS", "STATUS", "RESTARTS", "AGE", "LAST", "REASON"]
     user, product = lines[1], lines[2]
-    assert user.split()[:5] == ["user", "3/3", "Running", "1", "2m"]
+    assert user.split()[:6] == ["user", "3/3", "1/1", "Running", "1", "2m"]
     assert user.endswith("Error: exit code 2")
-    assert product.split()[:4] == ["product", "3/3", "Running", "0"]
+    assert product.split()[:5] == ["product", "3/3", "1/1", "Running", "0"]
     assert "(+1 sidecar)" in product and product.endswith("logger: Error: exit code 1")
     assert all(line == line.rstrip() for line in lines)
     # columns line up: every row's STATUS starts where the header's does

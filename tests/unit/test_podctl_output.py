@@ -24,14 +24,26 @@ def test_wide_adds_ports_pids_and_the_ready_condition():
     pods[1]["container_states"]["app"]["port"] = 3100
     pods[1]["conditions"] = [{"type": "Ready", "status": False, "reason": "ContainersNotReady"}]
     lines = output.table(pods, wide=True).splitlines()
-    assert lines[0].split() == ["POD", "READY", "STATUS", "RESTARTS", "AGE", "PORTS", "PIDS", "CONDITION",
-                                "LAST", "REASON"]
+    assert lines[0].split() == ["POD", "READY", "REPLICAS", "STATUS", "RESTARTS", "AGE", "PORTS", "PIDS",
+                                "CONDITION", "LAST", "REASON"]
     start = lines[0].index("PORTS")
     user, product = lines[1][start:].split(), lines[2][start:].split()
     states = pods[0]["container_states"]
     assert user[:3] == ["3000/9101/9201", "/".join(str(states[r]["pid"]) for r in output.ROLES), "Ready=True"]
     assert product[0] == "3100/-/-" and product[2] == "Ready=False:ContainersNotReady"
     assert output.table(pods).splitlines()[0].split()[-2:] == ["LAST", "REASON"]  # not wide: as before
+
+
+def test_replicas_show_ready_of_wanted_and_every_running_replicas_pid():
+    (user, *_rest) = snapshots()
+    states = user["container_states"]
+    states["app-1"] = {**states["app"], "pid": 4242, "own_port": 3011, "active": True}
+    states["app-2"] = {**states["app"], "pid": None, "active": False}  # the spare slot
+    user.update(replicas=2, ready_replicas=1, min_ready=1, socket="held")
+    line = output.table([user], wide=True).splitlines()[1]
+    assert line.split()[2] == "1/2"
+    pids = line.split()[7]
+    assert pids.startswith(f"{states['app']['pid']},4242/"), pids
 
 
 def test_log_lines_carry_the_pod_in_its_own_colour_only_on_a_terminal():
@@ -64,6 +76,6 @@ def test_status_watch_prints_the_table_then_only_rows_that_changed():
     out = io.StringIO()
     assert status.watch(client, [], False, out, None, sleep=lambda _s: None, rounds=3) == 0
     lines = out.getvalue().splitlines()
-    assert [line.split()[:3] for line in lines] == [["POD", "READY", "STATUS"], ["a", "3/3", "Running"],
-                                                    ["b", "3/3", "Running"], ["b", "2/3", "Running"],
-                                                    ["a", "3/3", status.REMOVED]]
+    assert [line.split()[:4] for line in lines] == [
+        ["POD", "READY", "REPLICAS", "STATUS"], ["a", "3/3", "-", "Running"], ["b", "3/3", "-", "Running"],
+        ["b", "2/3", "-", "Running"], ["a", "3/3", "-", status.REMOVED]]

@@ -6,9 +6,10 @@ import inspect
 import pytest
 
 from podvisor.aggregator.store.base import LogStore
+from podvisor.aggregator.store.clickhouse import ClickHouseStore
 from podvisor.aggregator.store.sqlite import Store
 
-STORES = [Store]
+STORES = [Store, ClickHouseStore]
 MEMBERS = sorted(name for name in vars(LogStore) if not name.startswith("_"))
 
 
