@@ -125,11 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if 10 in selected:
+    if 12 in selected:
         try:
             rsyslog.rsyslogd()
         except RuntimeError as exc:
-            print(f"podvisor-bench: scenario 10 needs Debian's rsyslog: {exc}, or leave it out with --only",
+            print(f"podvisor-bench: scenario 12 needs Debian's rsyslog: {exc}, or leave it out with --only",
                   file=sys.stderr)
             return 2
     logging.basicConfig(

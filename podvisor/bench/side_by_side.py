@@ -1,4 +1,4 @@
-"""Scenario 10: podvisor's logger side by side with a real C shipper, Debian's rsyslog.
+"""Scenario 12: podvisor's logger side by side with a real C shipper, Debian's rsyslog.
 
 One stack (the user pod and the aggregator). Each run appends the same number of the same lines as
 fast as possible, once to a file in the pod's log folder (its logger ships them to POST /logs) and
@@ -75,9 +75,9 @@ def aggregator_alone(h: StackHandle, count: int) -> float:
 
 
 def run(bench: Bench) -> None:
-    sizes, result = bench.sizes, bench.result(10)
+    sizes, result = bench.sizes, bench.result(12)
     count = sizes.rsyslog_lines
-    bench.say("10 rsyslog: starting a one-pod stack and rsyslogd")
+    bench.say("12 rsyslog: starting a one-pod stack and rsyslogd")
     with bench.stacks.running([POD], extra_env=NO_RETENTION) as h:
         logger, aggregator = process_pid(h, f"{POD}-logger"), process_pid(h, "aggregator")
         credential = mint(h.token(), RSYSLOG_POD, "rsyslog-bench")
@@ -93,15 +93,15 @@ def run(bench: Bench) -> None:
                 order = ["rsyslog", "podvisor"] if i % 2 else ["podvisor", "rsyslog"]
                 rate, cpu = {}, {}
                 for shipper in order:
-                    bench.say(f"10 rsyslog run {i + 1}/{sizes.runs}: {count:,} lines through {shipper}")
+                    bench.say(f"12 rsyslog run {i + 1}/{sizes.runs}: {count:,} lines through {shipper}")
                     if shipper == "podvisor":
                         path = h.pod_dir(POD) / "logs" / f"side{i}.log"
                         pids = {"logger": logger, "aggregator": aggregator}
                     else:
                         path, pids = shipped, {"rsyslog": proc.pid, "aggregator": aggregator}
-                    with bench.profiled(10, pids, when=last and shipper == "podvisor"):
+                    with bench.profiled(12, pids, when=last and shipper == "podvisor"):
                         rate[shipper], cpu[shipper] = pipe(h, path, count, pids, bench, shipper)
-                bench.say(f"10 rsyslog run {i + 1}/{sizes.runs}: {count:,} lines posted to _bulk directly")
+                bench.say(f"12 rsyslog run {i + 1}/{sizes.runs}: {count:,} lines posted to _bulk directly")
                 alone = aggregator_alone(h, count)
                 if proc.poll() is not None:
                     raise RuntimeError(f"rsyslogd exited {proc.returncode}: {_output(folder)}")
