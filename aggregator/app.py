@@ -18,12 +18,12 @@ from podvisor.aggregator.store.base import LogStore
 from podvisor.aggregator.store.open import open_store
 from podvisor.aggregator.store.retention import RetentionWorker
 from podvisor.aggregator.streams import TailLimiter
-from podvisor.aggregator.views import histogram, ingest, logs, ops, otlp, session, tail
+from podvisor.aggregator.views import bulk, histogram, ingest, logs, ops, otlp, session, tail
 from podvisor.aggregator.views import pods as pods_view
 from podvisor.core.hosts import HostCheck
 from podvisor.core.webapp import PodvisorFlask
 
-API_BLUEPRINTS = (ingest.bp, otlp.bp, logs.bp, tail.bp, histogram.bp, session.bp, ops.bp, pods_view.bp)
+API_BLUEPRINTS = (ingest.bp, bulk.bp, otlp.bp, logs.bp, tail.bp, histogram.bp, session.bp, ops.bp, pods_view.bp)
 
 
 def create_app(settings: Settings, *, store: LogStore | None = None, token: str | None = None,

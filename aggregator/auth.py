@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -86,6 +88,24 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8", "replace"))
 
 
+def _shipper_secret(scheme: str, value: str) -> str:
+    """The credential inside a basic or ApiKey header value ('' when there is none)."""
+    if scheme == "apikey" and not _looks_base64_pair(value):
+        return value
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return ""
+    return decoded.partition(":")[2]
+
+
+def _looks_base64_pair(value: str) -> bool:
+    try:
+        return ":" in base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return False
+
+
 class Authenticator:
     """Decides who a request comes from, and whether it may proceed."""
 
@@ -98,11 +118,15 @@ class Authenticator:
         """Constant-time comparison with the master token."""
         return _same(candidate, self._token)
 
-    def identify(self, req: Request) -> Principal | None:
-        """The caller, or None when it presents nothing valid."""
+    def identify(self, req: Request, shipper_schemes: bool = False) -> Principal | None:
+        """The caller, or None when it presents nothing valid. `shipper_schemes` also takes the
+        credential the way Elasticsearch clients send it (the `_bulk` endpoint only): as the
+        password of HTTP basic auth, or as an `ApiKey` (itself, or base64 of `id:credential`)."""
         header = req.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
         value = value.strip()
+        if shipper_schemes and scheme.lower() in ("basic", "apikey") and value:
+            scheme, value = "bearer", _shipper_secret(scheme.lower(), value)
         if scheme.lower() == "bearer" and value:
             if _same(value, self._token):
                 return Principal("header", "token")
@@ -114,10 +138,11 @@ class Authenticator:
             return Principal("cookie", f"session:{sid}", session=sid)
         return None
 
-    def check(self, req: Request, *, required: bool, logger_ok: bool = False) -> Principal | None:
+    def check(self, req: Request, *, required: bool, logger_ok: bool = False,
+              shipper_schemes: bool = False) -> Principal | None:
         """Raise 401/403 ApiError unless the request may proceed; return the caller (None when
         anonymous and allowed). A logger credential counts only where `logger_ok` (ingest)."""
-        principal = self.identify(req)
+        principal = self.identify(req, shipper_schemes)
         if principal is not None and principal.logger is not None and not logger_ok:
             if required:
                 raise ApiError(403, "a logger credential may only ship logs (POST /logs); reading "

@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+import msgspec
+
 from podvisor.aggregator.histogram import LEVEL_SPELLINGS
 from podvisor.aggregator.query import LogQuery, Term, TextSearch, service_names
 
@@ -82,12 +84,23 @@ def insert(db: str) -> str:
     return f"INSERT INTO {identifier(db)}.{DISTRIBUTED} ({', '.join(COLUMNS)}) FORMAT TabSeparated"
 
 
+def compact_json(text: str) -> str:
+    """`text` without whitespace outside its strings (numbers and strings kept as written): the
+    visitParam functions that read fields on 18.16 find `"key":value` only in that form, and
+    entries are stored as they were received (`{"status": 500}` from a shipper's encoder)."""
+    try:
+        return msgspec.json.format(text, indent=-1)
+    except (msgspec.DecodeError, UnicodeEncodeError):
+        return text  # not JSON the store can read fields of anyway: kept as it came
+
+
 def tsv_rows(rows: Sequence[tuple], seqs: Sequence[int]) -> bytes:
     """TabSeparated lines for store rows (base.Row order: id, ts, service, pod, level, request id,
     message, body) with their seqs; None is stored as ''."""
     lines = []
     for row, seq in zip(rows, seqs, strict=True):
         eid, ts, service, pod, level, request_id, message, body = row
+        body = compact_json(body)
         fields = (eid, str(seq), str(RANK_TOP - seq), str(ts), service or "", pod or "", level or "",
                   request_id or "", message, body)
         lines.append("\t".join(f.translate(_TSV) for f in fields))

@@ -13,14 +13,13 @@ from podvisor.aggregator.store.select import (
     existing_services,
     filter_conditions,
     fts_expression,
+    oldest_ts,
     seq_bounds,
     seq_conditions,
 )
 
 _LEVEL_SUMS = ", ".join("sum(logs.level IN (" + ", ".join(f"'{name}'" for name in names) + "))"
                        for names in LEVEL_SPELLINGS)
-
-OLDEST_TS_SQL = "SELECT min(ts) FROM logs"  # the logs_ts index answers it from its first entry
 
 
 def build_count(query: LogQuery, *, services: tuple[str, ...] | None,
@@ -30,7 +29,7 @@ def build_count(query: LogQuery, *, services: tuple[str, ...] | None,
 
     One statement per bucket, not one GROUP BY over the range: a GROUP BY of a long range sorts
     every row in a temporary b-tree, which cost twice the scan itself on a million rows. The rows
-    are walked by seq within `seq_range` (seq_bounds of the bucket), not through logs_ts: stored
+    are walked by seq within `seq_range` (seq_bounds of the bucket), not by time: stored
     in arrival order, a bucket's entries sit in one stretch of the table, read in order, where
     the index would look each row up apart. A filtered query uses its filter's index (pod,
     level...) within the same seq bounds, a search the FTS index."""
@@ -56,7 +55,7 @@ def build_count(query: LogQuery, *, services: tuple[str, ...] | None,
 
 def volume(conn: sqlite3.Connection, query: LogQuery, *, wanted: int, now_ms: int) -> Histogram:
     """The histogram of `query` in one read snapshot: one count per bucket (build_count)."""
-    since, until = time_range(query, now_ms, conn.execute(OLDEST_TS_SQL).fetchone()[0])
+    since, until = time_range(query, now_ms, oldest_ts(conn))
     buckets = choose_buckets(since, until, wanted)
     counts: list[dict[str, int]] = [{} for _ in range(buckets.count)]
     services = None

@@ -17,9 +17,11 @@ from podvisor.aggregator.store.sqlite import Store, used_bytes
 logger = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
+# There is no index on ts (schema.py): age finds its rows below the highest seq an entry older than
+# the cutoff can have (logs_spans), size deletes in arrival order, the oldest stored first.
 _DELETE_OLDER = ("DELETE FROM logs WHERE seq IN "
-                 "(SELECT seq FROM logs WHERE ts < ? ORDER BY ts, seq LIMIT ?)")
-_DELETE_OLDEST = "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs ORDER BY ts, seq LIMIT ?)"
+                 "(SELECT seq FROM logs WHERE seq <= ? AND ts < ? ORDER BY seq LIMIT ?)")
+_DELETE_OLDEST = "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs ORDER BY seq LIMIT ?)"
 
 
 class Retention:
@@ -59,7 +61,11 @@ class Retention:
             return used_bytes(conn)
 
     def _delete(self, sql: str, params: tuple[int, ...], reason: str) -> int:
-        deleted = self.store.write(lambda conn: conn.execute(sql, params).rowcount)
+        def run(conn: sqlite3.Connection) -> int:
+            self.store.raise_seq_floor(conn)
+            return conn.execute(sql, params).rowcount
+
+        deleted = self.store.write(run)
         if deleted:
             self.store.adjust_count(-deleted)
             if self.metrics is not None:
@@ -68,11 +74,19 @@ class Retention:
 
     def _delete_by_age(self) -> int:
         cutoff = int(self.clock() * 1000 - self.max_age_days * DAY_MS)
+        with self.store.read() as conn:
+            bound = conn.execute(schema.SEQ_UNTIL_SQL, schema.until_ranges(cutoff - 1)).fetchone()[0]
+        if bound is None:  # no entry is stamped before the cutoff
+            return 0
         total = 0
         while True:
-            deleted = self._delete(_DELETE_OLDER, (cutoff, self.chunk_rows), "age")
+            deleted = self._delete(_DELETE_OLDER, (bound, cutoff, self.chunk_rows), "age")
             total += deleted
-            if deleted < self.chunk_rows or self.cancel.is_set():
+            if self.cancel.is_set():
+                return total
+            if deleted < self.chunk_rows:
+                # Every entry of these spans' time units was older than the cutoff: all gone now.
+                self.store.write(lambda conn: conn.execute(schema.SPANS_PRUNE_BEFORE_SQL, (cutoff,)).rowcount)
                 return total
 
     def _delete_by_size(self) -> int:

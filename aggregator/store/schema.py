@@ -5,15 +5,23 @@ import sqlite3
 
 from podvisor.aggregator.store import base
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-# `seq` is the rowid. AUTOINCREMENT guarantees it is never reused, even after retention has deleted
-# every row: tail clients resume from it (Last-Event-ID) and cursors point at it, so a reused value
-# would silently skip new entries.
+# The schema is shaped by the ingest rate: every index is paid on every insert (measured with
+# 500,000 entries in groups of 8,000: 59-62k rows/s for version 2's schema, 88k for this one; see
+# docs/performance.md). So there is no index on ts (time ranges go through logs_spans), and `level`
+# is indexed only for the levels worth looking for (not info or debug, the bulk of every log: a
+# query for those finds them by walking seq, they are everywhere).
+#
+# `seq` is the rowid. It is never reused, even after retention has deleted the newest rows: tail
+# clients resume from it (Last-Event-ID) and cursors point at it, so a reused value would silently
+# skip new entries. Retention records the highest seq it deletes in logs_meta ('seq_floor') and
+# Store.insert numbers new rows above it when the table's own maximum is lower; AUTOINCREMENT did
+# this with an update of sqlite_sequence per row (version 2 stores keep it: SQLite cannot drop it).
 #
 # Pages are ordered by seq, so the per-column indexes are single-column: SQLite stores every index
 # as (column, rowid), which makes `WHERE pod = ? ORDER BY seq DESC LIMIT n` stop after n rows, and a
-# (column, ts) index would force a sort of every row of that pod instead. Time ranges use logs_ts.
+# (column, ts) index would force a sort of every row of that pod instead.
 #
 # The FTS5 table is external-content (the text lives once, in logs.message). New rows are indexed
 # by Store.insert with one INSERT ... SELECT of the rows it just added, in the same transaction: an
@@ -30,7 +38,7 @@ SCHEMA_VERSION = 2
 # Deleted entries may leave a span's figures wider than the entries left: still a valid bound.
 DDL = """
 CREATE TABLE IF NOT EXISTS logs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     ts INTEGER NOT NULL,
     service_name TEXT,
@@ -40,11 +48,14 @@ CREATE TABLE IF NOT EXISTS logs (
     message TEXT NOT NULL,
     body TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS logs_ts ON logs(ts);
 CREATE INDEX IF NOT EXISTS logs_request_id ON logs(request_id) WHERE request_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS logs_service ON logs(service_name);
 CREATE INDEX IF NOT EXISTS logs_pod ON logs(pod);
-CREATE INDEX IF NOT EXISTS logs_level ON logs(level);
+CREATE INDEX IF NOT EXISTS logs_level_notable ON logs(level) WHERE level NOT IN ('info', 'debug');
+CREATE TABLE IF NOT EXISTS logs_meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(
     message, content='logs', content_rowid='seq'
 );
@@ -66,6 +77,19 @@ INSERT_SQL = (
 )
 
 MAX_SEQ_SQL = "SELECT coalesce(max(seq), 0) FROM logs"
+# The partial index's condition, added verbatim to a level filter that only asks for notable levels
+# (SQLite uses a partial index only when the query's WHERE holds the index's own condition).
+COMMON_LEVELS = ("info", "debug")
+NOTABLE_LEVEL_SQL = "level NOT IN ('info', 'debug')"
+SEQ_FLOOR_SQL = "SELECT value FROM logs_meta WHERE name = 'seq_floor'"
+RAISE_SEQ_FLOOR_SQL = (
+    "INSERT INTO logs_meta (name, value) VALUES ('seq_floor', (SELECT coalesce(max(seq), 0) FROM logs)) "
+    "ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)"
+)
+INSERT_NUMBERED_SQL = (
+    "INSERT INTO logs (seq, id, ts, service_name, pod, level, request_id, message, body) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING"
+)
 INDEX_NEW_SQL = "INSERT INTO logs_fts(rowid, message) SELECT seq, message FROM logs WHERE seq > ?"
 SPAN_UNITS = (1000, 60_000, 3_600_000)  # ms in a second, a minute, an hour
 
@@ -83,6 +107,10 @@ SPANS_UPSERT_SQL = (
     "ON CONFLICT(unit, bucket) DO UPDATE SET min_seq = min(min_seq, excluded.min_seq), "
     "max_seq = max(max_seq, excluded.max_seq)"
 )
+# Spans of time units that end at or before the age cutoff: age retention deleted all their entries.
+SPANS_PRUNE_BEFORE_SQL = "DELETE FROM logs_spans WHERE (bucket + 1) * unit <= ?"
+LATEST_SEQ_SQL = ("SELECT max(coalesce((SELECT max(seq) FROM logs), 0), "
+                  "coalesce((SELECT value FROM logs_meta WHERE name = 'seq_floor'), 0))")
 SPANS_PRUNE_SQL = (
     "DELETE FROM logs_spans WHERE max_seq < coalesce((SELECT min(seq) FROM logs), 1 << 62)"
 )
@@ -184,6 +212,10 @@ def apply(conn: sqlite3.Connection) -> None:
             # drop logs_minutes, which a short-lived development build of version 2 kept instead).
             index_spans(conn, 0)
             conn.execute("DROP TABLE IF EXISTS logs_minutes")
+        if 0 < version < 3:
+            # Version 3 indexes less (see above); an AUTOINCREMENT table stays one.
+            conn.execute("DROP INDEX IF EXISTS logs_ts")
+            conn.execute("DROP INDEX IF EXISTS logs_level")
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:

@@ -56,6 +56,19 @@ def seq_bounds(conn: sqlite3.Connection, query: LogQuery) -> tuple[int | None, i
     return low, high
 
 
+def oldest_ts(conn: sqlite3.Connection, tries: int = 50) -> int | None:
+    """The timestamp of the oldest entry, found from the oldest seconds in logs_spans (there is no
+    index on ts); None when the store is empty or the first `tries` seconds recorded hold nothing."""
+    spans = conn.execute("SELECT bucket, min_seq, max_seq FROM logs_spans WHERE unit = 1000 "
+                         "ORDER BY bucket LIMIT ?", (tries,)).fetchall()
+    for second, low, high in spans:
+        ts = conn.execute("SELECT min(ts) FROM logs WHERE seq BETWEEN ? AND ? AND ts >= ? AND ts < ?",
+                          (low, high, second * 1000, second * 1000 + 1000)).fetchone()[0]
+        if ts is not None:
+            return ts
+    return None
+
+
 def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: str,
                  after: int | None, limit: int, seq_range: tuple[int | None, int | None] = (None, None),
                  with_ts: bool = False) -> tuple[str, list[Any]]:
@@ -94,14 +107,16 @@ def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: st
 def filter_conditions(query: LogQuery, services: tuple[str, ...] | None, where: list[str],
                       params: list[Any], *, ts_indexed: bool = True) -> None:
     """Append the conditions on `logs` of every filter but the search and the seq bounds.
-    `ts_indexed=False` keeps the planner off logs_ts (a scan of a seq range is cheaper than
-    looking every row of a long time range up by its index entry)."""
+    `ts_indexed=False` keeps the planner off any index on ts (a version 2 store's logs_ts: a scan
+    of a seq range is cheaper than looking every row of a long time range up by its index entry)."""
     if services is not None:
         _equal_any(where, params, "logs.service_name", services)
     if query.pods:
         _equal_any(where, params, "logs.pod", query.pods)
     if query.levels:
         _equal_any(where, params, "logs.level", query.levels)
+        if not set(query.levels) & set(schema.COMMON_LEVELS):
+            where.append(schema.NOTABLE_LEVEL_SQL)  # lets SQLite use the partial level index
     if query.request_id is not None:
         _equal_any(where, params, "logs.request_id", (query.request_id,))
     ts = "logs.ts" if ts_indexed else "+logs.ts"  # unary + : the term cannot use an index

@@ -23,7 +23,14 @@ from podvisor.aggregator.store.base import (  # noqa: F401 - InsertResult & co. 
     StoreUnavailable,
 )
 from podvisor.aggregator.store.checkpointer import Checkpointer
-from podvisor.aggregator.store.select import build_select, existing_services, only_exclusions, seq_bounds, seq_windows
+from podvisor.aggregator.store.select import (
+    build_select,
+    existing_services,
+    oldest_ts,
+    only_exclusions,
+    seq_bounds,
+    seq_windows,
+)
 from podvisor.aggregator.store.writer import WriteFn, Writer, WriterBusy, WriterClosed
 
 if TYPE_CHECKING:
@@ -52,7 +59,8 @@ class Store:
             schema.configure_writer(conn)
             schema.apply(conn)
             self._count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
-            last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'logs'").fetchone()
+            last = conn.execute(schema.LATEST_SEQ_SQL).fetchone()[0]
+            floor = conn.execute(schema.SEQ_FLOOR_SQL).fetchone()
         except BaseException:
             conn.close()
             raise
@@ -63,8 +71,9 @@ class Store:
         self._closed = False
         self._write_conn = conn
         self._checkpointer = Checkpointer(path)
-        self.writer = Writer(conn, max_batch=max_batch, last_seq=last[0] if last else 0,
-                             after_commit=self._checkpointer.kick)
+        # Rows are numbered above this (retention raises it when it deletes the newest rows).
+        self._seq_floor = floor[0] if floor else 0
+        self.writer = Writer(conn, max_batch=max_batch, last_seq=last, after_commit=self._checkpointer.kick)
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -90,7 +99,12 @@ class Store:
 
         def run(conn: sqlite3.Connection) -> int:
             before = conn.execute(schema.MAX_SEQ_SQL).fetchone()[0]
-            stored = conn.executemany(schema.INSERT_SQL, rows).rowcount
+            if before < self._seq_floor:  # the newest rows were deleted: number above them
+                before = self._seq_floor
+                stored = conn.executemany(schema.INSERT_NUMBERED_SQL,
+                                          [(before + n, *row) for n, row in enumerate(rows, 1)]).rowcount
+            else:
+                stored = conn.executemany(schema.INSERT_SQL, rows).rowcount
             if stored:
                 # The only writer, inside its transaction: seq > before is exactly this insert.
                 conn.execute(schema.INDEX_NEW_SQL, (before,))
@@ -100,6 +114,12 @@ class Store:
         stored = self.write(run, timeout, weight=len(rows))
         self.adjust_count(stored)
         return InsertResult(stored=stored, duplicates=len(rows) - stored)
+
+    def raise_seq_floor(self, conn: sqlite3.Connection) -> None:
+        """Before deleting entries (on the writer thread, in the deleting transaction): remember the
+        highest seq, so new rows are never given a seq a reader has seen."""
+        conn.execute(schema.RAISE_SEQ_FLOOR_SQL)
+        self._seq_floor = max(self._seq_floor, conn.execute(schema.SEQ_FLOOR_SQL).fetchone()[0])
 
     def adjust_count(self, delta: int) -> None:
         """Track the number of stored entries without a count(*) per scrape."""
@@ -178,8 +198,7 @@ class Store:
         """One page of matching entries in seq order, in one read snapshot with its latest seq."""
         try:
             with self.read() as conn:
-                latest_row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'logs'").fetchone()
-                latest = latest_row[0] if latest_row else 0
+                latest = conn.execute(schema.LATEST_SEQ_SQL).fetchone()[0]
                 services = None
                 if query.service is not None:
                     services = existing_services(conn, service_names(query.service))
@@ -226,10 +245,10 @@ class Store:
 
     def oldest_ts_ms(self) -> int | None:
         try:
-            row = self.query("SELECT min(ts) FROM logs", timeout_ms=1000)
+            with self.read(timeout_ms=1000) as conn:
+                return oldest_ts(conn)
         except (sqlite3.Error, QueryTimeout, StoreUnavailable):
             return None
-        return row[0][0] if row and row[0][0] is not None else None
 
     # -- state --------------------------------------------------------------------------------
 

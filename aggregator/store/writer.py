@@ -132,7 +132,7 @@ class Writer:
         try:
             conn.execute("BEGIN IMMEDIATE")
             results = [fn(conn) for fn, _future in batch]
-            last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'logs'").fetchone()
+            last = conn.execute("SELECT max(seq) FROM logs").fetchone()
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
@@ -150,8 +150,8 @@ class Writer:
         self._after_commit()
         for (_fn, future), result in zip(batch, results, strict=True):
             future.set_result(result)
-        new_seq = last[0] if last else 0
-        if new_seq != self.last_seq:
+        new_seq = last[0] if last and last[0] is not None else 0
+        if new_seq > self.last_seq:  # retention may have deleted the newest rows: never go back
             with self.changed:
                 self.last_seq = new_seq
                 self.changed.notify_all()

@@ -1,6 +1,6 @@
 """Scenario 7: the aggregator's ingest rate with full-text indexing on, and query latency.
 
-Runs the aggregator's own benchmark (aggregator/benchmark.py) once per run in its own process:
+Runs the aggregator's own benchmark (podvisor/bench/ingest_load.py) once per run in its own process:
 it drives the real WSGI app in-process (no sockets) with 4 clients posting batches of 1,000
 entries shaped like the logger's, then times filtered pages and full-text queries over the stored
 lines. This scenario only reads its figures from what it prints.
@@ -50,21 +50,33 @@ def run(bench: Bench) -> None:
         db_dir.mkdir()
         argv = [sys.executable, "-m", "podvisor.bench.ingest_load", "--lines", str(sizes.aggregator_lines),
                 "--queries", str(sizes.aggregator_queries), "--db", str(db_dir / "logs.db")]  # fmt: skip
-        done = subprocess.run(
-            argv, capture_output=True, text=True, cwd=REPO, timeout=300 + sizes.aggregator_lines / 1000
-        )
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO) as proc:
+            assert proc.stderr is not None
+            before = []  # its own lines up to the start of ingest: generating the lines is not profiled
+            for line in proc.stderr:
+                before.append(line)
+                if line.startswith("ingesting"):
+                    break
+            with bench.profiled(7, {"ingest_load": proc.pid}, when=i == sizes.runs - 1):
+                try:
+                    stdout, stderr = proc.communicate(timeout=300 + sizes.aggregator_lines / 1000)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    stdout, stderr = proc.communicate()
+            stderr = "".join(before) + stderr
+        done = subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
         if done.returncode != 0:
             raise RuntimeError(
                 f"aggregator.benchmark exited {done.returncode}: {(done.stdout + done.stderr)[-1500:]}"
             )
         shutil.rmtree(db_dir, ignore_errors=True)  # ~2 GB a million lines: not kept across runs
         got = parse(done.stdout)
-        result.figure("ingest, FTS on", "lines/s", Goal(">=", 50_000)).add(got["rate"])
+        result.figure("ingest, FTS on", "lines/s", Goal(">=", 75_000)).add(got["rate"])
         result.figure(f"filtered page over {lines}, p50", "ms").add(got["filtered_p50"])
         result.figure(f"filtered page over {lines}, p99", "ms", Goal("<=", 50)).add(got["filtered_p99"])
         result.figure(f"full-text query over {lines}, p50", "ms").add(got["fts_p50"])
         result.figure(f"full-text query over {lines}, p99", "ms", Goal("<=", 150)).add(got["fts_p99"])
     result.notes.append(
-        f"aggregator/benchmark.py: in-process WSGI app, 4 clients, batches of 1,000, {lines} a run; "
+        f"podvisor/bench/ingest_load.py: in-process WSGI app, 4 clients, batches of 1,000, {lines} a run; "
         f"{sizes.aggregator_queries} queries of each kind; a fresh database each run"
     )

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from podvisor.bench.profile import Sampler
 from podvisor.bench.report import Progress, ScenarioResult
 from podvisor.bench.sizes import Sizes
 from podvisor.bench.stacks import Stacks
@@ -34,6 +35,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(9, "gateway", "Gateway overhead"),
     Scenario(10, "restart", "Requests refused across a kill -9"),
     Scenario(11, "stores", "ClickHouse store beside SQLite"),
+    Scenario(12, "rsyslog", "Side by side with rsyslog"),
 )
 
 
@@ -60,6 +62,20 @@ class Bench:
             return self.results[number]
         sc = SCENARIOS[number - 1]
         return ScenarioResult(sc.number, sc.key, sc.title)
+
+    @contextmanager
+    def profiled(self, number: int, pids: dict[str, int], when: bool = True) -> Iterator[None]:
+        """Sample `pids` with py-spy while the block runs (when `when`: the last run of a scenario),
+        for the report's 'where the time goes' of scenario `number`."""
+        if not when or number not in self.results:
+            yield
+            return
+        samplers = [Sampler(name, pid, self.workdir / f"profile-{number}-{name}.txt", 600).start()
+                    for name, pid in pids.items()]
+        try:
+            yield
+        finally:
+            self.results[number].profiles = [sampler.stop() for sampler in samplers]
 
     def say(self, text: str, detail: bool = False) -> None:
         self.progress.show(text, detail)

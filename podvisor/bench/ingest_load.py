@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     try:
         print(f"generating {args.lines} lines ...", file=sys.stderr)
+        generated_at = time.time()  # the lines are stamped one per millisecond up to about now
         batches = make_batches(args.lines, args.batch)
+        print("ingesting ...", file=sys.stderr, flush=True)  # podvisor-bench profiles from here on
         latencies: list[float] = []
         failures: list[str] = []
         lock = threading.Lock()
@@ -155,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
 
         http = app.test_client()
         rnd = random.Random(11)
-        now = time.time()
-        span = max(61, args.lines // 1000)  # seconds the lines cover (one per millisecond)
+        now = generated_at
+        covered = args.lines / 1000  # seconds the lines cover (one per millisecond, ending now)
 
         def get(params: dict[str, str]) -> None:
             reply = http.get("/api/v1/logs?" + urlencode(params))
@@ -173,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
                 params["level"] = "error"
             elif choice < 0.7:
                 params["level"] = rnd.choice(("warning", "error"))
-                params["since"] = str(now - rnd.randint(60, span))
+                params["since"] = str(now - rnd.uniform(0, covered))
             elif choice < 0.85:
                 params["service"] = rnd.choice(SERVICES)
-                params["until"] = str(now - rnd.randint(1, span))
+                params["until"] = str(now - rnd.uniform(0, covered))
             else:
                 params["field.logger"] = f"{rnd.choice(SERVICES)}.app"
             get(params)

@@ -6,6 +6,8 @@ scenario, prints a table (figure, median, min, max, goal, met) and writes the sa
     podvisor-bench                      # full: ~15 min on 2 cores, the figures in docs/benchmarks.md
     podvisor-bench --quick              # under 2 minutes, smaller sizes, fewer runs
     podvisor-bench --only latency,7     # some scenarios, by number or name
+
+A scenario that misses a goal is profiled (py-spy) in its last run; the report names its top costs.
 """
 
 from __future__ import annotations
@@ -20,9 +22,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from podvisor.bench import aggregator, gateway, latency, lifecycle, metrics, pipeline, restarts, stores
+from podvisor.bench import (
+    aggregator,
+    gateway,
+    latency,
+    lifecycle,
+    metrics,
+    pipeline,
+    restarts,
+    rsyslog,
+    side_by_side,
+    stores,
+)
 from podvisor.bench.context import SCENARIOS, Bench
-from podvisor.bench.report import Progress, document, machine, table, write_json
+from podvisor.bench.report import Progress, document, machine, table, where_time_goes, write_json
 from podvisor.bench.sizes import for_mode
 
 DEFAULT_JSON = "bench-results.json"
@@ -37,6 +50,7 @@ RUNNERS: tuple[tuple[frozenset[int], Callable[[Bench], None]], ...] = (
     (frozenset({9}), gateway.run),
     (frozenset({10}), restarts.run),
     (frozenset({11}), stores.run),
+    (frozenset({12}), side_by_side.run),
 )
 
 
@@ -111,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if 12 in selected:
+        try:
+            rsyslog.rsyslogd()
+        except RuntimeError as exc:
+            print(f"podvisor-bench: scenario 12 needs Debian's rsyslog: {exc}, or leave it out with --only",
+                  file=sys.stderr)
+            return 2
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -149,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                    machine_info=machine_info)
     write_json(json_path, doc)
     print(table(results))
+    costs = where_time_goes(results)
+    if costs:
+        print("\n" + costs)
     s = doc["summary"]
     m = doc["machine"]
     print(f"\n{s['met']}/{s['goals']} goals met, {s['errors']} scenario errors; mode {args.mode}, "

@@ -115,7 +115,9 @@ def run(bench: Bench, h: StackHandle) -> None:
                     f"5 overhead run {i + 1}/{sizes.runs}: wrk {sizes.wrk_seconds:g} s, "
                     f"{sizes.wrk_connections} connections, app {name}"
                 )
-                got[name] = wrk(url, sizes.wrk_seconds, sizes.wrk_connections)
+                pids = {"app": h.pid(f"{POD}-app"), "logger": h.pid(f"{POD}-logger"), "aggregator": h.pid("aggregator")}
+                with bench.profiled(5, pids, when=i == sizes.runs - 1 and name == "in its pod"):
+                    got[name] = wrk(url, sizes.wrk_seconds, sizes.wrk_connections)
                 errors += int(got[name]["errors"])
             result.figure("throughput in the pod / alone", "x", Goal(">=", 0.95)).add(
                 got["in its pod"]["rps"] / got["alone"]["rps"]

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from podvisor.bench.profile import Profile
+
 _OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le}
 
 
@@ -91,6 +93,12 @@ class ScenarioResult:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    profiles: list[Profile] = field(default_factory=list)  # sampled in its last run
+
+    @property
+    def missed(self) -> bool:
+        """A goal of this scenario was not met."""
+        return any(fig.met is False for fig in self.figures)
 
     def figure(self, name: str, unit: str, goal: Goal | None = None, note: str = "") -> Figure:
         """The figure called `name`, created on first use (runs append to it)."""
@@ -110,6 +118,9 @@ class ScenarioResult:
             "notes": self.notes,
             "error": self.error,
             "seconds": round(self.seconds, 1),
+            "profile": [{"process": p.process, "busy_samples": p.busy_samples, "error": p.error,
+                         "top": [{"share_percent": round(share, 1), "function": name} for share, name in p.top]}
+                        for p in self.profiles],
         }
 
 
@@ -184,6 +195,20 @@ def table(results: Sequence[ScenarioResult]) -> str:
 
     out = [line(header), "  ".join("-" * w for w in widths)]
     out += [line(r).rstrip() for r in rows]
+    return "\n".join(out)
+
+
+def where_time_goes(results: Sequence[ScenarioResult]) -> str:
+    """For each scenario that missed a goal: the top three costs of each process profiled in it."""
+    out = []
+    for res in results:
+        if not res.missed:
+            continue
+        if not res.profiles:
+            out.append(f"{res.number} {res.title}: goal missed; this scenario takes no profile")
+            continue
+        out.append(f"{res.number} {res.title}: goal missed; where the time goes (py-spy, own time, waits left out):")
+        out += [f"    {profile.text()}" for profile in res.profiles]
     return "\n".join(out)
 
 

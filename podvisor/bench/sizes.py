@@ -21,6 +21,7 @@ class Sizes:
     aggregator_lines: int  # 7: lines ingested then queried
     aggregator_queries: int  # 7: queries per kind
     lifecycle_runs: int  # 8: cold start / kill -9 / stop cycles
+    rsyslog_lines: int  # 12: lines each shipper (podvisor's logger, rsyslog) ships a run
     restart_rounds: int = 200  # 10: rounds of five curl calls, a kill -9 halfway
 
     def to_json(self) -> dict[str, Any]:
@@ -42,6 +43,7 @@ MODES: dict[str, Sizes] = {
         aggregator_lines=1_000_000,
         aggregator_queries=200,
         lifecycle_runs=3,
+        rsyslog_lines=500_000,
     ),
     "quick": Sizes(
         runs=2,
@@ -57,6 +59,7 @@ MODES: dict[str, Sizes] = {
         aggregator_lines=60_000,
         aggregator_queries=50,
         lifecycle_runs=2,
+        rsyslog_lines=60_000,
     ),
     # For the CI smoke test only: every code path, numbers too small to mean anything.
     "smoke": Sizes(
@@ -70,9 +73,10 @@ MODES: dict[str, Sizes] = {
         wrk_connections=10,
         series=(1000, 10000),
         scrapes=2,
-        aggregator_lines=60_000,
+        aggregator_lines=3_000,
         aggregator_queries=10,
         lifecycle_runs=1,
+        rsyslog_lines=3_000,
         restart_rounds=20,
     ),
 }

@@ -147,6 +147,20 @@ def stored_count(handle: StackHandle, request_id: str) -> int:
         conn.close()
 
 
+def stored_bytes(handle: StackHandle) -> int:
+    """Bytes of the store's pages in use, as a reader sees the database: what the file holds after
+    a checkpoint (the WAL's pages counted once, whatever the checkpointer has copied so far; free
+    pages not counted). The files' sizes are no measure: the WAL is truncated while it runs."""
+    db = handle.state_dir / "aggregator" / "logs.db"
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        page_size, pages, free = (conn.execute(f"PRAGMA {name}").fetchone()[0]
+                                  for name in ("page_size", "page_count", "freelist_count"))
+        return (pages - free) * page_size
+    finally:
+        conn.close()
+
+
 def health(handle: StackHandle) -> dict:
     """The aggregator's /health: entries stored, database size."""
     return requests.get(handle.aggregator_url + "/health", timeout=10).json()

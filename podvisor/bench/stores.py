@@ -1,4 +1,4 @@
-"""Scenario 10: the ClickHouse store beside SQLite, the same lines and queries on each.
+"""Scenario 11: the ClickHouse store beside SQLite, the same lines and queries on each.
 
 Runs podvisor.bench.ingest_load (the in-process WSGI app, 4 clients posting batches of 1,000) once
 against SQLite and once against a ClickHouse cluster of two shards of Debian's clickhouse-server

@@ -24,6 +24,9 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
+import msgspec
+
+_UNSET = msgspec.UNSET
 _quote = encode_basestring_ascii  # a JSON string literal, in C (json.dumps builds an encoder per call)
 _OURS = ("service_name", "environment", "pod", "host", "source", "id")
 _ROTATION_SUFFIX = re.compile(r"^(?P<base>.+\.log)[.-]\d[\w.-]*$")
@@ -73,6 +76,22 @@ class Enricher:
             match = _REQUEST_LINE.search(message)
             return match is not None and match.group(1) in self._probe_paths
         return False
+
+    def splice_common(self, fields: Any, text: str, source: str, eid: str) -> str | None:
+        """splice() for a line read by lines.common_fields (no dict built): None when one of our
+        fields is in the line (enrich() settles the collision)."""
+        unset = _UNSET
+        if (fields.id is not unset or fields.pod is not unset or fields.service_name is not unset
+                or fields.environment is not unset or fields.host is not unset or fields.source is not unset
+                or fields.probe is not unset):
+            return None
+        probe = ""
+        if self._probe_paths and fields.path is not unset:
+            path = fields.path
+            if fields.method in ("GET", "HEAD") and str(path).split("?", 1)[0] in self._probe_paths:
+                probe = ',"probe":true'
+        return (text[:-1] + self._fixed_json + ',"source":' + _quote(source)
+                + ',"id":' + _quote(eid) + probe + "}")
 
     def splice(self, record: dict[str, Any], text: str | None, source: str, eid: str) -> str | None:
         """The enriched entry as JSON text by appending our fields to the line's own `text` (the

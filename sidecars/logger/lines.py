@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from podvisor.core import jsonsafe
 
 from . import textlog
@@ -98,6 +100,45 @@ class LineFramer:
         if room > 0:
             self._buf += chunk[i:min(j, i + room)]
         self._line_len += j - i
+
+
+class LineFields(msgspec.Struct):
+    """What the logger needs of a JSON line in the common case, read in C without building a dict:
+    the three fields it must have, those probes and routes look at, and ours (present = a collision
+    for enrich() to settle). Any other field is skipped unread."""
+
+    message: str
+    level: str
+    timestamp: str
+    method: Any = msgspec.UNSET
+    path: Any = msgspec.UNSET
+    status: Any = msgspec.UNSET
+    request_time: Any = msgspec.UNSET
+    service_name: Any = msgspec.UNSET
+    environment: Any = msgspec.UNSET
+    pod: Any = msgspec.UNSET
+    host: Any = msgspec.UNSET
+    source: Any = msgspec.UNSET
+    id: Any = msgspec.UNSET
+    probe: Any = msgspec.UNSET
+
+
+_FIELDS = msgspec.json.Decoder(LineFields).decode
+
+
+def common_fields(data: bytes) -> LineFields | None:
+    """The fields of a line that is the common case (a flat-enough strict JSON object with string
+    message, level and timestamp, nothing around it), else None: decode_text() then reads it. What
+    msgspec refuses (NaN, numbers out of range, lone surrogates) takes that path too, so both agree."""
+    if data[:1] != b"{" or data[-1:] != b"}":
+        return None
+    if data.count(b"{") + data.count(b"[") > jsonsafe.MAX_DEPTH:
+        return None
+    try:
+        fields = _FIELDS(data)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return fields if fields.timestamp else None
 
 
 def decode(line: RawLine, stderr: bool, stderr_level: str = "warning") -> dict[str, Any]:

@@ -21,14 +21,14 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from podvisor.core.settings import Env, SettingsError, exit_bad_setting
 from podvisor.core.supervisor import SupervisorRPC
 
-from .appstate import AppWatcher, rpc_state
 from .metrics import LoggerMetrics
 from .pipeline import Pipeline
-from .sender import RequestsTransport
+from .sender import HttpTransport
 from .server import StatusServer
 from .settings import Settings
 
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     stop = threading.Event()
+    wakers: list[Callable[[], None]] = []  # the pipeline's loop sleeps until woken
     term_at: list[float] = []
     alone: list[bool] = []  # SIGHUP: stopped without the app
 
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         if signum == signal.SIGHUP:
             alone.append(True)
         stop.set()
+        for wake in wakers:
+            wake()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -63,10 +66,11 @@ def main(argv: list[str] | None = None) -> int:
 
     metrics = LoggerMetrics()
     try:
-        pipeline = Pipeline(settings, RequestsTransport(settings.ca_file), metrics=metrics)
+        pipeline = Pipeline(settings, HttpTransport(settings.ca_file), metrics=metrics)
     except OSError as exc:
         return exit_bad_setting("podvisor-logger", SettingsError("LOGGER_STATE_DIR", str(settings.state_dir),
                                                                  f"cannot use it: {exc}"))
+    wakers.append(pipeline.wakeup.set)
     try:
         server = StatusServer(settings.host, settings.port, pipeline.health, metrics.registry).start()
     except OSError as exc:
@@ -83,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("stopping alone (SIGHUP): the app keeps running; draining what it wrote so far")
         elif settings.app_program and settings.supervisor.serverurl:
             log.info("stopping: waiting for %s to stop before the last drain", settings.app_program)
+            from .appstate import AppWatcher, rpc_state  # only at shutdown: psutil costs 2.5 MiB at rest
+
             rpc = SupervisorRPC(settings.supervisor, timeout=2.0)
             watcher = AppWatcher(settings.app_program, rpc_state(rpc, settings.app_program),
                                  serverurl=settings.supervisor.serverurl).start()

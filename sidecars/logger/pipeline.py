@@ -21,21 +21,25 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from podvisor.core import jsonsafe
 
 from .batcher import Batcher, Item
 from .checkpoint import CheckpointStore
 from .deadletter import DeadLetter
 from .enrich import Enricher
-from .lines import RawLine, decode_text, fit
+from .lines import RawLine, common_fields, decode_text, fit
 from .metrics import LoggerMetrics
 from .routes import RouteCounter
 from .sender import BatchResult, Cancelled, EventWaiter, Sender, Transport, Waiter
 from .settings import Settings
 from .spool import Spool
-from .tailer import Tail, Tailer
+from .tailer import RECHECK, Tail, Tailer
+from .watch import DirectoryWatch, Wakeup
 
 log = logging.getLogger(__name__)
+_UNSET = msgspec.UNSET
 
 READ_PER_STEP = 4 * 1024 * 1024  # bytes per iteration, so scans and acks keep their pace under load
 
@@ -66,20 +70,30 @@ class InlineWorker:
 
 
 class ThreadWorker:
-    """Ships on a background thread, one batch at a time (in order), with one more queued."""
+    """Ships on `threads` background threads: that many batches in flight at once, so the logger
+    reads and encodes the next batches while the aggregator stores the previous ones. Batches may
+    be acknowledged out of order; the pipeline moves offsets over the acknowledged prefix only."""
 
-    def __init__(self, sender: Sender, waiter: Waiter) -> None:
+    def __init__(self, sender: Sender, waiter: Waiter, threads: int = 1) -> None:
         self._sender = sender
         self._waiter = waiter
-        self._todo: queue.Queue[list[Item]] = queue.Queue()
+        self._todo: queue.Queue[list[Item] | None] = queue.Queue()
         self._done: queue.Queue[BatchResult] = queue.Queue()
         self._outstanding = 0
+        # One more batch than threads may wait, so a thread never idles while the loop encodes.
+        self._depth = threads + 1
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="logger-sender", daemon=True)
-        self._thread.start()
+        self.wakeup: Callable[[], None] = lambda: None  # called after each result (the loop's wait ends)
+        self._threads = [threading.Thread(target=self._run, name=f"logger-sender-{n}", daemon=True)
+                         for n in range(threads)]
+        for thread in self._threads:
+            thread.start()
 
     def ready(self) -> bool:
-        return self._outstanding < 2
+        return self._outstanding < self._depth
+
+    def in_flight(self) -> int:
+        return self._outstanding
 
     def submit(self, batch: list[Item]) -> None:
         self._outstanding += 1
@@ -99,16 +113,18 @@ class ThreadWorker:
         self._stopping.set()
         if isinstance(self._waiter, EventWaiter):
             self._waiter.cancel()
+        for _thread in self._threads:
+            self._todo.put(None)  # wakes a thread blocked on the queue: it sees _stopping and ends
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                batch = self._todo.get(timeout=0.5)
-            except queue.Empty:
-                continue
+        while True:
+            batch = self._todo.get()  # blocks (no polling at rest)
+            if batch is None or self._stopping.is_set():
+                return
             while True:
                 try:
                     self._done.put(self._sender.send(batch))
+                    self.wakeup()
                     break
                 except Cancelled as exc:
                     if exc.result is not None:
@@ -158,21 +174,30 @@ class Pipeline:
         self.sender = Sender(transport, settings.aggregator_url, settings.credential_file, self.deadletter,
                              self.metrics, self.waiter, rng, timeout=settings.request_timeout,
                              backoff_initial=settings.backoff_initial, backoff_max=settings.backoff_max)
-        self.worker = ThreadWorker(self.sender, self.waiter) if threaded else InlineWorker(self.sender)
+        self.worker = (ThreadWorker(self.sender, self.waiter, settings.max_inflight_batches) if threaded
+                       else InlineWorker(self.sender))
+        self.wakeup = Wakeup()  # run() sleeps on it: file events, acknowledgements, stop
+        self.sleeps = 0  # times run() went to sleep with nothing to do
+        if isinstance(self.worker, ThreadWorker):
+            self.worker.wakeup = self.wakeup.set
         self._inflight: deque[Item] = deque()  # read but not acknowledged, oldest first
         self._inflight_bytes = 0
         self._dirty = False
         self._saved_at = clock()
+        self._scanned_at = clock()
         self._save_failing = False
         self.state = "running"
         self._health: dict[str, Any] = {}
         self._update_gauges()
 
     # -- the loop ---------------------------------------------------------------------------------
-    def step(self, draining: bool = False) -> bool:
-        """One iteration; True if it did work (call again at once), False if idle (sleep a poll)."""
+    def step(self, draining: bool = False, rescan: bool = True) -> bool:
+        """One iteration; True if it did work (call again at once), False if idle (sleep a poll).
+        Without `rescan` (woken by a write soon after a scan) only the open files' sizes are read."""
         did = self._apply_results()
-        self.tailer.scan(force=draining)
+        if rescan or draining or not self.tailer.refresh():
+            self.tailer.scan(force=draining)
+            self._scanned_at = self._clock()
         if self.registry.changed and not self._try_save():
             return did  # new keys must be durable before entries carrying them leave
         room = self.settings.max_inflight_bytes - self._inflight_bytes
@@ -189,17 +214,45 @@ class Pipeline:
         return did
 
     def run(self, stop: threading.Event) -> None:
-        """Step until `stop` is set, sleeping a poll interval whenever there was nothing to do
-        (the longer idle interval once nothing has come for about a second: less CPU at rest)."""
+        """Step until `stop` is set (whoever sets it calls wakeup.set() too). With nothing to do, sleep
+        until a file event in the log directory, an acknowledgement or the next batch's flush time,
+        rescanning every LOGGER_RESCAN_INTERVAL anyway (LOGGER_POLL_INTERVAL while entries await their
+        acknowledgement, so /health stays current); without file events (no inotify), poll every
+        LOGGER_POLL_INTERVAL, or LOGGER_IDLE_POLL_INTERVAL once nothing has come for a second."""
+        watch = DirectoryWatch(self.settings.log_dir, self.wakeup)
         idle_since = None
-        while not stop.is_set():
-            if self.step():
-                idle_since = None
-                continue
-            now = self._clock()
-            idle_since = now if idle_since is None else idle_since
-            resting = now - idle_since >= 1.0
-            stop.wait(self.settings.idle_poll_interval if resting else self.settings.poll_interval)
+        woken = False  # the last sleep ended by a wake-up, not by its timeout
+        try:
+            while not stop.is_set():
+                # A write needs only the open files read: the directory is listed again when a file
+                # came, went or was renamed, every LOGGER_POLL_INTERVAL under load, and after every
+                # sleep that no event ended.
+                rescan = (not woken or not watch.active or watch.entries_changed or self.tailer.unidentified
+                          or self._clock() - self._scanned_at >= self.settings.poll_interval)
+                watch.entries_changed = False  # an event during this step sets it again
+                if self.step(rescan=rescan):
+                    idle_since, woken = None, True
+                    continue
+                now = self._clock()
+                idle_since = now if idle_since is None else idle_since
+                watch.ensure()
+                if watch.active and not self._inflight and not self.tailer.unidentified:
+                    timeout = self.settings.rescan_interval
+                elif watch.active:  # acknowledgements or a file to identify: keep polling meanwhile
+                    timeout = self.settings.poll_interval
+                elif now - idle_since >= 1.0:
+                    timeout = self.settings.idle_poll_interval
+                else:
+                    timeout = self.settings.poll_interval
+                if self.tailer.unidentified:  # it is looked at again after RECHECK, or when it grows
+                    timeout = min(timeout, RECHECK)
+                flush_in = self.batcher.due_in()
+                if flush_in is not None:
+                    timeout = min(timeout, flush_in)
+                self.sleeps += 1
+                woken = self.wakeup.wait(max(timeout, 0.001))
+        finally:
+            watch.close()
 
     def shutdown(self, deadline: float, app_running: Callable[[], bool] | None = None) -> int:
         """Drain before exit (see main.py); 0 when nothing is left unshipped that could be shipped."""
@@ -258,12 +311,27 @@ class Pipeline:
         now = self._clock()
         truncated = 0
         limit = self.settings.max_entry_bytes
+        batcher_add, inflight_add, observe = self.batcher.add, self._inflight.append, self.routes.observe
+        enricher, pod = self.enricher, self.settings.pod
+        added = 0
         for tail, raw in lines:
-            record, text = decode_text(raw, tail.stderr, stderr_level=self._stderr_level)
-            self.routes.observe(record)
-            entry_id = self.enricher.entry_id(tail.ident.key, raw.offset)
-            spliced = self.enricher.splice(record, text, tail.source, entry_id)
-            if spliced is not None:  # the common case: one append, no re-encoding
+            entry_id = f"{pod}:{tail.ident.key}:{raw.offset}"  # enrich.entry_id, inlined: once a line
+            fields = None if raw.truncated else common_fields(raw.data)
+            spliced = None
+            if fields is not None:  # the common case: read in C, our fields appended to its text
+                if fields.request_time is not _UNSET:
+                    observe({"request_time": fields.request_time, "status": fields.status,
+                             "path": fields.path, "method": fields.method})
+                try:
+                    spliced = enricher.splice_common(fields, raw.data.decode(), tail.source, entry_id)
+                except UnicodeDecodeError:
+                    fields = None
+            if spliced is None:
+                record, text = decode_text(raw, tail.stderr, stderr_level=self._stderr_level)
+                if fields is None:
+                    observe(record)
+                spliced = enricher.splice(record, text, tail.source, entry_id)
+            if spliced is not None:  # one append, no re-encoding
                 payload = _encode(spliced)
             else:
                 record = self.enricher.enrich(record, tail.source, tail.ident.key, raw.offset)
@@ -284,10 +352,11 @@ class Pipeline:
                     record, payload = fitted, _dumps(fitted)
                     truncated += not raw.truncated
             item = Item(entry_id, tail.ident.key, raw.end, payload, now)
-            self.batcher.add(item)
-            self._inflight.append(item)
-            self._inflight_bytes += item.size
+            batcher_add(item, now)
+            inflight_add(item)
+            added += len(payload) + 1
             truncated += raw.truncated
+        self._inflight_bytes += added
         self.metrics.lines_read.inc(len(lines))
         self.metrics.lines_truncated.inc(truncated)
 
@@ -309,12 +378,15 @@ class Pipeline:
             for item in result.done:
                 item.acked = True
                 self._inflight_bytes -= item.size
-                ident = self.registry.identities.get(item.key)
-                if ident is not None and item.end > ident.offset:
-                    ident.offset = item.end
             self._dirty = True
-        while self._inflight and self._inflight[0].acked:
-            self._inflight.popleft()
+        # Batches are acknowledged in any order: an offset moves only over the acknowledged prefix
+        # of what was read, so the checkpoint never passes a line still on its way.
+        inflight, identities = self._inflight, self.registry.identities
+        while inflight and inflight[0].acked:
+            item = inflight.popleft()
+            ident = identities.get(item.key)
+            if ident is not None and item.end > ident.offset:
+                ident.offset = item.end
         return bool(results)
 
     def _try_save(self) -> bool:

@@ -19,11 +19,12 @@ Optional, with defaults:
   LOGGER_ROUTE_PREFIXES       unset  comma-separated path prefixes (a gateway's routes): access-log lines
                                      are counted per prefix, other paths as route "other" (routes.py)
 Tuning knobs:
-  LOGGER_BATCH_LINES          1000   entries per POST at most
-  LOGGER_BATCH_BYTES          1 MiB  uncompressed JSON bytes per POST at most (one bigger entry goes alone)
-  LOGGER_FLUSH_INTERVAL       0.2    seconds an entry may wait for its batch to fill
-  LOGGER_POLL_INTERVAL        0.1    seconds between directory scans when idle (stat only)
-  LOGGER_IDLE_POLL_INTERVAL   0.25   seconds between scans after a second with nothing new
+  LOGGER_BATCH_LINES          4000   entries per POST at most
+  LOGGER_BATCH_BYTES          4 MiB  uncompressed JSON bytes per POST at most (one bigger entry goes alone)
+  LOGGER_FLUSH_INTERVAL       0.05   seconds an entry may wait for its batch to fill
+  LOGGER_RESCAN_INTERVAL      2.0    with file events (inotify): seconds between rescans when no event came
+  LOGGER_POLL_INTERVAL        0.1    without file events: seconds between directory scans (stat only)
+  LOGGER_IDLE_POLL_INTERVAL   0.25   without file events: seconds between scans after a second with nothing new
   LOGGER_MAX_LINE_BYTES       64 KiB longer lines are stored truncated, with a marker
   LOGGER_MAX_ENTRY_BYTES      256 KiB largest entry (as the aggregator measures it: compact ASCII JSON);
                                      keep it <= AGGREGATOR_MAX_ENTRY_BYTES. A bigger entry has its
@@ -35,6 +36,8 @@ Tuning knobs:
                                      sent again (the store absorbs it if the first one was stored)
   LOGGER_SPOOL_MAX_BYTES      256 MiB disk kept alive for rotated-away unshipped data
   LOGGER_MAX_INFLIGHT_BYTES   16 MiB read-ahead bound: past it, reading pauses (the files are the buffer)
+  LOGGER_MAX_INFLIGHT_BATCHES 3      batches shipped at once (one connection each); acknowledgements may
+                                     come in any order, the checkpoint follows the acknowledged prefix
   LOGGER_ROTATED_IDLE_SECONDS 5      a rotated-away file quiet this long gets no more bytes: its
                                      partial last line is flushed; a vanished file's unshipped
                                      range is reported lost
@@ -76,9 +79,10 @@ class Settings:
     stderr_level: str = "WARNING"  # the level of a stderr line that does not say its own
     probe_paths: tuple[str, ...] = ()  # GETs of these paths are probes and scrapes: marked "probe": true
     route_prefixes: tuple[str, ...] = ()  # access-log lines are counted per prefix (a gateway's routes)
-    batch_lines: int = 1000
-    batch_bytes: int = MIB
-    flush_interval: float = 0.2
+    batch_lines: int = 4000
+    batch_bytes: int = 4 * MIB
+    flush_interval: float = 0.05
+    rescan_interval: float = 2.0
     poll_interval: float = 0.1
     idle_poll_interval: float = 0.25
     max_line_bytes: int = 64 * KIB
@@ -88,6 +92,7 @@ class Settings:
     request_timeout: float = 10.0
     spool_max_bytes: int = 256 * MIB
     max_inflight_bytes: int = 16 * MIB
+    max_inflight_batches: int = 3
     rotated_idle_seconds: float = 5.0
     checkpoint_interval: float = 1.0
 
@@ -116,9 +121,10 @@ class Settings:
             stderr_level=env.choice("LOGGER_STDERR_LEVEL", "WARNING", (*LOG_LEVELS, "CRITICAL")),
             probe_paths=_paths(env, "LOGGER_PROBE_PATHS"),
             route_prefixes=_paths(env, "LOGGER_ROUTE_PREFIXES"),
-            batch_lines=env.integer("LOGGER_BATCH_LINES", 1000, 1, 1_000_000),
-            batch_bytes=env.integer("LOGGER_BATCH_BYTES", MIB, KIB, 1024 * MIB),
-            flush_interval=env.seconds("LOGGER_FLUSH_INTERVAL", 0.2),
+            batch_lines=env.integer("LOGGER_BATCH_LINES", 4000, 1, 1_000_000),
+            batch_bytes=env.integer("LOGGER_BATCH_BYTES", 4 * MIB, KIB, 1024 * MIB),
+            flush_interval=env.seconds("LOGGER_FLUSH_INTERVAL", 0.05),
+            rescan_interval=env.seconds("LOGGER_RESCAN_INTERVAL", 2.0, 0.01),
             poll_interval=env.seconds("LOGGER_POLL_INTERVAL", 0.1, 0.001),
             idle_poll_interval=env.seconds("LOGGER_IDLE_POLL_INTERVAL", 0.25, 0.001),
             max_line_bytes=env.integer("LOGGER_MAX_LINE_BYTES", 64 * KIB, 64, 64 * MIB),
@@ -128,6 +134,7 @@ class Settings:
             request_timeout=env.seconds("LOGGER_REQUEST_TIMEOUT", 10.0, 0.1),
             spool_max_bytes=env.integer("LOGGER_SPOOL_MAX_BYTES", 256 * MIB, 0, 1 << 50),
             max_inflight_bytes=env.integer("LOGGER_MAX_INFLIGHT_BYTES", 16 * MIB, KIB, 1 << 40),
+            max_inflight_batches=env.integer("LOGGER_MAX_INFLIGHT_BATCHES", 3, 1, 64),
             rotated_idle_seconds=env.seconds("LOGGER_ROTATED_IDLE_SECONDS", 5.0),
             checkpoint_interval=env.seconds("LOGGER_CHECKPOINT_INTERVAL", 1.0),
         )

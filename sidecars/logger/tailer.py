@@ -143,6 +143,25 @@ class Tailer:
         self._close_finished(now, listing)
         self._account_absent(present, now, wall)
 
+    @property
+    def unidentified(self) -> bool:
+        """Files seen but not identified yet (too short to fingerprint): only a scan() picks them up."""
+        return bool(self._waiting)
+
+    def refresh(self) -> bool:
+        """Between scans (a file event woke the logger): the open files' new sizes, nothing else;
+        False when one shrank or changed identity, which only a scan() handles."""
+        now = self._clock()
+        for tail in self.tails.values():
+            st = os.fstat(tail.fd)
+            if st.st_size < tail.position or st.st_size < tail.size:
+                return False
+            if st.st_size != tail.size:
+                tail.changed_at = now
+                tail.size, tail.mtime_ns = st.st_size, st.st_mtime_ns
+                tail.ident.size = st.st_size
+        return True
+
     def _recheck(self, tail: Tail, listing: dict, spool_inodes: dict, live: set, now: float) -> bool:
         st = os.fstat(tail.fd)
         inode = (st.st_dev, st.st_ino)

@@ -9,12 +9,14 @@ http_status, parse). Every reason of every configured target is exposed from the
 
 from __future__ import annotations
 
+import http.client
+import ssl
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import urlsplit
 
-import requests
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
@@ -46,18 +48,12 @@ class Fetch(Protocol):
 
 
 class HttpFetch:
-    """Fetch over HTTP with requests, one keep-alive session per thread (sessions are not shared)."""
+    """GET with the standard library's http.client, one keep-alive connection per thread and
+    target (requests cost the sidecar 5 MiB of memory, and read a 1 MB exposition in 10 KiB steps)."""
 
     def __init__(self, user_agent: str = "podvisor-metrics") -> None:
         self._local = threading.local()
         self._user_agent = user_agent
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            session.trust_env = False  # never route loopback scrapes through an HTTP proxy
-        return session
 
     def __call__(self, url: str, accept: str, timeout: float) -> Response:
         headers = {
@@ -66,15 +62,53 @@ class HttpFetch:
             "User-Agent": self._user_agent,
             "X-Prometheus-Scrape-Timeout-Seconds": f"{timeout:.3f}",
         }
-        try:
-            r = self._session().get(url, headers=headers, timeout=(timeout, timeout))
-            return Response(r.status_code, r.headers.get("Content-Type", ""), r.content)
-        except requests.Timeout as exc:
-            raise ScrapeError("timeout", str(exc)) from exc
-        except requests.RequestException as exc:
-            # A read timeout surfaces as a ConnectionError wrapping urllib3's ReadTimeoutError.
-            reason = "timeout" if "timed out" in str(exc).lower() else "connection"
-            raise ScrapeError(reason, str(exc)) from exc
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        key = (parts.scheme, parts.hostname, parts.port)
+        for attempt in (1, 2):
+            conn, reused = self._connection(key, timeout)
+            try:
+                conn.request("GET", target, headers=headers)
+                reply = conn.getresponse()
+                body = reply.read()
+            except TimeoutError as exc:
+                self._drop(key)
+                raise ScrapeError("timeout", f"GET {url}: timed out") from exc
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self._drop(key)
+                if reused and attempt == 1:
+                    continue  # the target closed the idle connection: once more on a new one
+                raise ScrapeError("connection", f"GET {url}: {exc or type(exc).__name__}") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop(key)
+                raise ScrapeError("connection", f"GET {url}: {exc or type(exc).__name__}") from exc
+            if reply.will_close:
+                self._drop(key)
+            return Response(reply.status, reply.getheader("Content-Type", ""), body)
+        raise ScrapeError("connection", f"GET {url}: closed twice")  # pragma: no cover
+
+    def _connection(self, key: tuple, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        conns = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = {}
+        conn = conns.get(key)
+        if conn is not None:
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+            return conn, True
+        scheme, host, port = key
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conns[key] = conn
+        return conn, False
+
+    def _drop(self, key: tuple) -> None:
+        conn = getattr(self._local, "conns", {}).pop(key, None)
+        if conn is not None:
+            conn.close()
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ def is_number(value: object) -> bool:
 
 def test_smoke_run_reports_every_scenario_as_table_and_json(tmp_path):
     assert shutil.which("wrk"), "wrk is missing: sudo apt-get install -y wrk"
+    assert shutil.which("rsyslogd", path=os.environ.get("PATH", "") + ":/usr/sbin"), (
+        "rsyslogd is missing: sudo apt-get install -y rsyslog rsyslog-elasticsearch")
     out = tmp_path / "bench.json"
     mark = uuid.uuid4().hex
     env = dict(os.environ, **{MARK: mark})
@@ -91,6 +93,13 @@ def test_smoke_run_reports_every_scenario_as_table_and_json(tmp_path):
             assert fig["name"] in done.stdout, f"{where} missing from the table"
         if number not in (2, 9):  # the baseline and the gateway's cost are context, the others have goals
             assert any(f["goal"] for f in scenario["figures"]), f"scenario {number} has no goal"
+    side = {fig["name"]: fig for fig in scenarios[12]["figures"]}
+    assert side["rsyslog: end to end, write to queryable"]["median"] > 0, "rsyslog shipped the lines"
+    for scenario in scenarios.values():
+        missed = any(fig["met"] is False for fig in scenario["figures"])
+        if missed and scenario["profile"]:  # the report names where the time went
+            assert f"{scenario['number']} {scenario['title']}: goal missed" in done.stdout
+            assert all(p["error"] or len(p["top"]) <= 3 for p in scenario["profile"])
     summary = doc["summary"]
     assert summary["errors"] == 0 and summary["met"] + summary["not_met"] == summary["goals"] > 0
     assert f"{summary['met']}/{summary['goals']} goals met" in done.stdout

@@ -5,6 +5,8 @@ import gzip
 import json
 from pathlib import Path
 
+import pytest
+
 from podvisor.aggregator.app import create_app
 from tests.unit.test_aggregator_fixtures import entry, make_settings, post, state_of, token_of
 
@@ -196,18 +198,25 @@ def test_a_deep_entry_or_a_number_out_of_range_never_costs_the_batch(client, tok
     assert [e["v"] for e in far if e["id"] == "far"] == ["1e400"]
 
 
-def test_an_unexpected_error_on_one_entry_is_that_entry_rejection_and_counted(app, client, token, monkeypatch):
+@pytest.mark.parametrize("path", ["_fast_row", "_row"])
+def test_an_unexpected_error_on_one_entry_is_that_entry_rejection_and_counted(app, client, token, monkeypatch,
+                                                                              path):
     from podvisor.aggregator import validation
 
-    real = validation._row
+    real = getattr(validation, path)
 
     def broken(entry_, *args):
-        if entry_.get("id") == "user:abc:2":
+        text = bytes(entry_).decode() if path == "_fast_row" else json.dumps(entry_)
+        if "user:abc:2" in text:
             raise KeyError("boom")
         return real(entry_, *args)
 
-    monkeypatch.setattr(validation, "_row", broken)
-    reply = post(client, [entry(1), entry(2), entry(3)], token)
+    monkeypatch.setattr(validation, path, broken)
+    entries = [entry(1), entry(2), entry(3)]
+    if path == "_row":  # entries without a timestamp take the general path, which fills it in
+        for item in entries:
+            del item["timestamp"]
+    reply = post(client, entries, token)
     assert reply.status_code == 202
     assert reply.json["stored"] == 2 and reply.json["errors"][0]["index"] == 1
     assert "internal error" in reply.json["errors"][0]["error"]

@@ -38,12 +38,14 @@ def test_age_retention_deletes_only_entries_older_than_the_limit(store):
     assert retention.run_once().deleted_by_age == 0
 
 
-def test_size_retention_deletes_oldest_first_until_under_the_limit(store):
+def test_size_retention_deletes_the_oldest_stored_first_until_under_the_limit(store):
     filler = "lorem ipsum dolor sit amet " * 40
-    # Insertion order differs from time order: retention goes by timestamp.
+    # Insertion order differs from time order: size retention goes by arrival (there is no index
+    # on ts to find the oldest timestamps cheaply; the first stored are the first to go).
     entries = [entry(i, timestamp=f"2024-05-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z",
                      message=f"{filler} {i}") for i in range(3000)]
-    insert_entries(store, entries[1500:] + entries[:1500])
+    arrival = entries[1500:] + entries[:1500]
+    insert_entries(store, arrival)
     with store.read() as conn:
         before = used_bytes(conn)
     limit = before // 2
@@ -54,8 +56,8 @@ def test_size_retention_deletes_oldest_first_until_under_the_limit(store):
     assert report.used_bytes <= limit
     remaining = [int(i.rsplit(":", 1)[1]) for i in stored_ids(store)]
     assert len(remaining) == 3000 - report.deleted_by_size == store.entry_count
-    # Exactly the newest entries survive.
-    assert sorted(remaining) == list(range(3000 - len(remaining), 3000))
+    # Exactly the last stored survive.
+    assert remaining == [int(e["id"].rsplit(":", 1)[1]) for e in arrival[-len(remaining):]]
 
 
 def test_retention_worker_runs_on_its_interval_and_stops(store):
@@ -105,3 +107,35 @@ def test_ingest_is_not_blocked_by_a_retention_pass_in_progress(tmp_path: Path):
         assert stored_ids(store) == [entry(90_000)["id"]]
     finally:
         store.close()
+
+
+def test_a_seq_is_never_given_twice_even_after_retention_deleted_the_newest(tmp_path: Path):
+    path = str(tmp_path / "logs.db")
+    store = Store(path)
+    try:
+        insert_entries(store, [entry(i, timestamp="2024-05-01T00:00:00Z") for i in range(5)])
+        insert_entries(store, [entry(9, timestamp="2024-05-19T23:00:00Z")])  # the newest, seq 6
+        assert Retention(store, max_age_days=7, max_bytes=0, clock=lambda: NOW).run_once().deleted_by_age == 5
+        assert store.last_seq == 6
+        retention = Retention(store, max_age_days=0.01, max_bytes=0, clock=lambda: NOW)
+        assert retention.run_once().deleted_by_age == 1 and store.entry_count == 0
+    finally:
+        store.close()
+    reopened = Store(path)  # the floor outlives a restart
+    try:
+        assert reopened.last_seq == 6
+        insert_entries(reopened, [entry(10), entry(11)])
+        assert reopened.query("SELECT seq FROM logs ORDER BY seq") == [(7,), (8,)]
+        assert reopened.last_seq == 8
+    finally:
+        reopened.close()
+
+
+def test_the_oldest_entry_is_found_without_an_index_on_time(store):
+    assert store.oldest_ts_ms() is None
+    insert_entries(store, [entry(1, timestamp="2024-05-02T00:00:00.250Z"),
+                           entry(2, timestamp="2024-05-01T12:00:00.750Z"),  # a late arrival, older
+                           entry(3, timestamp="2024-05-03T00:00:00Z")])
+    assert store.oldest_ts_ms() == iso_to_ms("2024-05-01T12:00:00.750Z")
+    Retention(store, max_age_days=18, max_bytes=0, clock=lambda: NOW).run_once()  # cutoff 2024-05-02
+    assert store.entry_count == 2 and store.oldest_ts_ms() == iso_to_ms("2024-05-02T00:00:00.250Z")

@@ -8,7 +8,7 @@ from pathlib import Path
 from podvisor.aggregator.query import LogQuery
 from podvisor.aggregator.search import fetch
 from podvisor.aggregator.store import schema
-from podvisor.aggregator.store.select import seq_bounds
+from podvisor.aggregator.store.select import build_select, seq_bounds
 from podvisor.aggregator.store.sqlite import Store
 from podvisor.aggregator.timestamps import ms_to_iso
 from podvisor.aggregator.validation import validate
@@ -90,6 +90,32 @@ def test_a_version_1_store_gains_its_spans_on_open(tmp_path: Path):
         assert reopened.query("PRAGMA user_version") == [(schema.SCHEMA_VERSION,)]
     finally:
         reopened.close()
+
+
+def test_a_version_2_store_drops_the_indexes_version_3_does_without(tmp_path: Path):
+    path = str(tmp_path / "v2.db")
+    with sqlite3.connect(path) as conn:  # version 2's table and indexes, as a previous release made them
+        conn.executescript(schema.DDL.replace("seq INTEGER PRIMARY KEY,", "seq INTEGER PRIMARY KEY AUTOINCREMENT,")
+                           + "CREATE INDEX logs_ts ON logs(ts); CREATE INDEX logs_level ON logs(level);"
+                           + "PRAGMA user_version=2;")
+    store = Store(path)
+    try:
+        insert(store, [BASE + i for i in range(3)])
+        names = {row[0] for row in store.query("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "logs_ts" not in names and "logs_level" not in names and "logs_level_notable" in names
+        assert store.query("PRAGMA user_version") == [(schema.SCHEMA_VERSION,)]
+        assert [seq for seq, _ in fetch(store, LogQuery(), order="asc", after=None, limit=9).rows] == [1, 2, 3]
+    finally:
+        store.close()
+
+
+def test_a_filter_on_notable_levels_uses_the_partial_index_and_common_levels_walk_seq(store):
+    insert(store, [BASE + i for i in range(3)])
+    for levels, uses_index in ((("error",), True), (("error", "warning"), True), (("info",), False),
+                               (("info", "error"), False)):
+        sql, params = build_select(LogQuery(levels=levels), services=None, order="desc", after=None, limit=5)
+        plan = " ".join(row[3] for row in store.query("EXPLAIN QUERY PLAN " + sql, params))
+        assert ("logs_level_notable" in plan) is uses_index, (levels, plan)
 
 
 def test_times_before_1970_fall_in_the_right_spans(store):

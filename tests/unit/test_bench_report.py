@@ -92,6 +92,7 @@ def test_aggregator_benchmark_output_is_parsed():
 def test_scenarios_are_chosen_by_number_or_name():
     assert parse_only("1,latency, 8, gateway") == {1, 3, 8, 9}
     assert parse_only(None) == {sc.number for sc in SCENARIOS} and len(SCENARIOS) >= 10
+    assert parse_only("rsyslog,12") == {12}
     with pytest.raises(ValueError, match="unknown scenario 'warp'"):
         parse_only("warp")
 
@@ -100,3 +101,42 @@ def test_percentile_is_nearest_rank():
     values = [float(v) for v in range(1, 101)]
     assert (percentile(values, 50), percentile(values, 95), percentile(values, 99)) == (50.0, 95.0, 99.0)
     assert percentile([7.0], 99) == 7.0
+
+
+def test_a_profile_names_the_three_busiest_functions_and_leaves_waits_out():
+    from podvisor.bench.profile import top_costs
+
+    collapsed = "\n".join([
+        "main (a.py:1);run (podvisor/bench/profile.py:1) 50",
+        "main (a.py:1);insert (nowhere/at/all.py:99) 30",
+        "main (a.py:1);parse (aggregator/validation.py:10) 15",
+        "main (a.py:1);tiny (x.py:3) 5",
+        "main (a.py:1);wait (threading.py:327) 900",
+        "worker (w.py:2);Condition.wait (threading.py:331) 400",
+        "not a stack line",
+    ])
+    profile = top_costs("aggregator", collapsed)
+    assert profile.busy_samples == 100
+    assert [round(share) for share, _ in profile.top] == [50, 30, 15]
+    assert profile.top[0][1].startswith("run (bench/profile.py:1: ")  # the line of code, when found
+    assert profile.top[1][1] == "insert (at/all.py:99)"  # no such file here: no code shown
+    text = profile.text()
+    assert text.startswith("aggregator (100 busy samples): 1. run") and "3. parse" in text and "tiny" not in text
+
+
+def test_the_report_says_where_the_time_goes_only_for_scenarios_that_missed_a_goal():
+    from podvisor.bench.profile import Profile
+    from podvisor.bench.report import where_time_goes
+
+    met, missed, unprofiled = (ScenarioResult(n, f"k{n}", f"Title {n}") for n in (1, 2, 3))
+    met.figure("rate", "x", Goal(">=", 1)).add(2)
+    met.profiles = [Profile("logger", 10, [(100.0, "f (a.py:1)")])]
+    missed.figure("rate", "x", Goal(">=", 1)).add(0.5)
+    missed.profiles = [Profile("logger", 10, [(60.0, "f (a.py:1)"), (40.0, "g (b.py:2)")]),
+                       Profile("aggregator", error="no profile: py-spy not found (pip install py-spy)")]
+    unprofiled.figure("rate", "x", Goal("<=", 1)).add(3)
+    text = where_time_goes([met, missed, unprofiled])
+    assert "Title 1" not in text
+    assert "2 Title 2: goal missed" in text and "1. f (a.py:1) 60%; 2. g (b.py:2) 40%" in text
+    assert "aggregator: no profile: py-spy not found" in text
+    assert "3 Title 3: goal missed; this scenario takes no profile" in text

@@ -33,7 +33,8 @@ def test_settings_defaults(tmp_path):
     assert settings.environment == "production"
     assert settings.aggregator_url == "http://127.0.0.1:8080"
     assert (settings.host, settings.port, settings.app_program) == ("127.0.0.1", 0, None)
-    assert (settings.batch_lines, settings.batch_bytes, settings.flush_interval) == (1000, MIB, 0.2)
+    assert (settings.batch_lines, settings.batch_bytes, settings.flush_interval) == (4000, 4 * MIB, 0.05)
+    assert settings.rescan_interval == 2.0
     assert (settings.poll_interval, settings.max_line_bytes) == (0.1, 64 * 1024)
     assert settings.grace_seconds == DEFAULT_BUDGET.logger_seconds  # the pod's grace plus the sidecar drain
     assert (settings.max_entry_bytes, settings.backoff_initial, settings.backoff_max) == (256 * 1024, 0.2,

@@ -64,8 +64,33 @@ class App:
                 f.truncate(0)
 
 
+class ShuffledWorker:
+    """Several batches in flight, acknowledged in random order (as the threaded worker's senders
+    may finish): shipping happens when results are collected, a pending batch picked at random."""
+
+    def __init__(self, sender, rng, depth=3):
+        self.sender, self.rng, self.depth = sender, rng, depth
+        self.pending = []
+
+    def ready(self):
+        return len(self.pending) < self.depth
+
+    def submit(self, batch):
+        self.pending.append(batch)
+
+    def results(self):
+        if not self.pending or self.rng.random() < 0.3:
+            return []
+        batch = self.pending.pop(self.rng.randrange(len(self.pending)))
+        return [self.sender.send(batch)]
+
+    def stop(self):
+        pass
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
 @pytest.mark.parametrize("seed", range(6))
-def test_repeated_crashes_deliver_every_line_exactly_once(tmp_path, seed):
+def test_repeated_crashes_deliver_every_line_exactly_once(tmp_path, seed, in_flight):
     rng = random.Random(seed)
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -75,9 +100,12 @@ def test_repeated_crashes_deliver_every_line_exactly_once(tmp_path, seed):
     transport = RecordingTransport()
     app = App(logs, rng)
 
-    def start():
-        return Pipeline(settings, transport, clock=clock, wall=clock, waiter=FakeWaiter(clock),
-                        threaded=False, hostname="h")
+    def start(shuffled=True):
+        pipeline = Pipeline(settings, transport, clock=clock, wall=clock, waiter=FakeWaiter(clock),
+                            threaded=False, hostname="h")
+        if in_flight > 1 and shuffled:
+            pipeline.worker = ShuffledWorker(pipeline.sender, rng, in_flight)
+        return pipeline
 
     def maybe_crash(entries):
         if rng.random() < 0.15:
@@ -101,7 +129,7 @@ def test_repeated_crashes_deliver_every_line_exactly_once(tmp_path, seed):
 
     app.finish()  # the live file's partial line is (rightly) held until its newline
     transport.stored_then = None
-    pipeline = start()
+    pipeline = start(shuffled=False)
     for _ in range(50):
         clock.advance(1.0)
         pipeline.step()
