@@ -51,6 +51,18 @@ class Metrics:
                                            "Duration of one retention pass.",
                                            buckets=_LATENCY_BUCKETS, registry=r)
 
+    def count_ingest(self, status: int, *, received: int, stored: int, duplicates: int, rejected: int,
+                     failed: int, started: float) -> None:
+        """One answered ingest request, whatever its API (POST /logs, OTLP, _bulk): its entries by
+        outcome and its time since `started` (time.perf_counter())."""
+        self.ingest_requests.labels(str(status)).inc()
+        self.entries_received.inc(received)
+        self.entries_stored.inc(stored)
+        self.entries_duplicate.inc(duplicates)
+        self.entries_rejected.inc(rejected)
+        self.entries_failed.inc(failed)
+        self.ingest_seconds.observe(time.perf_counter() - started)
+
 
 class StoreCollector:
     """Gauges read fresh at every scrape: stored entries, sizes, oldest entry age, tail streams."""

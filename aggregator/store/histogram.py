@@ -8,15 +8,7 @@ from typing import Any
 
 from podvisor.aggregator.histogram import LEVEL_GROUPS, LEVEL_SPELLINGS, Histogram, choose_buckets, time_range
 from podvisor.aggregator.query import LogQuery, service_names
-from podvisor.aggregator.store.select import (
-    exclusion_conditions,
-    existing_services,
-    filter_conditions,
-    fts_expression,
-    oldest_ts,
-    seq_bounds,
-    seq_conditions,
-)
+from podvisor.aggregator.store.select import existing_services, matching, oldest_ts, seq_bounds
 
 _LEVEL_SUMS = ", ".join("sum(logs.level IN (" + ", ".join(f"'{name}'" for name in names) + "))"
                        for names in LEVEL_SPELLINGS)
@@ -33,19 +25,7 @@ def build_count(query: LogQuery, *, services: tuple[str, ...] | None,
     in arrival order, a bucket's entries sit in one stretch of the table, read in order, where
     the index would look each row up apart. A filtered query uses its filter's index (pod,
     level...) within the same seq bounds, a search the FTS index."""
-    where: list[str] = []
-    params: list[Any] = []
-    match = fts_expression(query.text) if query.text else None
-    if match is not None:
-        source, key = "logs_fts CROSS JOIN logs ON logs.seq = logs_fts.rowid", "logs_fts.rowid"
-        where.append("logs_fts MATCH ?")
-        params.append(match)
-    else:
-        source, key = "logs", "logs.seq"
-    if query.text and match is None:
-        exclusion_conditions(query.text, seq_range, where, params)
-    filter_conditions(query, services, where, params, ts_indexed=False)
-    seq_conditions(key, seq_range, where, params)
+    source, _key, where, params = matching(query, services, seq_range, ts_indexed=False)
     sql = f"SELECT count(*), {_LEVEL_SUMS} FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -69,14 +69,10 @@ def oldest_ts(conn: sqlite3.Connection, tries: int = 50) -> int | None:
     return None
 
 
-def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: str,
-                 after: int | None, limit: int, seq_range: tuple[int | None, int | None] = (None, None),
-                 with_ts: bool = False) -> tuple[str, list[Any]]:
-    """SQL returning (seq, body) of matching entries in seq order, keyset-paged after `after`
-    ((seq, body, ts) `with_ts`: the stored time in epoch ms, so no one parses a body for it).
-
-    `seq_range` (from seq_bounds) narrows the walk to the seqs the time range can hold: the time
-    conditions alone cannot stop an index walk in seq order early."""
+def matching(query: LogQuery, services: tuple[str, ...] | None, seq_range: tuple[int | None, int | None], *,
+             ts_indexed: bool = True) -> tuple[str, str, list[str], list[Any]]:
+    """(FROM clause, seq key column, WHERE conditions, their parameters) of the entries matching
+    `query` within `seq_range`: the base of every read of entries (pages, counts)."""
     where: list[str] = []
     params: list[Any] = []
     match = fts_expression(query.text) if query.text else None
@@ -91,8 +87,20 @@ def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: st
         source, key = "logs", "logs.seq"
     if query.text and match is None:
         exclusion_conditions(query.text, seq_range, where, params)
-    filter_conditions(query, services, where, params)
+    filter_conditions(query, services, where, params, ts_indexed=ts_indexed)
     seq_conditions(key, seq_range, where, params)
+    return source, key, where, params
+
+
+def build_select(query: LogQuery, *, services: tuple[str, ...] | None, order: str,
+                 after: int | None, limit: int, seq_range: tuple[int | None, int | None] = (None, None),
+                 with_ts: bool = False) -> tuple[str, list[Any]]:
+    """SQL returning (seq, body) of matching entries in seq order, keyset-paged after `after`
+    ((seq, body, ts) `with_ts`: the stored time in epoch ms, so no one parses a body for it).
+
+    `seq_range` (from seq_bounds) narrows the walk to the seqs the time range can hold: the time
+    conditions alone cannot stop an index walk in seq order early."""
+    source, key, where, params = matching(query, services, seq_range)
     if after is not None:
         where.append(f"{key} {'<' if order == 'desc' else '>'} ?")
         params.append(after)

@@ -53,13 +53,8 @@ def bulk(index: str | None = None) -> Response:
     except ApiError as exc:
         metrics.ingest_requests.labels(str(exc.status)).inc()
         raise
-    metrics.ingest_requests.labels("200").inc()
-    metrics.entries_received.inc(len(parsed.actions))
-    metrics.entries_stored.inc(result.stored)
-    metrics.entries_duplicate.inc(result.duplicates)
-    metrics.entries_rejected.inc(parsed.refused)
-    metrics.entries_failed.inc(batch.failures)
-    metrics.ingest_seconds.observe(time.perf_counter() - started)
+    metrics.count_ingest(200, received=len(parsed.actions), stored=result.stored, duplicates=result.duplicates,
+                         rejected=parsed.refused, failed=batch.failures, started=started)
     if parsed.refused:
         first = next(action for action in parsed.actions if action[3] is not None)
         logger.warning("_bulk: refused %d of %d actions; first: %s %s: %s", parsed.refused,

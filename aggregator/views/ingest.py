@@ -145,13 +145,8 @@ def ingest() -> Response:
     except ApiError as exc:
         metrics.ingest_requests.labels(str(exc.status)).inc()
         raise
-    metrics.ingest_requests.labels("202").inc()
-    metrics.entries_received.inc(batch.received)
-    metrics.entries_stored.inc(result.stored)
-    metrics.entries_duplicate.inc(result.duplicates)
-    metrics.entries_rejected.inc(len(batch.errors))
-    metrics.entries_failed.inc(batch.failures)
-    metrics.ingest_seconds.observe(time.perf_counter() - started)
+    metrics.count_ingest(202, received=batch.received, stored=result.stored, duplicates=result.duplicates,
+                         rejected=len(batch.errors), failed=batch.failures, started=started)
     if batch.errors:
         first = batch.errors[0]
         logger.warning("rejected %d of %d entries; first: index %d: %s", len(batch.errors),

@@ -27,6 +27,7 @@ bp = Blueprint("otlp", __name__)
 def export_logs() -> Response:
     state = get_state()
     metrics = state.metrics
+    started = time.perf_counter()
     try:
         principal = state.auth.check(request, required=True, logger_ok=True)
         if request.mimetype == "application/x-protobuf":
@@ -55,12 +56,8 @@ def export_logs() -> Response:
         if isinstance(exc, OtlpError):
             raise ApiError(400, f"not an OTLP ExportLogsServiceRequest: {exc}") from None
         raise
-    metrics.ingest_requests.labels("200").inc()
-    metrics.entries_received.inc(batch.received)
-    metrics.entries_stored.inc(result.stored)
-    metrics.entries_duplicate.inc(result.duplicates)
-    metrics.entries_rejected.inc(len(batch.errors))
-    metrics.entries_failed.inc(batch.failures)
+    metrics.count_ingest(200, received=batch.received, stored=result.stored, duplicates=result.duplicates,
+                         rejected=len(batch.errors), failed=batch.failures, started=started)
     reply: dict = {}
     if batch.errors:
         first = batch.errors[0]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from podvisor.supervisord.render.nginx import temp_paths
+
 INGEST_PORT = 8443
 
 
@@ -27,11 +29,7 @@ events {{
 }}
 
 http {{
-    client_body_temp_path {prefix_dir}/tmp/body;
-    proxy_temp_path {prefix_dir}/tmp/proxy;
-    fastcgi_temp_path {prefix_dir}/tmp/fastcgi;
-    uwsgi_temp_path {prefix_dir}/tmp/uwsgi;
-    scgi_temp_path {prefix_dir}/tmp/scgi;
+{temp_paths(prefix_dir)}
     server_tokens off;
     access_log off;
     client_max_body_size {max_body};

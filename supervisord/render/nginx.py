@@ -34,6 +34,13 @@ def binary(name: str) -> str:
     return shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin:/usr/bin:/usr/local/bin") or f"/usr/sbin/{name}"
 
 
+def temp_paths(folder: str) -> str:
+    """nginx's temporary folders, all below `folder` (its defaults are in /var/lib/nginx, which a
+    stack's user may not write), as lines of an http block."""
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    return "\n".join(f"    {kind}_temp_path {folder}/tmp/{kind.removeprefix('client_')};" for kind in kinds)
+
+
 def conf_name(conf_path: Path, pod: Pod, slot: int = 0) -> Path:
     """stack.conf -> stack.<pod>.nginx.conf beside it; stack.<pod>-<slot>.nginx.conf for another slot."""
     return conf_path.with_name(f"{conf_path.stem}.{pod.name}{f'-{slot}' if slot else ''}.nginx.conf")
@@ -90,11 +97,7 @@ events {{
 }}
 
 http {{
-    client_body_temp_path {NGINX_DIR}/tmp/body;
-    proxy_temp_path {NGINX_DIR}/tmp/proxy;
-    fastcgi_temp_path {NGINX_DIR}/tmp/fastcgi;
-    uwsgi_temp_path {NGINX_DIR}/tmp/uwsgi;
-    scgi_temp_path {NGINX_DIR}/tmp/scgi;
+{temp_paths(NGINX_DIR)}
     server_tokens off;
     # No temp files: when supervisord runs as root, nginx's workers run as nobody, who cannot write
     # in the state folder. Bodies up to the apps' own limit stay in memory; responses stream.
