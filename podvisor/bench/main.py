@@ -3,7 +3,7 @@
 Builds its own stacks (real supervisord, ephemeral ports) in a temporary directory, runs each
 scenario, prints a table (figure, median, min, max, goal, met) and writes the same as JSON.
 
-    podvisor-bench                      # full: ~15 min on 2 cores, the figures in the README
+    podvisor-bench                      # full: ~15 min on 2 cores, the figures in docs/benchmarks.md
     podvisor-bench --quick              # under 2 minutes, smaller sizes, fewer runs
     podvisor-bench --only latency,7     # some scenarios, by number or name
 

@@ -8,7 +8,7 @@ leaves a complete checkpoint.json (old or new) and the generation before it. Any
 moved aside as checkpoint.json.corrupt-<timestamp>, and the logger recovers from the previous
 generation: its offsets are older, which only re-sends entries the store absorbs by id, and it still
 knows every file identity, so ids stay the same. With no usable generation at all, every file is read
-from byte 0 (see the README for what that costs).
+from byte 0 (docs/delivery.md, "Limits", says what that costs).
 """
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """The systemd unit: clean under `systemd-analyze verify`, and its ExecStart stops in order losing no line."""
 from __future__ import annotations
 
+import os
+import pwd
 import re
 import shlex
 import shutil
@@ -44,14 +46,26 @@ def test_unit_passes_systemd_analyze_verify_without_a_warning(tmp_path):
     assert timeout > max(p.grace_seconds for p in handle.spec.pods) + 10
 
 
-def test_install_writes_the_vm_conf_and_the_unit(tmp_path):
+def test_podvisor_systemd_writes_the_vm_conf_and_the_unit(tmp_path):
+    """The README's VM command, `podvisor-systemd --state-dir ... --user ...`, with the spec and the
+    unit in a temporary folder instead of the checkout and /etc (useradd and systemctl need a real
+    systemd host: the unit they enable is checked by systemd-analyze above)."""
     spec = tmp_path / "pods.toml"
     spec.write_text(harness.render.DEFAULT_SPEC.read_text())
-    conf, unit = systemd.install(spec, tmp_path / "state", tmp_path / "podvisor.service", None, "/opt/bin",
-                                 SUPERVISORD)
+    user = pwd.getpwuid(os.getuid()).pw_name
+    unit = tmp_path / "podvisor.service"
+    done = subprocess.run([str(SUPERVISORD.parent / "podvisor-systemd"), "--spec", str(spec),
+                           "--state-dir", str(tmp_path / "state"), "--user", user, "--unit", str(unit)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    conf = tmp_path / "stack.vm.conf"
+    assert done.stdout == f"wrote {conf} and {unit}; now: systemctl daemon-reload && systemctl enable --now podvisor\n"
     assert "AGGREGATOR_READ_AUTH=\"always\"" in conf.read_text()
-    assert f"ExecStart={SUPERVISORD} -n -c {conf}" in unit.read_text()
-    assert (tmp_path / "state" / "pods" / "user" / "logs" / "sidecars").is_dir()
+    text = unit.read_text()
+    assert f"ExecStart={SUPERVISORD} -n -c {conf}" in text
+    assert f"User={user}\nGroup={user}\n" in text and "WantedBy=multi-user.target" in text
+    state = tmp_path / "state" / "pods" / "user" / "logs" / "sidecars"
+    assert state.is_dir() and state.owner() == user
 
 
 def test_execstart_stopped_as_systemd_would_tears_down_in_order_and_loses_no_line(tmp_path):
