@@ -24,7 +24,7 @@ def _load(bench: Bench, name: str, extra: list[str]) -> dict[str, float]:
     done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=600 + sizes.aggregator_lines / 500)
     if done.returncode != 0:
         raise RuntimeError(f"ingest_load on {name} exited {done.returncode}: {(done.stdout + done.stderr)[-1500:]}")
-    bench.say(f"10 {name}: {done.stdout.splitlines()[0][:160]}", detail=True)
+    bench.say(f"11 {name}: {done.stdout.splitlines()[0][:160]}", detail=True)
     return parse(done.stdout)
 
 
@@ -34,7 +34,7 @@ def run(bench: Bench) -> None:
     cluster = ClickHouseCluster(bench.workdir / "clickhouse", shards=2).start()
     try:
         for i in range(sizes.runs):
-            bench.say(f"10 stores run {i + 1}/{sizes.runs}: {lines} into SQLite, then into ClickHouse")
+            bench.say(f"11 stores run {i + 1}/{sizes.runs}: {lines} into SQLite, then into ClickHouse")
             runs = {"SQLite": _load(bench, "SQLite", ["--db", str(bench.workdir / f"stores{i}.db")]),
                     "ClickHouse": _load(bench, "ClickHouse", ["--store", cluster.store_url(f"bench{i}")])}
             for store, got in runs.items():
