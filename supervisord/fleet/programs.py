@@ -9,7 +9,8 @@ supervisord itself starts and restarts them (autostart, autorestart): they are n
 controller leaves programs that are not a pod's, but the aggregator, alone. supervisord spawns by
 priority and stops in reverse, each program waited for: the central Prometheus and ClickHouse come
 before the aggregator (which waits for its store, AGGREGATOR_STORE_WAIT) and go after it; nginx comes
-after the aggregator and goes once the pods' loggers have shipped their last lines through it.
+after the aggregator and goes once the pods' loggers have shipped their last lines through it; the
+agent goes first.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from podvisor.supervisord.prometheus import fleet as promfleet
 from podvisor.supervisord.render import nginx
 from podvisor.supervisord.render.binaries import system_binary
 from podvisor.supervisord.render.clickhouse import server_command
-from podvisor.supervisord.render.conf import AGGREGATOR_PRIORITY, SIDECAR_PRIORITY, Renderer
+from podvisor.supervisord.render.conf import AGGREGATOR_PRIORITY, APP_PRIORITY, SIDECAR_PRIORITY, Renderer
 
 AGENT_PORT = 9095  # the agent's own HTTP (health, its metrics), on 127.0.0.1
 NGINX_DIR = "nginx"  # below the state folder: the ingest endpoint's pid, error log and temp files
@@ -30,10 +31,13 @@ PRIORITIES = {
     "prometheus": 2,
     "clickhouse": 5,
     "ingest-nginx": AGGREGATOR_PRIORITY + 10,
-    "prometheus-agent": AGGREGATOR_PRIORITY + 20,
+    # Last up, first down: while it runs it scrapes the sidecars every interval, and a sidecar that
+    # is asked to stop waits for its kept-alive scrape connection to go quiet (the drain).
+    "prometheus-agent": APP_PRIORITY + 100,
 }
 STOP_SECONDS = {"prometheus": 30, "clickhouse": 60, "ingest-nginx": 15, "prometheus-agent": 30}
-assert max(PRIORITIES.values()) < SIDECAR_PRIORITY  # every one is up before the pods, down after them
+# the stores and the ingest endpoint are up before the pods, and down after them
+assert max(v for k, v in PRIORITIES.items() if k != "prometheus-agent") < SIDECAR_PRIORITY
 
 
 @dataclass(frozen=True)

@@ -78,11 +78,13 @@ def render_config(data_dir: Path, node: Node, cluster: str, shards: Sequence[Nod
 
 
 def render_users(networks: Sequence[str] = ("127.0.0.1", "::1")) -> str:
-    """users.xml: the `default` user without a password, reachable from `networks` only."""
+    """users.xml: the `default` user without a password, reachable from `networks` only. A connection
+    checks for a server shutdown every `poll_interval` seconds (default 10): 1 makes a stop prompt
+    even while a peer shard holds an idle connection."""
     ips = "".join(f"<ip>{escape(n)}</ip>" for n in networks)
     return f"""<?xml version="1.0"?>
 <yandex>
-  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage><poll_interval>1</poll_interval></default></profiles>
   <users>
     <default><password></password><networks>{ips}</networks><profile>default</profile><quota>default</quota></default>
   </users>

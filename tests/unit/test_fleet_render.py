@@ -130,7 +130,7 @@ def test_start_order_stores_before_the_aggregator_nginx_after_it_pods_last(tmp_p
     priority = {name: int(p["priority"]) for name, p in progs.items()}
     # supervisord starts lower priorities first and its shutdown stops them in reverse, each waited for
     assert 1 < priority["prometheus"] < priority["clickhouse"] < priority["aggregator"] < priority["ingest-nginx"]
-    assert priority["aggregator"] < priority["prometheus-agent"] < priority["user-logger"] < priority["user-app"]
+    assert priority["ingest-nginx"] < priority["user-logger"] < priority["user-app"] < priority["prometheus-agent"]
     assert progs["ingest-nginx"]["stopsignal"] == "QUIT" and "-g 'daemon off;'" in progs["ingest-nginx"]["command"]
 
 
