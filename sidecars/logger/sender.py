@@ -66,7 +66,8 @@ class HttpTransport:
 
     def __init__(self, ca_file: Path | None = None) -> None:
         self._local = threading.local()
-        self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+        self._ca_file = ca_file
+        self._tls: ssl.SSLContext | None = None  # made on the first https request: it costs 2 MiB
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Response:
         parts = urlsplit(url)
@@ -101,6 +102,8 @@ class HttpTransport:
             return conn, True
         self._drop()
         if scheme == "https":
+            if self._tls is None:
+                self._tls = ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file else None)
             conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls)
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
