@@ -14,7 +14,7 @@ from podvisor.aggregator.credentials import mint, write_credential
 from podvisor.aggregator.settings import Settings
 from podvisor.aggregator.state import EXTENSION_KEY
 from podvisor.aggregator.store.base import StoreUnavailable
-from podvisor.aggregator.store.open import open_store, store_setting
+from podvisor.aggregator.store.open import open_store_waiting, store_setting
 from podvisor.aggregator.store.schema import SchemaError
 from podvisor.aggregator.views import ui
 from podvisor.core.budget import SERVER_DRAIN_SECONDS
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return exit_bad_setting(prog, SettingsError("AGGREGATOR_LOGGER_CREDENTIALS", None,
                                                     f"cannot write a credential: {exc}"))
     try:
-        store = open_store(settings)
+        store = open_store_waiting(settings)
     except (sqlite3.Error, SchemaError, OSError, StoreUnavailable) as exc:
         return exit_bad_setting(prog, SettingsError(*store_setting(settings), f"cannot be opened: {exc}"))
     app = create_app(settings, store=store, token=token, blueprints=(ui.bp,))

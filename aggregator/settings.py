@@ -40,6 +40,7 @@ class Settings:
     # supervisord, for the pods page's start/stop/restart (it sets these in every child's environment)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     store_url: str | None = None  # clickhouse+http://...: the ClickHouse store instead of SQLite at db_path
+    store_wait: float = 30.0  # at start, how long an unreachable store is waited for before exiting
 
     @property
     def reads_need_token(self) -> bool:
@@ -82,6 +83,7 @@ class Settings:
             logger_credentials=logger_credentials(env, "AGGREGATOR_LOGGER_CREDENTIALS"),
             supervisor=SupervisorConfig.from_env(env),
             store_url=store_url(env, "AGGREGATOR_STORE"),
+            store_wait=env.seconds("AGGREGATOR_STORE_WAIT", cls.store_wait),
         )
         if settings.max_entry_bytes > settings.max_body_bytes:
             raise SettingsError("AGGREGATOR_MAX_ENTRY_BYTES", str(settings.max_entry_bytes),

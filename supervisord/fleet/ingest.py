@@ -19,7 +19,7 @@ def render(listen: str, port: int, cert: Path, key: str | Path, upstream: str, p
            max_body: str = "8m") -> str:
     """nginx.conf (paths of logs and temp files relative to nginx's -p prefix)."""
     return f"""# Rendered by podvisor-render --fleet: TLS in front of this store host's aggregator.
-daemon off;
+# Run in the foreground: nginx -p PREFIX -c ingest.nginx.conf -g 'daemon off;' (stack.conf does).
 worker_processes 1;
 pid {prefix_dir}/ingest.pid;
 error_log {prefix_dir}/ingest-error.log notice;
@@ -67,9 +67,17 @@ http {{
 """
 
 
-def write(directory: Path, listen: str, port: int, cert: Path, key: Path, upstream: str) -> Path:
-    """ingest.nginx.conf in `directory`, with nginx's own folders below it; its path."""
-    (directory / "nginx" / "tmp").mkdir(parents=True, exist_ok=True)
+def write(directory: Path, listen: str, port: int, cert: Path, key: Path, upstream: str,
+          prefix_dir: str = "nginx") -> Path:
+    """ingest.nginx.conf in `directory` (nginx's prefix), with nginx's own folder `prefix_dir` (pid,
+    error log, temp files) below it; its path."""
+    (directory / prefix_dir / "tmp").mkdir(parents=True, exist_ok=True)
     path = directory / "ingest.nginx.conf"
-    path.write_text(render(listen, port, cert, key, upstream))
+    path.write_text(render(listen, port, cert, key, upstream, prefix_dir))
     return path
+
+
+def command(nginx: str, prefix: str, prefix_dir: str = "nginx") -> str:
+    """The command line running the ingest endpoint in the foreground, as supervisord wants it;
+    `prefix` is the folder of ingest.nginx.conf (with a trailing /)."""
+    return f"{nginx} -p {prefix} -c ingest.nginx.conf -e {prefix_dir}/ingest-error.log -g 'daemon off;'"

@@ -12,6 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from podvisor.supervisord.render.binaries import system_binary
+
+
+def server_command() -> str:
+    """clickhouse-server as supervisord should run it: Debian's package installs it in /usr/sbin;
+    a release that ships the one `clickhouse` binary runs the server as `clickhouse server`."""
+    found = system_binary("clickhouse-server")
+    if found is None:
+        single = system_binary("clickhouse")
+        if single is not None:
+            return f"{single} server"
+    return found or "/usr/sbin/clickhouse-server"
+
 
 @dataclass(frozen=True)
 class Node:
@@ -31,20 +44,22 @@ def remote_servers(cluster: str, shards: Sequence[Node]) -> str:
 
 
 def render_config(data_dir: Path, node: Node, cluster: str, shards: Sequence[Node],
-                  listen: Sequence[str] = ("127.0.0.1",), log_level: str = "information") -> str:
-    """config.xml of `node` (data in `data_dir`), a member of `cluster` made of `shards`."""
+                  listen: Sequence[str] = ("127.0.0.1",), log_level: str = "information", console: bool = False) -> str:
+    """config.xml of `node` (data in `data_dir`), a member of `cluster` made of `shards`. `console`:
+    the server logs to stderr (supervisord keeps and rotates it) instead of files below `data_dir`."""
     data = Path(data_dir)
     listens = "".join(f"  <listen_host>{escape(h)}</listen_host>\n" for h in listen)
+    if console:
+        logger = "    <console>1</console>\n"
+    else:
+        logger = (f"    <log>{data}/log/server.log</log>\n    <errorlog>{data}/log/error.log</errorlog>\n"
+                  "    <size>10M</size>\n    <count>2</count>\n")
     return f"""<?xml version="1.0"?>
 <!-- Rendered by podvisor: a node of the log store's ClickHouse cluster {escape(cluster)}. -->
 <yandex>
   <logger>
     <level>{log_level}</level>
-    <log>{data}/log/server.log</log>
-    <errorlog>{data}/log/error.log</errorlog>
-    <size>10M</size>
-    <count>2</count>
-  </logger>
+{logger}  </logger>
   <http_port>{node.http_port}</http_port>
   <tcp_port>{node.tcp_port}</tcp_port>
 {listens}  <path>{data}/data/</path>
@@ -63,11 +78,13 @@ def render_config(data_dir: Path, node: Node, cluster: str, shards: Sequence[Nod
 
 
 def render_users(networks: Sequence[str] = ("127.0.0.1", "::1")) -> str:
-    """users.xml: the `default` user without a password, reachable from `networks` only."""
+    """users.xml: the `default` user without a password, reachable from `networks` only. A connection
+    checks for a server shutdown every `poll_interval` seconds (default 10): 1 makes a stop prompt
+    even while a peer shard holds an idle connection."""
     ips = "".join(f"<ip>{escape(n)}</ip>" for n in networks)
     return f"""<?xml version="1.0"?>
 <yandex>
-  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage><poll_interval>1</poll_interval></default></profiles>
   <users>
     <default><password></password><networks>{ips}</networks><profile>default</profile><quota>default</quota></default>
   </users>

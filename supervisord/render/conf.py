@@ -20,6 +20,10 @@ DEFAULT_CONF = SUPERVISORD_DIR / "stack.conf"
 
 
 UMASK = "077"
+# supervisord's spawn order (lower first; its own shutdown stops in reverse): the controller is 1.
+AGGREGATOR_PRIORITY = 10
+SIDECAR_PRIORITY = 100
+APP_PRIORITY = 300
 
 
 def _escape(value: str) -> str:
@@ -194,7 +198,8 @@ class Renderer:
                     "CONTROLLER_PORT": str(st.controller_port),
                 }),
             }),
-            self.program("aggregator", self.command("podvisor-aggregator"), 10, st.budget.aggregator_stopwaitsecs, {
+            self.program("aggregator", self.command("podvisor-aggregator"), AGGREGATOR_PRIORITY,
+                         st.budget.aggregator_stopwaitsecs, {
                 "AGGREGATOR_HOST": st.host, "AGGREGATOR_PORT": str(st.aggregator_port),
                 "AGGREGATOR_DB": _Raw(self.state("aggregator", "logs.db")),
                 **({"AGGREGATOR_STORE": st.store} if st.store else {}),
@@ -245,11 +250,12 @@ class Renderer:
         # first, then sidecars (100), the aggregator (10), the controller (1) last.
         budget = pod.budget
         return [
-            self.program(progs["logger"], self.command("podvisor-logger"), 100, budget.logger_stopwaitsecs,
+            self.program(progs["logger"], self.command("podvisor-logger"), SIDECAR_PRIORITY, budget.logger_stopwaitsecs,
                          logger_env, self.logfiles(self.state(*sidecar_logs, "logger.log"), None)),
-            self.program(progs["metrics"], self.command("podvisor-metrics"), 100, budget.metrics_stopwaitsecs,
-                         metrics_env, self.logfiles(self.state(*sidecar_logs, "metrics.log"), None)),
-            *(self.program(program, self.app_command(pod, slot), 300, budget.app_stopwaitsecs,
+            self.program(progs["metrics"], self.command("podvisor-metrics"), SIDECAR_PRIORITY,
+                         budget.metrics_stopwaitsecs, metrics_env,
+                         self.logfiles(self.state(*sidecar_logs, "metrics.log"), None)),
+            *(self.program(program, self.app_command(pod, slot), APP_PRIORITY, budget.app_stopwaitsecs,
                            self.app_env(pod, slot),
                            self.logfiles(self.state(*logs, f"{slot_stem(slot)}.stdout.log"),
                                          self.state(*logs, f"{slot_stem(slot)}.stderr.log")),

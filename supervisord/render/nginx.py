@@ -8,9 +8,9 @@ log in the pod's log folder, where the logging sidecar tails them like any app's
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
+from podvisor.supervisord.render.binaries import system_binary
 from podvisor.supervisord.spec.model import Pod, Stack
 from podvisor.supervisord.spec.parse import GATEWAY_HEALTH_PATH, NGINX_STATUS_PATH
 
@@ -31,7 +31,7 @@ def binary(name: str) -> str:
     is not on every user's PATH."""
     if "/" in name:
         return name
-    return shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin:/usr/bin:/usr/local/bin") or f"/usr/sbin/{name}"
+    return system_binary(name) or f"/usr/sbin/{name}"
 
 
 def temp_paths(folder: str) -> str:

@@ -83,7 +83,7 @@ class Fleet:
             conf = ingest.write(root / host.name / "ingest", host.address, ingest.INGEST_PORT, cert, key,
                                 "127.0.0.1:8080")
             self._spawn(host, [binary("nginx"), "-p", str(root / host.name / "ingest") + "/", "-c", str(conf),
-                               "-e", "nginx/ingest-error.log"])
+                               "-e", "nginx/ingest-error.log", "-g", "daemon off;"])
             store = (f"clickhouse+http://127.0.0.1:8123,{other.address}:8123/podvisor?cluster={CLUSTER}"
                      f"&instance={index}&settle=0.5")
             spec = {"stack": {"store": store, "ingest_url": f"https://{other.address}:{ingest.INGEST_PORT}",

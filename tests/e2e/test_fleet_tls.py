@@ -58,7 +58,7 @@ def fleet_ingest(tmp_path: Path) -> Iterator[dict]:
             "AGGREGATOR_LOGGER_CREDENTIALS": ",".join(f"{pod}:{pod}-service={path}" for pod, path in creds.items())})
         conf = ingest.write(tmp_path / "store", "127.0.0.1", tls_port, cert, key, f"127.0.0.1:{agg_port}")
         procs.start("nginx", [binary("nginx"), "-p", str(tmp_path / "store") + "/", "-c", str(conf),
-                              "-e", "nginx/ingest-error.log"], {})
+                              "-e", "nginx/ingest-error.log", "-g", "daemon off;"], {})
         wait_for(lambda: requests.get(f"https://127.0.0.1:{tls_port}/health", verify=str(ca[0]), timeout=2).ok,
                  30, "the aggregator through nginx's TLS", procs=procs.procs.values(), output=procs.output)
         loggers = {}
