@@ -104,6 +104,18 @@ class Network:
         if errors:
             raise AssertionError("network namespaces left behind: " + "; ".join(errors))
 
+    def close_after(self, errors: list[str], what: str) -> None:
+        """The end of a teardown: remove the namespaces, then fail the test with every error of
+        the teardown (`errors`, and the namespaces' own) at once."""
+        try:
+            self.close()
+        except AssertionError as exc:
+            errors.append(str(exc))
+        if errors:
+            import pytest  # only tests tear fleets down
+
+            pytest.fail(f"{what} teardown: " + "\n".join(errors), pytrace=False)
+
 
 def call(host: Host, fn: Callable[[], T]) -> T:
     """Run `fn()` inside `host`'s network namespace (on a thread of its own) and return its result."""

@@ -16,6 +16,7 @@ from prometheus_client.openmetrics import exposition as om_exposition
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from .labels import PodLabels
 from .rewrite import Keep, rewrite
@@ -150,14 +151,29 @@ def _fold_created(families: list[Metric]) -> list[Metric]:
     """Text format writes a counter's `_created` as a gauge family of its own; OpenMetrics
     reserves that name for the counter (histogram, summary) itself, so move the samples there."""
     by_name = {family.name: family for family in families}
-    kept = []
+    kept, owners = [], []
     for family in families:
         owner = by_name.get(family.name[: -len("_created")]) if family.name.endswith("_created") else None
         if family.type == "gauge" and owner is not None and owner.type in ("counter", "histogram", "summary"):
             owner.samples.extend(family.samples)
+            owners.append(owner)
         else:
             kept.append(family)
+    for owner in owners:
+        owner.samples[:] = _grouped(owner.samples)
     return kept
+
+
+def _grouped(samples: list[Sample]) -> list[Sample]:
+    """The samples of each label set together, in order of first appearance (OpenMetrics refuses
+    `x_total{a} x_total{b} x_created{a}`: a label set's samples must not be interleaved)."""
+    order: dict[tuple, int] = {}
+
+    def group(sample: Sample) -> int:
+        key = tuple(sorted((k, v) for k, v in sample.labels.items() if k not in ("le", "quantile")))
+        return order.setdefault(key, len(order))
+
+    return sorted(samples, key=group)  # stable: a group keeps its own order (buckets by le, then count, sum)
 
 
 def encode(collector: Collector, out: Format) -> str:

@@ -127,12 +127,7 @@ class Fleet:
             terminate(proc)
         for shard in self.shards.values():
             shard.stop()
-        try:
-            self.net.close()
-        except AssertionError as exc:
-            errors.append(str(exc))
-        if errors:
-            pytest.fail("fleet teardown: " + "\n".join(errors), pytrace=False)
+        self.net.close_after(errors, "fleet")
 
 
 @pytest.fixture(scope="module")

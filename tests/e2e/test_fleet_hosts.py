@@ -155,12 +155,7 @@ class Hosts:
                         os.kill(pid, signal.SIGKILL)
                     except OSError:
                         pass
-        try:
-            self.net.close()
-        except AssertionError as exc:
-            errors.append(str(exc))
-        if errors:
-            pytest.fail("fleet teardown: " + "\n".join(errors), pytrace=False)
+        self.net.close_after(errors, "fleet")
 
 
 @pytest.fixture(scope="module")

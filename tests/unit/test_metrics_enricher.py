@@ -357,3 +357,26 @@ def test_merge_keeps_one_block_per_family_and_untyped_samples_apart() -> None:
     assert merge([first, second]) == ('# HELP a_total A.\n# TYPE a_total counter\na_total{replica="0"} 1\n'
                                       'a_total{replica="1"} 2\nloose{replica="0"} 5\nloose{replica="1"} 6\n')
     assert merge([first]) == first and merge([]) == ""
+
+
+def test_a_text_upstream_with_several_label_sets_converts_to_valid_openmetrics():
+    """The logger answers the text format; asked for OpenMetrics, the sidecar converts. A counter's
+    `_created` (its own gauge family in text) must land beside its label set's `_total`, not after
+    all of them: Prometheus refuses a scrape whose label sets are interleaved."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
+
+    registry = CollectorRegistry()
+    retries = Counter("podvisor_logger_retries", "Retries.", ["reason"], registry=registry)
+    retries.labels("connection").inc()
+    retries.labels("token").inc(2)
+    latency = Histogram("took_seconds", "Latency.", ["route"], buckets=(0.1, 1.0), registry=registry)
+    latency.labels("/a").observe(0.05)
+    latency.labels("/b").observe(2)
+    out = enrich(generate_latest(registry).decode(), TEXT, OPENMETRICS, PodLabels("svc", "dev", "p"))
+    fams = {f.name: f for f in parse_om(out + "# EOF\n")}  # raises on an invalid grouping
+    names = [(s.name, s.labels["reason"]) for s in fams["podvisor_logger_retries"].samples]
+    assert names == [("podvisor_logger_retries_total", "connection"), ("podvisor_logger_retries_created", "connection"),
+                     ("podvisor_logger_retries_total", "token"), ("podvisor_logger_retries_created", "token")]
+    buckets = [s.labels["le"] for s in fams["took_seconds"].samples if s.labels["route"] == "/b" and "le" in s.labels]
+    assert buckets == ["0.1", "1.0", "+Inf"]
