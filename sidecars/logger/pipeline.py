@@ -178,6 +178,7 @@ class Pipeline:
                        else InlineWorker(self.sender))
         self.wakeup = Wakeup()  # run() sleeps on it: file events, acknowledgements, stop
         self.sleeps = 0  # times run() went to sleep with nothing to do
+        self.last_sleep = 0.0  # for how long it went to sleep the last time, at most
         if isinstance(self.worker, ThreadWorker):
             self.worker.wakeup = self.wakeup.set
         self._inflight: deque[Item] = deque()  # read but not acknowledged, oldest first
@@ -236,21 +237,24 @@ class Pipeline:
                 now = self._clock()
                 idle_since = now if idle_since is None else idle_since
                 watch.ensure()
-                if watch.active and not self._inflight and not self.tailer.unidentified:
+                if watch.active and not self._inflight:
                     timeout = self.settings.rescan_interval
-                elif watch.active:  # acknowledgements or a file to identify: keep polling meanwhile
+                elif watch.active:  # acknowledgements to await: keep polling meanwhile (/health)
                     timeout = self.settings.poll_interval
                 elif now - idle_since >= 1.0:
                     timeout = self.settings.idle_poll_interval
                 else:
                     timeout = self.settings.poll_interval
-                if self.tailer.unidentified:  # it is looked at again after RECHECK, or when it grows
+                # An unidentified file is looked at again when it grows (a file event), and after
+                # RECHECK if it holds bytes; empty ones (an unused stdout) must not keep us polling.
+                if self.tailer.recheck_wanted or (self.tailer.unidentified and not watch.active):
                     timeout = min(timeout, RECHECK)
                 flush_in = self.batcher.due_in()
                 if flush_in is not None:
                     timeout = min(timeout, flush_in)
                 self.sleeps += 1
-                woken = self.wakeup.wait(max(timeout, 0.001))
+                self.last_sleep = max(timeout, 0.001)
+                woken = self.wakeup.wait(self.last_sleep)
         finally:
             watch.close()
 

@@ -148,6 +148,13 @@ class Tailer:
         """Files seen but not identified yet (too short to fingerprint): only a scan() picks them up."""
         return bool(self._waiting)
 
+    @property
+    def recheck_wanted(self) -> bool:
+        """Unidentified files with bytes in them: looked at again after RECHECK even if nothing more
+        is written (a short rotated file is identified once it stopped changing). An empty file
+        (an app's unused stdout) needs no timer: its first write is a file event."""
+        return any(size > 0 for (size, _mtime), *_ in self._waiting.values())
+
     def refresh(self) -> bool:
         """Between scans (a file event woke the logger): the open files' new sizes, nothing else;
         False when one shrank or changed identity, which only a scan() handles."""

@@ -102,3 +102,32 @@ def test_a_file_created_while_lines_keep_coming_is_found_without_waiting_for_a_p
         pipeline.wakeup.set()
         loop.join(10)
         pipeline.close()
+
+
+def test_an_empty_file_does_not_keep_the_loop_polling_and_its_first_line_ships_at_once(tmp_path):
+    """An app's unused stdout is an empty file that cannot be identified yet: it used to keep the
+    loop polling every LOGGER_POLL_INTERVAL at rest (0.7% of a core per idle logger)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.stdout.log").touch()
+    (tmp_path / "token").write_text("t")
+    settings = settings_for(tmp_path, rescan_interval=300.0, poll_interval=0.05, idle_poll_interval=300.0,
+                            flush_interval=0.01)
+    transport = RecordingTransport()
+    pipeline = Pipeline(settings, transport, hostname="h")
+    stop = threading.Event()
+    loop = threading.Thread(target=pipeline.run, args=(stop,), name="test-loop")
+    loop.start()
+    try:
+        wait_for(lambda: pipeline.sleeps >= 1, 5, "the loop to find nothing to do and sleep")
+        assert pipeline.tailer.unidentified and not pipeline.tailer.recheck_wanted
+        assert pipeline.last_sleep == 300.0, "asleep until a file event or the rescan interval"
+        (logs / "app.stdout.log").write_text("the first line\n")
+        wait_for(lambda: [e["message"] for e in transport.store.values()] == ["the first line"], 5,
+                 "the empty file's first line shipped on its file event")
+    finally:
+        stop.set()
+        pipeline.wakeup.set()
+        loop.join(10)
+        pipeline.close()
+    assert not loop.is_alive()
