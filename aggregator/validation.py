@@ -86,14 +86,19 @@ def validate(entries: list[Any], max_entry_bytes: int, now_ms: int,
                 refusal = _stamp(entry, scope) if scope is not None else None
                 outcome = refusal or _row(entry, max_entry_bytes, now_ms, now_iso)
         except Exception as exc:  # noqa: BLE001 - one entry's bug must not cost its batch-mates
-            logger.exception("entry %d could not be handled", index)
-            batch.failures += 1
-            outcome = f"internal error while handling this entry: {type(exc).__name__}: {exc}"[:300]
+            outcome = _internal_error(batch, index, exc)
         if type(outcome) is tuple:
             rows.append(outcome)
         else:
             batch.refuse(index, entry, outcome)
     return batch
+
+
+def _internal_error(batch: Batch, index: int, exc: Exception) -> str:
+    """An entry whose handling raised (a bug): logged with its traceback, counted, refused alone."""
+    logger.exception("entry %d could not be handled", index)
+    batch.failures += 1
+    return f"internal error while handling this entry: {type(exc).__name__}: {exc}"[:300]
 
 
 def _stamp(entry: dict[str, Any], scope: LoggerIdentity) -> str | None:
@@ -252,9 +257,7 @@ def validate_raw(body: bytes, max_entry_bytes: int, now_ms: int,
                 now_iso = now_iso or ms_to_iso(now_ms)
                 row = _slow_row(bytes(raw), max_entry_bytes, now_ms, now_iso, scope)
         except Exception as exc:  # noqa: BLE001 - one entry's bug must not cost its batch-mates
-            logger.exception("entry %d could not be handled", index)
-            batch.failures += 1
-            row = f"internal error while handling this entry: {type(exc).__name__}: {exc}"[:300]
+            row = _internal_error(batch, index, exc)
         if type(row) is tuple:
             rows.append(row)
         else:
