@@ -1,7 +1,7 @@
 """Waking the logger when there is something to do, instead of polling: file events on the log
 directory (Linux inotify, through libc), an acknowledgement from a sending thread, or a stop.
 
-Idle, the loop then sleeps until an event or its rescan interval (LOGGER_IDLE_POLL_INTERVAL) passes:
+Idle, the loop then sleeps until an event or its rescan interval (LOGGER_RESCAN_INTERVAL) passes:
 the rescan still finds what no event reports (a file written after it was moved out of the folder).
 Where inotify is not available (another OS, a file system without it) the loop polls as before.
 """
