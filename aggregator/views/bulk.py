@@ -11,7 +11,6 @@ from flask import Blueprint, Response, request
 from podvisor.aggregator import esbulk
 from podvisor.aggregator.errors import ApiError
 from podvisor.aggregator.state import get_state
-from podvisor.aggregator.store.base import StoreUnavailable
 from podvisor.aggregator.validation import Batch
 from podvisor.aggregator.views.ingest import read_body, store_rows
 
@@ -41,10 +40,7 @@ def bulk(index: str | None = None) -> Response:
         except esbulk.BulkError as exc:
             raise ApiError(400, f"not a bulk request: {exc}") from None
         batch = Batch(received=len(parsed.rows), rows=parsed.rows)
-        try:
-            result = store_rows(state.store, batch)
-        except StoreUnavailable as exc:
-            raise ApiError(503, f"store unavailable: {exc}", {"Retry-After": "1"}) from None
+        result = store_rows(state.store, batch)
         if batch.errors:  # rows the database refused one by one: those items fail too
             refused = {error["id"]: error["error"] for error in batch.errors}
             parsed.actions = [(op, name, eid, refused.get(eid, reason) if reason is None else reason)

@@ -99,7 +99,15 @@ def to_rows(raw: bytes, max_entry_bytes: int, scope: LoggerIdentity | None) -> B
 
 def store_rows(store: LogStore, batch: Batch) -> InsertResult:
     """Insert the batch's rows; when that raises anything but StoreUnavailable (a bug, a row the
-    database refuses), insert them one by one so only the culprit is refused."""
+    database refuses), insert them one by one so only the culprit is refused. An unavailable
+    store is the client's 503 (retry later), whichever ingest API it came through."""
+    try:
+        return _insert_or_split(store, batch)
+    except StoreUnavailable as exc:
+        raise ApiError(503, f"store unavailable: {exc}", {"Retry-After": "1"}) from None
+
+
+def _insert_or_split(store: LogStore, batch: Batch) -> InsertResult:
     try:
         return store.insert(batch.rows)
     except StoreUnavailable:
@@ -138,10 +146,7 @@ def ingest() -> Response:
             raise ApiError(415, "Content-Type must be application/json")
         batch = to_rows(read_body(request, state.settings.max_body_bytes), state.settings.max_entry_bytes,
                         principal.logger if principal else None)
-        try:
-            result = store_rows(state.store, batch)
-        except StoreUnavailable as exc:
-            raise ApiError(503, f"store unavailable: {exc}", {"Retry-After": "1"}) from None
+        result = store_rows(state.store, batch)
     except ApiError as exc:
         metrics.ingest_requests.labels(str(exc.status)).inc()
         raise
