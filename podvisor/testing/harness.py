@@ -265,6 +265,11 @@ class StackHandle:
         resp.raise_for_status()
         return resp.json()
 
+    def ingest(self, *entries: dict[str, Any]) -> None:
+        """Store `entries` through POST /logs with the token; every one must be stored."""
+        resp = requests.post(self.aggregator_url + "/logs", json=list(entries), headers=self.auth(), timeout=10)
+        assert resp.status_code == 202 and resp.json()["stored"] == len(entries), resp.text
+
     def pod_dir(self, pod: str) -> Path:
         return self.state_dir / "pods" / pod
 

@@ -124,12 +124,6 @@ def tag() -> str:
     return "t" + uuid.uuid4().hex[:12]
 
 
-def ingest(stack: StackHandle, *entries: dict[str, Any]) -> None:
-    reply = requests.post(stack.aggregator_url + "/logs", json=list(entries),
-                          headers={"Authorization": f"Bearer {stack.token()}"}, timeout=10)
-    assert reply.status_code == 202 and reply.json()["stored"] == len(entries), reply.text
-
-
 def console(driver: WebDriver) -> str:
     try:
         return "\n".join(f"{e['level']} {e['message']}" for e in driver.get_log("browser"))
@@ -201,7 +195,7 @@ def open_logs(driver: WebDriver, stack: StackHandle, query: str = "") -> None:
 
 def test_search_finds_a_seeded_line_and_shows_every_field(browser, stack):
     word = tag()
-    ingest(stack,
+    stack.ingest(
            {"message": f"payment {word} declined: card expired", "level": "error", "pod": "order",
             "service_name": "order-service", "request_id": f"req-{word}", "customer": "c-77",
             "attempt": 3},
@@ -231,7 +225,7 @@ def test_live_tail_shows_a_new_line_within_two_seconds(browser, stack):
     browser.find_element(By.ID, "live").click()
     until(lambda: browser.find_element(By.ID, "live-state").text == "Live", 15, "the tail stream open")
     word = tag()
-    ingest(stack, {"message": f"tail {word} arrived", "pod": "user", "level": "info"})
+    stack.ingest({"message": f"tail {word} arrived", "pod": "user", "level": "info"})
     # The issue's bar: on screen within 2 s of the aggregator acknowledging the line.
     until(lambda: any(word in r.text for r in rows(browser)[:20]), 2.0, "the new line in the tail")
     assert word in cells(rows(browser)[0])["message"] or any(
@@ -250,7 +244,7 @@ def test_html_in_log_content_is_shown_as_text_and_never_runs(browser, stack):
     word = tag()
     hostile = {"message": f"{word} {PAYLOAD}", "pod": "user", "level": "<b>warning</b>",
                "request_id": f"{word}<img src=x onerror=\"window.__pwned=3\">", "note": PAYLOAD}
-    ingest(stack, hostile)
+    stack.ingest(hostile)
     open_logs(browser, stack)
     until = waiter(browser, stack)
     search(browser, word)
@@ -270,7 +264,7 @@ def test_html_in_log_content_is_shown_as_text_and_never_runs(browser, stack):
     browser.find_element(By.ID, "live").click()
     until(lambda: browser.find_element(By.ID, "live-state").text == "Live", 15, "the tail stream open")
     second = tag()
-    ingest(stack, {**hostile, "message": f"{second} {PAYLOAD}"})
+    stack.ingest({**hostile, "message": f"{second} {PAYLOAD}"})
     until(lambda: any(second in r.text for r in rows(browser)[:20]), 10, "the hostile line in the tail")
     assert any(cells(r)["message"] == f"{second} {PAYLOAD}" for r in rows(browser)[:20])
     assert browser.execute_script("return window.__pwned") is None
@@ -282,7 +276,7 @@ def test_html_in_log_content_is_shown_as_text_and_never_runs(browser, stack):
 def test_bidi_overrides_and_control_characters_are_shown_not_obeyed(browser, stack):
     word = tag()
     # U+202E would show "txt.exe" as "exe.txt"; ESC and BEL could drive a terminal a log is copied to.
-    ingest(stack, {"message": f"{word} invoice\u202etxt.exe \x1b[31mred\x07", "pod": "user", "level": "info",
+    stack.ingest({"message": f"{word} invoice\u202etxt.exe \x1b[31mred\x07", "pod": "user", "level": "info",
                    "note": "\u2066isolate\u2069 \u0085"})
     open_logs(browser, stack)
     until = waiter(browser, stack)
@@ -347,7 +341,7 @@ def test_the_timeline_is_in_timestamp_order_not_arrival_order_and_takes_live_lin
     request_id = tag()
     at = "2024-04-02T08:00:0"
     # Delivered out of time order, as three pods' loggers may deliver them.
-    ingest(stack,
+    stack.ingest(
            {"message": "order saved", "pod": "order", "service_name": "order-service", "level": "info",
             "request_id": request_id, "timestamp": f"{at}1.500Z"},
            {"message": "request received", "pod": "gateway", "service_name": "gateway", "level": "info",
@@ -370,7 +364,7 @@ def test_the_timeline_is_in_timestamp_order_not_arrival_order_and_takes_live_lin
     assert dots[0] < dots[1] < dots[2] and (dots[1] - dots[0]) / (dots[2] - dots[0]) == pytest.approx(1 / 6, abs=0.02)
     # A late line, live: inserted at its time, not appended.
     until(lambda: browser.find_element(By.ID, "live-state").text == "Live", 15, "the tail stream open")
-    ingest(stack, {"message": "user checked", "pod": "user", "service_name": "user-service", "level": "info",
+    stack.ingest({"message": "user checked", "pod": "user", "service_name": "user-service", "level": "info",
                    "request_id": request_id, "timestamp": f"{at}0.100Z"})
     until(lambda: len(timeline_rows(browser)) == 4, 10, "the live line in the timeline")
     lines = [timeline_cells(r) for r in timeline_rows(browser)]
@@ -386,7 +380,7 @@ def test_the_timeline_is_in_timestamp_order_not_arrival_order_and_takes_live_lin
 def test_histogram_draws_bars_by_level_and_a_click_narrows_the_range(browser, stack):
     word = tag()
     hour = "2024-03-01T10"
-    ingest(stack,
+    stack.ingest(
            *({"message": f"{word} served {i}", "level": "info", "pod": "user", "timestamp": f"{hour}:00:0{i}Z"}
              for i in range(3)),
            *({"message": f"{word} failed {i}", "level": "error", "pod": "order",
@@ -425,7 +419,7 @@ def test_histogram_draws_bars_by_level_and_a_click_narrows_the_range(browser, st
 def test_search_leaves_out_excluded_words_in_the_list_and_the_histogram(browser, stack):
     word = tag()
     pod = "p" + word
-    ingest(stack, *({"message": f"{word} {name} line", "pod": pod, "level": "info"}
+    stack.ingest(*({"message": f"{word} {name} line", "pod": pod, "level": "info"}
                     for name in ("alpha", "beta", "gamma")))
     open_logs(browser, stack)
     until = waiter(browser, stack)
@@ -449,7 +443,7 @@ def test_search_leaves_out_excluded_words_in_the_list_and_the_histogram(browser,
 
 def test_probe_lines_are_hidden_until_shown(browser, stack):
     word = tag()
-    ingest(stack, {"message": f"GET /health {word} 200", "pod": "user", "level": "info", "probe": True},
+    stack.ingest({"message": f"GET /health {word} 200", "pod": "user", "level": "info", "probe": True},
            {"message": f"GET /users {word} 200", "pod": "user", "level": "info"})
     open_logs(browser, stack)
     until = waiter(browser, stack)
@@ -531,7 +525,7 @@ def test_login_with_the_token_when_reads_need_it(browser, podvisor_factory):
     locked = podvisor_factory(spec)
     until = waiter(browser, locked)
     word = tag()
-    ingest(locked, {"message": f"secret {word} line", "pod": "user", "level": "info"})
+    locked.ingest({"message": f"secret {word} line", "pod": "user", "level": "info"})
     assert requests.get(locked.aggregator_url + "/api/v1/logs", timeout=5).status_code == 401
     browser.delete_all_cookies()
     browser.get(locked.aggregator_url + f"/ui/logs?q={word}")

@@ -24,11 +24,6 @@ def tag() -> str:
     return "t" + uuid.uuid4().hex[:12]
 
 
-def ingest(stack: StackHandle, *entries: dict[str, Any]) -> None:
-    reply = requests.post(stack.aggregator_url + "/logs", json=list(entries), headers=stack.auth(), timeout=TIMEOUT)
-    assert reply.status_code == 202 and reply.json()["stored"] == len(entries), reply.text
-
-
 def get(stack: StackHandle, path: str, **params: Any) -> requests.Response:
     return requests.get(stack.aggregator_url + path, params=params, timeout=TIMEOUT)
 
@@ -46,7 +41,7 @@ def json_error(reply: requests.Response, status: int, fragment: str) -> dict:
 
 def test_histogram_counts_the_filtered_entries_per_bucket_and_level(stack):
     word = tag()
-    ingest(stack,
+    stack.ingest(
            {"message": f"{word} one", "level": "info", "pod": "user", "timestamp": "2024-06-01T12:00:01Z"},
            {"message": f"{word} two", "level": "ERROR", "pod": "order", "timestamp": "2024-06-01T12:00:59.999Z"},
            {"message": f"{word} three", "level": "warn", "pod": "order", "timestamp": "2024-06-01T12:01:00Z"},
@@ -68,7 +63,7 @@ def test_histogram_counts_the_filtered_entries_per_bucket_and_level(stack):
 
 def test_search_leaves_out_words_in_pages_and_the_plain_array(stack):
     word = tag()
-    ingest(stack, *({"message": f"{word} {name}", "pod": "user", "level": "info"} for name in ("keep", "drop", "gone")))
+    stack.ingest(*({"message": f"{word} {name}", "pod": "user", "level": "info"} for name in ("keep", "drop", "gone")))
     for q in (f"{word} -drop -gone", f"{word} NOT drop NOT gone", f'{word} -"drop" -gon*'):
         page = get(stack, "/api/v1/logs", q=q).json()
         assert [e["message"] for e in page["entries"]] == [f"{word} keep"], q
