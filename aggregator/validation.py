@@ -76,15 +76,8 @@ def validate(entries: list[Any], max_entry_bytes: int, now_ms: int,
             batch.refuse(index, None, reason)
             continue
         try:
-            try:
-                refusal = _stamp(entry, scope) if scope is not None else None
-                outcome = refusal or _row(entry, max_entry_bytes, now_ms, now_iso)
-            except ValueError:  # a number out of float range: read that entry again, exactly
-                if exact is None:
-                    raise
-                entry = exact(index)
-                refusal = _stamp(entry, scope) if scope is not None else None
-                outcome = refusal or _row(entry, max_entry_bytes, now_ms, now_iso)
+            again = None if exact is None else (lambda i=index: exact(i))
+            outcome = entry_row(entry, max_entry_bytes, now_ms, now_iso, scope, again)
         except Exception as exc:  # noqa: BLE001 - one entry's bug must not cost its batch-mates
             outcome = _internal_error(batch, index, exc)
         if type(outcome) is tuple:
